@@ -1,0 +1,23 @@
+// Package deltarec defines the JSON-lines delta records that pgdelta stream writes and pgdelta apply reads.
+package deltarec
+
+// Op values.
+const (
+	OpBegin    = "begin"
+	OpUpsert   = "upsert"
+	OpDelete   = "delete"
+	OpTruncate = "truncate"
+	OpCommit   = "commit"
+)
+
+// Record is one line of the delta stream. Column values are PostgreSQL's text output under the
+// pinned session settings, or nil for NULL.
+type Record struct {
+	Op    string             `json:"op"`
+	From  string             `json:"from,omitempty"`  // begin: position the batch starts after
+	To    string             `json:"to,omitempty"`    // begin, commit: position the batch ends at
+	Table string             `json:"table,omitempty"` // upsert, delete, truncate: unquoted "schema.table"
+	Row   map[string]*string `json:"row,omitempty"`   // upsert: every stored column
+	Key   map[string]*string `json:"key,omitempty"`   // delete: key columns
+	Rows  *int64             `json:"rows,omitempty"`  // commit: upserts + deletes in the batch
+}

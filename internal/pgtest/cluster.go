@@ -1,0 +1,199 @@
+// Package pgtest starts throwaway PostgreSQL clusters for tests and hands each test a fresh database.
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is a running throwaway PostgreSQL server listening on a private unix socket.
+type Cluster struct {
+	Name    string // label used in messages
+	Dir     string // temp dir holding data and socket
+	DataDir string
+	SockDir string
+	Port    int
+	BinDir  string
+	asUser  string // OS user running the server ("" = current user)
+	dbSeq   atomic.Int64
+}
+
+// ErrNoServer is returned when no PostgreSQL server binaries can be found.
+var ErrNoServer = fmt.Errorf("no PostgreSQL server binaries found (install postgresql, or set PGFERRY_PGBIN to the directory holding initdb)")
+
+// BinDir finds the directory holding initdb and pg_ctl: $PGFERRY_PGBIN, pg_config --bindir, or the newest /usr/lib/postgresql/*/bin.
+func BinDir() (string, error) {
+	if d := os.Getenv("PGFERRY_PGBIN"); d != "" {
+		return d, nil
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		d := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", ErrNoServer
+}
+
+func versionOf(dir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return v
+}
+
+var portSeq atomic.Int64
+
+// Start initialises and starts a new cluster. Extra settings are passed as -c options.
+// When running as root, the server runs as the "postgres" OS user.
+func Start(name string, settings ...string) (*Cluster, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgferry-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Name: name, Dir: dir, DataDir: filepath.Join(dir, "data"), SockDir: filepath.Join(dir, "sock"), BinDir: bin}
+	c.Port = 15432 + int(portSeq.Add(1))%1000
+	if err := os.Mkdir(c.SockDir, 0o777); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		c.asUser = "postgres"
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs a 'postgres' OS user to run the server: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return nil, err
+		}
+		for _, p := range []string{dir, c.SockDir} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if out, err := c.run("initdb", "--no-sync", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "-D", c.DataDir); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	opts := []string{
+		"-c listen_addresses=''", "-k " + c.SockDir, "-p " + strconv.Itoa(c.Port),
+		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+		"-c max_connections=200", "-c shared_buffers=128MB", "-c wal_level=replica",
+		"-c max_wal_senders=4", "-c unix_socket_permissions=0777",
+	}
+	for _, s := range settings {
+		opts = append(opts, "-c "+s)
+	}
+	logFile := filepath.Join(dir, "server.log")
+	if out, err := c.run("pg_ctl", "start", "-w", "-t", "60", "-D", c.DataDir, "-l", logFile, "-o", strings.Join(opts, " ")); err != nil {
+		log, _ := os.ReadFile(logFile)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
+	}
+	return c, nil
+}
+
+// run runs a server binary, as the postgres OS user when we are root.
+func (c *Cluster) run(tool string, args ...string) ([]byte, error) {
+	path := filepath.Join(c.BinDir, tool)
+	var cmd *exec.Cmd
+	if c.asUser != "" {
+		cmd = exec.Command("runuser", append([]string{"-u", c.asUser, "--", path}, args...)...)
+	} else {
+		cmd = exec.Command(path, args...)
+	}
+	cmd.Dir = c.Dir
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.Bytes(), err
+}
+
+// Run runs a PostgreSQL server-side binary (pg_basebackup, pg_ctl, ...) from the cluster's BinDir
+// as the cluster's OS user, and returns its combined output.
+func (c *Cluster) Run(tool string, args ...string) ([]byte, error) { return c.run(tool, args...) }
+
+// Stop shuts the server down fast and removes its files.
+func (c *Cluster) Stop() {
+	if c == nil {
+		return
+	}
+	c.run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", c.DataDir)
+	os.RemoveAll(c.Dir)
+}
+
+// URL returns a connection URL for database db as the postgres superuser.
+func (c *Cluster) URL(db string) string {
+	return c.URLAs(db, "postgres")
+}
+
+// URLAs returns a connection URL for database db as role.
+func (c *Cluster) URLAs(db, role string) string {
+	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d&sslmode=disable", role, db, c.SockDir, c.Port)
+}
+
+// Exec runs SQL statements on database db as the superuser.
+func (c *Cluster) Exec(ctx context.Context, db string, sql string) error {
+	conn, err := pgx.Connect(ctx, c.URL(db))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// CreateDB creates a new, uniquely named empty database and returns its name.
+func (c *Cluster) CreateDB(ctx context.Context, prefix string) (string, error) {
+	name := fmt.Sprintf("%s_%d_%d", sanitize(prefix), time.Now().UnixNano()%1e6, c.dbSeq.Add(1))
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	if err := c.Exec(ctx, "postgres", "CREATE DATABASE "+quote(name)+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func sanitize(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "db"
+	}
+	return b.String()
+}

@@ -1,0 +1,91 @@
+// Package retry redoes a unit of work after transient faults, with backoff, a bounded number of times.
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Policy bounds retries.
+type Policy struct {
+	Attempts int           // total tries, at least 1
+	Base     time.Duration // first backoff
+	Max      time.Duration // backoff ceiling
+	OnRetry  func(attempt int, err error, wait time.Duration)
+}
+
+// Default is the policy for a copy chunk or delta batch.
+var Default = Policy{Attempts: 5, Base: 500 * time.Millisecond, Max: 15 * time.Second}
+
+// Do runs fn until it succeeds, fails with a permanent error, or attempts run out.
+func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	if p.Attempts < 1 {
+		p.Attempts = 1
+	}
+	wait := p.Base
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = fn(ctx)
+		if err == nil || ctx.Err() != nil || !Transient(err) || attempt >= p.Attempts {
+			if err != nil && attempt > 1 && Transient(err) && ctx.Err() == nil {
+				return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
+			return err
+		}
+		if p.OnRetry != nil {
+			p.OnRetry(attempt, err, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+		if p.Max > 0 && wait > p.Max {
+			wait = p.Max
+		}
+	}
+}
+
+// Transient reports whether err is a lost connection, a server restart, a lock timeout,
+// a deadlock or a serialization failure: faults after which redoing the unit is right.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
+			return true
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutdown, crash, cannot connect now
+			return true
+		case pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03": // serialization, deadlock, lock timeout
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "unexpected EOF")
+}
