@@ -1,0 +1,362 @@
+// Package progress reports rows, bytes, rates and ETAs of a long copy on stderr.
+package progress
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+)
+
+// Mode says how progress is shown.
+type Mode string
+
+// The modes of --progress.
+const (
+	Auto  Mode = "auto"  // a redrawn line on a terminal, nothing otherwise
+	Plain Mode = "plain" // a line every few seconds and one per finished table
+	JSON  Mode = "json"  // one JSON object per line
+	None  Mode = "none"  // nothing
+)
+
+// ParseMode checks a --progress value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(s)); m {
+	case Auto, Plain, JSON, None:
+		return m, nil
+	case "":
+		return Auto, nil
+	}
+	return "", fmt.Errorf("bad progress mode %q: want auto, plain, json or none", s)
+}
+
+// Resolve turns Auto into the mode to use for w: a redrawn line on a terminal, else None.
+func (m Mode) Resolve(w io.Writer) Mode {
+	if m != Auto {
+		return m
+	}
+	if cliutil.IsTerminal(w) {
+		return Auto
+	}
+	return None
+}
+
+// table is the progress of one table.
+type table struct {
+	name              string
+	estRows, estBytes int64
+	rows, bytes       int64
+	started, done     time.Time
+	active            int
+}
+
+// Reporter collects counts from many goroutines and prints them periodically.
+type Reporter struct {
+	w        io.Writer
+	mode     Mode
+	tool     string
+	interval time.Duration
+	now      func() time.Time
+
+	mu       sync.Mutex
+	start    time.Time
+	tables   map[string]*table
+	order    []string
+	rows     int64
+	bytes    int64
+	estRows  int64
+	estBytes int64
+	done     int
+	lastLen  int
+	stop     chan struct{}
+	stopped  chan struct{}
+}
+
+// New returns a reporter writing to w in mode (Auto is resolved against w).
+func New(w io.Writer, mode Mode, tool string) *Reporter {
+	mode = mode.Resolve(w)
+	iv := time.Second
+	if mode == Plain {
+		iv = 10 * time.Second
+	}
+	return &Reporter{w: w, mode: mode, tool: tool, interval: iv, now: time.Now, tables: map[string]*table{}}
+}
+
+// SetInterval changes how often a periodic report is printed (before Start).
+func (r *Reporter) SetInterval(d time.Duration) { r.interval = d }
+
+// AddTable announces a table with its estimated rows and bytes (for the ETA).
+func (r *Reporter) AddTable(name string, estRows, estBytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.tables[name]; ok {
+		r.estRows += estRows - t.estRows
+		r.estBytes += estBytes - t.estBytes
+		t.estRows, t.estBytes = estRows, estBytes
+		return
+	}
+	r.tables[name] = &table{name: name, estRows: estRows, estBytes: estBytes}
+	r.order = append(r.order, name)
+	r.estRows += estRows
+	r.estBytes += estBytes
+}
+
+// Begin marks one unit of work (a chunk) of table as in flight.
+func (r *Reporter) Begin(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.get(name)
+	if t.started.IsZero() {
+		t.started = r.now()
+	}
+	t.active++
+}
+
+// Add counts rows and bytes moved for table.
+func (r *Reporter) Add(name string, rows, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.get(name)
+	t.rows += rows
+	t.bytes += bytes
+	r.rows += rows
+	r.bytes += bytes
+}
+
+// Undo takes back rows and bytes counted for a unit of work that is being redone.
+func (r *Reporter) Undo(name string, rows, bytes int64) { r.Add(name, -rows, -bytes) }
+
+// End marks one unit of work of table as finished.
+func (r *Reporter) End(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.get(name).active--
+}
+
+// TableDone marks table finished and reports it (plain and json modes).
+func (r *Reporter) TableDone(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.get(name)
+	if !t.done.IsZero() {
+		return
+	}
+	t.done = r.now()
+	r.done++
+	if t.started.IsZero() {
+		t.started = t.done
+	}
+	el := t.done.Sub(t.started)
+	switch r.mode {
+	case Plain:
+		fmt.Fprintf(r.w, "%s: %s done: %d rows, %s in %s\n", r.tool, t.name, t.rows, Bytes(t.bytes), el.Round(time.Millisecond))
+	case JSON:
+		r.json(map[string]any{"event": "table_done", "table": t.name, "rows": t.rows, "bytes": t.bytes, "seconds": el.Seconds()})
+	}
+}
+
+func (r *Reporter) get(name string) *table {
+	t, ok := r.tables[name]
+	if !ok {
+		t = &table{name: name}
+		r.tables[name] = t
+		r.order = append(r.order, name)
+	}
+	return t
+}
+
+// Start begins periodic reports; Stop ends them with a final report.
+func (r *Reporter) Start() {
+	r.mu.Lock()
+	r.start = r.now()
+	r.mu.Unlock()
+	if r.mode == None {
+		return
+	}
+	r.stop = make(chan struct{})
+	r.stopped = make(chan struct{})
+	go func() {
+		defer close(r.stopped)
+		tk := time.NewTicker(r.interval)
+		defer tk.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-tk.C:
+				r.report(false)
+			}
+		}
+	}()
+}
+
+// Stop ends periodic reports and prints the final one.
+func (r *Reporter) Stop() {
+	if r.stop != nil {
+		close(r.stop)
+		<-r.stopped
+		r.stop = nil
+	}
+	if r.mode != None {
+		r.report(true)
+	}
+}
+
+// Snapshot is the state of the whole copy at one moment (the json progress record).
+type Snapshot struct {
+	Event      string        `json:"event"` // "progress" or "done"
+	Elapsed    float64       `json:"elapsed_s"`
+	Rows       int64         `json:"rows"`
+	Bytes      int64         `json:"bytes"`
+	EstRows    int64         `json:"est_rows"`
+	EstBytes   int64         `json:"est_bytes"`
+	RowsPerSec float64       `json:"rows_per_s"`
+	BytesPerS  float64       `json:"bytes_per_s"`
+	ETA        *float64      `json:"eta_s,omitempty"`
+	TablesDone int           `json:"tables_done"`
+	Tables     int           `json:"tables"`
+	Active     []TableStatus `json:"active,omitempty"`
+}
+
+// TableStatus is the progress of one table in flight.
+type TableStatus struct {
+	Table   string   `json:"table"`
+	Rows    int64    `json:"rows"`
+	EstRows int64    `json:"est_rows"`
+	ETA     *float64 `json:"eta_s,omitempty"`
+}
+
+// Status returns the current totals.
+func (r *Reporter) Status() Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status(false)
+}
+
+func (r *Reporter) status(final bool) Snapshot {
+	now := r.now()
+	el := now.Sub(r.start).Seconds()
+	s := Snapshot{Event: "progress", Elapsed: el, Rows: r.rows, Bytes: r.bytes, EstRows: r.estRows, EstBytes: r.estBytes,
+		TablesDone: r.done, Tables: len(r.tables)}
+	if final {
+		s.Event = "done"
+	}
+	if el > 0 {
+		s.RowsPerSec = float64(r.rows) / el
+		s.BytesPerS = float64(r.bytes) / el
+	}
+	if !final {
+		s.ETA = eta(r.bytes, r.estBytes, s.BytesPerS)
+		if s.ETA == nil {
+			s.ETA = eta(r.rows, r.estRows, s.RowsPerSec)
+		}
+	}
+	for _, name := range r.order {
+		t := r.tables[name]
+		if t.active <= 0 || !t.done.IsZero() {
+			continue
+		}
+		ts := TableStatus{Table: t.name, Rows: t.rows, EstRows: t.estRows}
+		if tel := now.Sub(t.started).Seconds(); tel > 0 {
+			ts.ETA = eta(t.rows, t.estRows, float64(t.rows)/tel)
+		}
+		s.Active = append(s.Active, ts)
+	}
+	sort.SliceStable(s.Active, func(i, j int) bool { return s.Active[i].EstRows > s.Active[j].EstRows })
+	return s
+}
+
+// eta is the seconds left at rate to go from done to est, nil when unknown.
+func eta(done, est int64, rate float64) *float64 {
+	if est <= 0 || rate <= 0 {
+		return nil
+	}
+	left := float64(est-done) / rate
+	if left < 0 {
+		left = 0
+	}
+	return &left
+}
+
+func (r *Reporter) report(final bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status(final)
+	switch r.mode {
+	case JSON:
+		r.json(s)
+	case Plain:
+		fmt.Fprintln(r.w, r.tool+": "+line(s))
+	case Auto:
+		l := line(s)
+		pad := ""
+		if n := r.lastLen - len(l); n > 0 {
+			pad = strings.Repeat(" ", n)
+		}
+		r.lastLen = len(l)
+		if final {
+			fmt.Fprintf(r.w, "\r%s%s\n", l, pad)
+		} else {
+			fmt.Fprintf(r.w, "\r%s%s", l, pad)
+		}
+	}
+}
+
+func (r *Reporter) json(v any) {
+	b, _ := json.Marshal(v)
+	r.w.Write(append(b, '\n'))
+}
+
+// line is the one-line human form of s.
+func line(s Snapshot) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%d tables, %d rows", s.TablesDone, s.Tables, s.Rows)
+	if s.EstRows > 0 && s.Event != "done" {
+		fmt.Fprintf(&b, " of ~%d", s.EstRows)
+	}
+	fmt.Fprintf(&b, ", %s, %s/s", Bytes(s.Bytes), Bytes(int64(s.BytesPerS)))
+	if s.ETA != nil {
+		fmt.Fprintf(&b, ", eta %s", (time.Duration(*s.ETA) * time.Second).Round(time.Second))
+	}
+	if s.Event == "done" {
+		fmt.Fprintf(&b, ", done in %s", (time.Duration(s.Elapsed*1000) * time.Millisecond).Round(time.Millisecond))
+	} else if len(s.Active) > 0 {
+		b.WriteString(" [")
+		for i, t := range s.Active {
+			if i == 3 {
+				fmt.Fprintf(&b, " +%d", len(s.Active)-3)
+				break
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(t.Table)
+			if t.EstRows > 0 {
+				fmt.Fprintf(&b, " %d%%", min(100, t.Rows*100/t.EstRows))
+			}
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}
+
+// Bytes formats n bytes with a binary unit.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit && n > -unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		f /= unit
+		if f < unit && f > -unit || u == "TiB" {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
