@@ -35,7 +35,9 @@ type sent struct {
 }
 
 // writeStream writes interleaved chunks (a0, b7, a1) split into frames of frameSize bytes.
-func writeStream(t testing.TB, w FrameWriter, frameSize int) sent { return writeStreamN(t, w, frameSize, 500) }
+func writeStream(t testing.TB, w FrameWriter, frameSize int) sent {
+	return writeStreamN(t, w, frameSize, 500)
+}
 
 // writeStreamN writes chunks of scale, 2*scale and 0 rows.
 func writeStreamN(t testing.TB, w FrameWriter, frameSize, scale int) sent {
