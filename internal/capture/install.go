@@ -1,0 +1,278 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+// NoKeyError lists selected tables that have no usable key.
+type NoKeyError struct{ Tables []string }
+
+func (e *NoKeyError) Error() string {
+	return fmt.Sprintf("%d table(s) have no primary key or unique index over NOT NULL columns: %s",
+		len(e.Tables), strings.Join(e.Tables, ", "))
+}
+
+// NoKeyHint tells the operator how to make a table capturable.
+const NoKeyHint = "add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...), or a unique index over NOT NULL columns), " +
+	"or leave the table out with --exclude-table and copy it at cutover; 'pgtrig check' lists them with remedies"
+
+// Install captures every selected table, one table per transaction, waiting at most
+// opt.LockTimeout for each table lock and retrying with backoff. Tables already captured are
+// left alone, so a re-run installs only what is missing.
+func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallResult, error) {
+	opt.defaults()
+	restore, err := pinSearchPath(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
+
+	var ver int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&ver); err != nil {
+		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	all, err := catalog.ListTables(ctx, conn, opt.Schema)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := planInstall(ctx, conn, all, opt.Filter, ver)
+	if err != nil {
+		return nil, err
+	}
+
+	exists, err := SchemaExists(ctx, conn, opt.Schema)
+	if err != nil {
+		return nil, err
+	}
+	if opt.DryRun != nil {
+		fmt.Fprintf(opt.DryRun, "-- capture schema %s (no application table is locked)\nBEGIN;\n%sCOMMIT;\n", opt.Schema, BaseSQL(opt.Schema))
+	} else if err := EnsureSchema(ctx, conn, opt.Schema); err != nil {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, err, "the installing role needs CREATE on the database (GRANT CREATE ON DATABASE ... TO ...)")
+	}
+
+	reg := map[string]Captured{}
+	if exists || opt.DryRun == nil {
+		list, err := LoadRegistry(ctx, conn, opt.Schema)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range list {
+			reg[c.Table.Key()] = c
+		}
+	}
+	trig, err := existingTriggers(ctx, conn, opt.Schema)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &InstallResult{}
+	for i, s := range specs {
+		name := s.Table.Key()
+		r, ok := reg[name]
+		complete := ok && r.Relid == s.Relid && slices.Equal(r.KeyColumns, s.KeyColumns) && slices.Equal(r.KeyTypes, s.KeyTypes) &&
+			trig[trigKey{s.Relid, TriggerName(opt.Schema)}] && trig[trigKey{s.Relid, TruncateTriggerName(opt.Schema)}]
+		if complete {
+			// New partitions get the row trigger by cloning, but the TRUNCATE trigger only here.
+			for j, c := range s.Children {
+				if trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}] {
+					continue
+				}
+				sql := lockTimeoutSQL(opt.LockTimeout) + truncateTriggerSQL(opt.Schema, c, s.Table, s.Owner)
+				if err := runTable(ctx, conn, opt.DryRun, opt.Progress, c.Key(), sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(opt.Progress, "pgtrig: %s: truncate capture added to new partition %s\n", name, c.Key())
+			}
+			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: already captured\n", i+1, len(specs), name)
+			continue
+		}
+		if ok && r.Relid != s.Relid {
+			s.OldDelta = r.DeltaTable
+		}
+		sql := installSQL(opt.Schema, s.tableSpec, opt.LockTimeout)
+		if err := runTable(ctx, conn, opt.DryRun, opt.Progress, name, sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
+			return nil, err
+		}
+		res.Installed = append(res.Installed, name)
+		if opt.DryRun == nil {
+			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: captured (key %s, %s)\n", i+1, len(specs), name, strings.Join(s.KeyColumns, ", "), s.KeySource)
+		}
+	}
+	if opt.DryRun != nil {
+		return res, nil
+	}
+	if res.Tables, err = LoadRegistry(ctx, conn, opt.Schema); err != nil {
+		return nil, err
+	}
+	if res.Position, err = Position(ctx, conn, opt.Schema); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+type plannedTable struct {
+	tableSpec
+	KeySource string
+	ChildOIDs []uint32
+}
+
+// planInstall selects the tables to capture: roots of partition trees and ordinary tables,
+// each with a usable key. Partitions are captured through their root.
+func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, ver int) ([]plannedTable, error) {
+	byKey := map[string]*plannedTable{}
+	var out []*plannedTable
+	var noKey []string
+	for _, t := range all {
+		if t.Partition || !f.Match(t) {
+			continue
+		}
+		if len(t.KeyColumns) == 0 {
+			noKey = append(noKey, t.Key())
+			continue
+		}
+		if t.Kind == "p" && ver < 110000 {
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("partitioned table %s needs PostgreSQL 11 or later for row triggers", t.Key()),
+				"exclude it with --exclude-table and copy it at cutover")
+		}
+		types := map[string]string{}
+		for _, c := range t.Columns {
+			types[c.Name] = c.Type
+		}
+		p := &plannedTable{tableSpec: tableSpec{Table: t.Table, Relid: t.OID, KeyColumns: t.KeyColumns}, KeySource: t.KeySource}
+		for _, k := range t.KeyColumns {
+			p.KeyTypes = append(p.KeyTypes, types[k])
+		}
+		byKey[t.Key()] = p
+		out = append(out, p)
+	}
+	if len(noKey) > 0 {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, &NoKeyError{Tables: noKey}, NoKeyHint)
+	}
+	for _, t := range all {
+		if t.Partition && t.Root != nil {
+			if p := byKey[t.Root.Key()]; p != nil {
+				p.Children = append(p.Children, t.Table)
+				p.ChildOIDs = append(p.ChildOIDs, t.OID)
+			}
+		}
+	}
+	// Ownership decides whether the triggers can be made ENABLE ALWAYS (ALTER TABLE needs it).
+	for _, p := range out {
+		if err := conn.QueryRow(ctx, "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = $1", p.Relid).Scan(&p.Owner); err != nil {
+			return nil, fmt.Errorf("check owner of %s: %w", p.Table.Key(), err)
+		}
+	}
+	res := make([]plannedTable, len(out))
+	for i, p := range out {
+		res[i] = *p
+	}
+	return res, nil
+}
+
+type trigKey struct {
+	relid uint32
+	name  string
+}
+
+// existingTriggers lists the capture triggers present, by table oid and name.
+func existingTriggers(ctx context.Context, conn *pgx.Conn, schema string) (map[trigKey]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT tgrelid, tgname FROM pg_trigger WHERE tgname = ANY($1)",
+		[]string{TriggerName(schema), TruncateTriggerName(schema)})
+	if err != nil {
+		return nil, fmt.Errorf("list capture triggers: %w", err)
+	}
+	m := map[trigKey]bool{}
+	var k trigKey
+	_, err = pgx.ForEachRow(rows, []any{&k.relid, &k.name}, func() error { m[k] = true; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("list capture triggers: %w", err)
+	}
+	return m, nil
+}
+
+// runTable runs one table's DDL in its own transaction, retrying with backoff when the lock is
+// not granted within the lock timeout (or a deadlock victim is chosen), so the application never
+// waits behind us for longer than the lock timeout.
+func runTable(ctx context.Context, conn *pgx.Conn, dry interface{ Write([]byte) (int, error) }, progress interface{ Write([]byte) (int, error) },
+	name, sql string, lockTimeout time.Duration, retries int, base time.Duration) error {
+	if dry != nil {
+		fmt.Fprintf(dry, "-- %s\nBEGIN;\n%sCOMMIT;\n", name, sql)
+		return nil
+	}
+	wait := base
+	for attempt := 0; ; attempt++ {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, sql)
+			return err
+		})
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !lockConflict(err) {
+			return permanentError(name, err)
+		}
+		if attempt >= retries {
+			return cliutil.WithHint(cliutil.ExitFailure,
+				fmt.Errorf("lock %s: not granted within %s after %d tries: %w", name, lockTimeout, attempt+1, err),
+				"a long transaction or an anti-wraparound vacuum holds the table ('pgtrig check' shows them); re-run later, or raise --lock-timeout / --retries")
+		}
+		d := wait + time.Duration(rand.Int64N(int64(wait)/2+1))
+		fmt.Fprintf(progress, "pgtrig: %s: lock not granted within %s, try %d of %d again in %s\n", name, lockTimeout, attempt+2, retries+1, d.Round(10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+func lockConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "55P03" || pe.Code == "40P01")
+}
+
+func permanentError(name string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42501" || strings.Contains(pe.Message, "must be owner")) {
+		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("install capture on %s: %w", name, err),
+			"run as the table's owner, or GRANT TRIGGER ON the table to the installing role")
+	}
+	return fmt.Errorf("install capture on %s: %w", name, err)
+}
+
+// pinSearchPath sets search_path to pg_catalog for the session, so format_type() qualifies every
+// non-catalog type, and returns a function that restores the previous value.
+func pinSearchPath(ctx context.Context, conn *pgx.Conn) (func(), error) {
+	var old string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&old); err != nil {
+		return nil, fmt.Errorf("read search_path: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT set_config('search_path', 'pg_catalog', false)"); err != nil {
+		return nil, fmt.Errorf("set search_path: %w", err)
+	}
+	return func() {
+		if conn.IsClosed() {
+			return
+		}
+		conn.Exec(context.WithoutCancel(ctx), "SELECT set_config('search_path', $1, false)", old)
+	}, nil
+}
+
+var _ = ident.Quote

@@ -1,0 +1,107 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+// baseDDL creates the capture schema, the registry, the truncate log, the marks table and the
+// shared TRUNCATE trigger function. Every statement is idempotent; none locks an application table.
+const baseDDL = `CREATE SCHEMA IF NOT EXISTS %[1]s;
+CREATE TABLE IF NOT EXISTS %[1]s.capture_tables (
+  table_name         text PRIMARY KEY,
+  relid              oid NOT NULL,
+  delta_table        text NOT NULL,
+  key_columns        text[] NOT NULL,
+  key_types          text[] NOT NULL,
+  installed_txid     bigint NOT NULL,
+  installed_snapshot text NOT NULL,
+  installed_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS %[1]s.truncates (
+  table_name     text NOT NULL,
+  txid           bigint NOT NULL,
+  captured_table text
+);
+CREATE INDEX IF NOT EXISTS truncates_txid ON %[1]s.truncates (txid);
+CREATE TABLE IF NOT EXISTS %[1]s.marks (
+  id         bigserial PRIMARY KEY,
+  snapshot   text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION %[1]s.capture_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgferry$
+BEGIN
+  INSERT INTO %[1]s.truncates (table_name, txid, captured_table)
+  VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, pg_catalog.txid_current(), TG_ARGV[0]);
+  RETURN NULL;
+END
+$pgferry$;
+`
+
+// BaseSQL returns the idempotent DDL of the capture schema's shared objects.
+func BaseSQL(schema string) string {
+	return fmt.Sprintf(baseDDL, ident.Quote(schema))
+}
+
+// EnsureSchema creates the capture schema and its shared tables if missing.
+func EnsureSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	// A concurrent installer may race us on CREATE ... IF NOT EXISTS; the loser retries once.
+	var err error
+	for i := 0; i < 3; i++ {
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, BaseSQL(schema))
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create capture schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// SchemaExists reports whether the capture registry exists.
+func SchemaExists(ctx context.Context, q Querier, schema string) (bool, error) {
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	rows, err := q.Query(ctx, "SELECT to_regclass($1) IS NOT NULL", ident.Quote(schema)+".capture_tables")
+	if err != nil {
+		return false, fmt.Errorf("look for capture schema: %w", err)
+	}
+	ok, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	if err != nil {
+		return false, fmt.Errorf("look for capture schema: %w", err)
+	}
+	return ok, nil
+}
+
+// TriggerName is the name of the row trigger that records changes into the schema's delta tables.
+func TriggerName(schema string) string { return limitName(schema + "_capture") }
+
+// TruncateTriggerName is the name of the statement trigger that records TRUNCATE.
+func TruncateTriggerName(schema string) string { return limitName(schema + "_truncate") }
+
+// DeltaName is the delta table of the table with oid relid.
+func DeltaName(relid uint32) string { return fmt.Sprintf("d_%d", relid) }
+
+// FuncName is the capture trigger function of the table with oid relid.
+func FuncName(relid uint32) string { return fmt.Sprintf("f_%d", relid) }
+
+func limitName(s string) string {
+	if len(s) > 63 {
+		return s[len(s)-63:]
+	}
+	return s
+}
