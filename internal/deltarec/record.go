@@ -16,6 +16,7 @@ type Record struct {
 	Op    string             `json:"op"`
 	From  string             `json:"from,omitempty"`  // begin: position the batch starts after
 	To    string             `json:"to,omitempty"`    // begin, commit: position the batch ends at
+	At    string             `json:"at,omitempty"`    // begin: source clock when the batch's snapshot was taken (RFC 3339)
 	Table string             `json:"table,omitempty"` // upsert, delete, truncate: unquoted "schema.table"
 	Row   map[string]*string `json:"row,omitempty"`   // upsert: every stored column
 	Key   map[string]*string `json:"key,omitempty"`   // delete: key columns

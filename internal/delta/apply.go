@@ -1,0 +1,589 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/state"
+)
+
+// Sink receives one batch at a time: Begin, then upserts, deletes and truncates (with optional
+// flush points), then Commit. Both the JSON writer and the target Applier are sinks.
+type Sink interface {
+	Begin(from, to, at string) error
+	Upsert(table string, cols []string, vals [][]byte) error
+	Delete(table string, cols []string, vals [][]byte) error
+	Truncate(table string) error
+	FlushPoint() error
+	Commit(to string, rows int64) error
+}
+
+// DriftError reports a record that does not fit the target's tables (schema drift or bad input).
+type DriftError struct {
+	Table string
+	Err   error
+}
+
+func (e *DriftError) Error() string { return fmt.Sprintf("table %s: %v", e.Table, e.Err) }
+func (e *DriftError) Unwrap() error { return e.Err }
+
+// GapError reports a batch that starts after the target's position: applying it would lose changes.
+type GapError struct{ From, Target string }
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("batch starts at %s but the target stands at %s: changes in between would be lost", e.From, e.Target)
+}
+
+// Applier applies batches to the target: per table, DELETE of every key of the batch, then INSERT
+// of the present rows staged with COPY, and the batch's end position, all in one transaction.
+type Applier struct {
+	conn        *pgx.Conn
+	stateSchema string
+	tables      map[string]*targetTable
+	stages      map[string]*stage
+	order       []*stage // stages touched in this transaction, in first-touch order
+	stageSeq    int
+	overriding  string // "OVERRIDING SYSTEM VALUE " on PostgreSQL 10+
+
+	tx       pgx.Tx
+	from, to string
+	at       time.Time
+	rows     int64
+	started  time.Time
+	buffered int
+
+	known    string // position the target stands at ("" = unknown, accept any batch)
+	NoCheck  bool   // skip the gap check
+	Batches  int64  // batches committed by this Applier
+	Rows     int64  // rows committed by this Applier
+	LastTo   string // position of the last committed batch
+	OnCommit func(to string, rows int64, took time.Duration)
+}
+
+type targetTable struct {
+	name     string // unquoted schema.table
+	sql      string // quoted name, with ONLY where inheritance children must be left alone
+	plain    string // quoted name
+	cols     []string
+	colIdx   map[string]int
+	key      []int // indexes into cols
+	lastCols []string
+	lastMap  []int
+}
+
+type stage struct {
+	t         *targetTable
+	temp      string // temp table name
+	created   bool   // created in the current transaction
+	buf       bytes.Buffer
+	onServer  bool // rows already copied in this transaction
+	truncated bool
+	touched   bool
+}
+
+// Staging limits: a table's COPY buffer is sent at stageFlush bytes, all of them at totalFlush.
+const (
+	stageFlush = 1 << 20
+	totalFlush = 32 << 20
+)
+
+// NewApplier prepares to apply to conn, whose pgferry state lives in stateSchema.
+func NewApplier(ctx context.Context, conn *pgx.Conn, stateSchema string) (*Applier, error) {
+	if err := state.EnsureApply(ctx, conn, stateSchema); err != nil {
+		return nil, err
+	}
+	a := &Applier{conn: conn, stateSchema: stateSchema, stages: map[string]*stage{}}
+	if !strings.HasPrefix(conn.PgConn().ParameterStatus("server_version"), "9.") {
+		a.overriding = "OVERRIDING SYSTEM VALUE "
+	}
+	if err := a.loadTables(ctx); err != nil {
+		return nil, err
+	}
+	pos, err := TargetPosition(ctx, conn, stateSchema)
+	if err != nil {
+		return nil, err
+	}
+	a.known = pos.Position
+	return a, nil
+}
+
+func (a *Applier) loadTables(ctx context.Context) error {
+	list, err := catalog.ListTables(ctx, a.conn, a.stateSchema)
+	if err != nil {
+		return fmt.Errorf("read target tables: %w", err)
+	}
+	a.tables = map[string]*targetTable{}
+	for _, t := range list {
+		if t.Partition {
+			continue
+		}
+		tt := &targetTable{name: t.Key(), plain: t.String(), sql: t.String(), cols: t.ColumnNames(), colIdx: map[string]int{}}
+		if t.Inherited && t.Kind == "r" {
+			tt.sql = "ONLY " + t.String()
+		}
+		for i, c := range tt.cols {
+			tt.colIdx[c] = i
+		}
+		for _, k := range t.KeyColumns {
+			tt.key = append(tt.key, tt.colIdx[k])
+		}
+		a.tables[tt.name] = tt
+	}
+	return nil
+}
+
+func (a *Applier) table(ctx context.Context, name string) (*targetTable, error) {
+	if t := a.tables[name]; t != nil {
+		return t, nil
+	}
+	// A table created since we started: look again once, outside any batch's statements.
+	if err := a.loadTables(ctx); err != nil {
+		return nil, err
+	}
+	t := a.tables[name]
+	if t == nil {
+		return nil, &DriftError{Table: name, Err: errors.New("no such table on the target (schema drift?); create it there (pgschema) and re-run")}
+	}
+	return t, nil
+}
+
+// Begin starts a batch. A Begin inside an open batch abandons it (the streamer restarted it).
+func (a *Applier) Begin(ctx context.Context, from, to, at string) error {
+	if a.tx != nil {
+		a.rollback(ctx)
+	}
+	if !a.NoCheck && a.known != "" && from != "" {
+		p, err := ParseSnapshot(from)
+		if err != nil {
+			return err
+		}
+		k, err := ParseSnapshot(a.known)
+		if err != nil {
+			return fmt.Errorf("target position: %w", err)
+		}
+		if !k.Covers(p) {
+			return &GapError{From: from, Target: a.known}
+		}
+	}
+	if _, err := ParseSnapshot(to); err != nil {
+		return err
+	}
+	a.from, a.to, a.rows, a.started = from, to, 0, time.Now()
+	a.at = time.Time{}
+	if at != "" {
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			a.at = t
+		}
+	}
+	return a.beginTx(ctx)
+}
+
+func (a *Applier) beginTx(ctx context.Context) error {
+	tx, err := a.conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin target transaction: %w", err)
+	}
+	a.tx = tx
+	return nil
+}
+
+// InBatch reports whether a batch is open.
+func (a *Applier) InBatch() bool { return a.tx != nil }
+
+func (a *Applier) stageFor(ctx context.Context, t *targetTable) (*stage, error) {
+	s := a.stages[t.name]
+	if s == nil {
+		a.stageSeq++
+		s = &stage{t: t, temp: fmt.Sprintf("pgferry_stage_%d", a.stageSeq)}
+		sel := make([]string, len(t.cols))
+		for i, c := range t.cols {
+			sel[i] = ident.Quote(c)
+		}
+		q := fmt.Sprintf(`CREATE TEMP TABLE %s ON COMMIT DELETE ROWS AS SELECT %s, true AS pgferry_present__ FROM %s WITH NO DATA`,
+			s.temp, strings.Join(sel, ", "), t.plain)
+		if _, err := a.tx.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("create staging table for %s: %w", t.name, err)
+		}
+		s.created = true
+		a.stages[t.name] = s
+	}
+	if !s.touched {
+		s.touched = true
+		a.order = append(a.order, s)
+	}
+	return s, nil
+}
+
+// Upsert stages a present row; cols name the values (every stored column of the table).
+func (a *Applier) Upsert(ctx context.Context, table string, cols []string, vals [][]byte) error {
+	t, err := a.table(ctx, table)
+	if err != nil {
+		return err
+	}
+	m, err := t.mapping(cols, true)
+	if err != nil {
+		return err
+	}
+	return a.stageRow(ctx, t, m, vals, true)
+}
+
+// Delete stages a key whose row is absent at the batch's end.
+func (a *Applier) Delete(ctx context.Context, table string, cols []string, vals [][]byte) error {
+	t, err := a.table(ctx, table)
+	if err != nil {
+		return err
+	}
+	m, err := t.mapping(cols, false)
+	if err != nil {
+		return err
+	}
+	return a.stageRow(ctx, t, m, vals, false)
+}
+
+// UpsertMap and DeleteMap take a decoded JSON object.
+func (a *Applier) UpsertMap(ctx context.Context, table string, row map[string]*string) error {
+	return a.stageMap(ctx, table, row, true)
+}
+
+// DeleteMap stages a key given as a decoded JSON object.
+func (a *Applier) DeleteMap(ctx context.Context, table string, key map[string]*string) error {
+	return a.stageMap(ctx, table, key, false)
+}
+
+func (a *Applier) stageMap(ctx context.Context, table string, obj map[string]*string, present bool) error {
+	t, err := a.table(ctx, table)
+	if err != nil {
+		return err
+	}
+	cols := make([]string, 0, len(obj))
+	vals := make([][]byte, 0, len(obj))
+	for c, v := range obj {
+		cols = append(cols, c)
+		if v == nil {
+			vals = append(vals, nil)
+		} else {
+			vals = append(vals, []byte(*v))
+		}
+	}
+	m, err := t.buildMapping(cols, present)
+	if err != nil {
+		return err
+	}
+	return a.stageRow(ctx, t, m, vals, present)
+}
+
+// mapping maps the record's columns to the table's; it is cached for the common case of the
+// same column slice over and over.
+func (t *targetTable) mapping(cols []string, full bool) ([]int, error) {
+	if len(cols) == len(t.lastCols) && len(cols) > 0 && &cols[0] == &t.lastCols[0] {
+		return t.lastMap, nil
+	}
+	m, err := t.buildMapping(cols, full)
+	if err != nil {
+		return nil, err
+	}
+	t.lastCols, t.lastMap = cols, m
+	return m, nil
+}
+
+// buildMapping returns, for each table column, the index of its value in cols (-1: not given).
+func (t *targetTable) buildMapping(cols []string, full bool) ([]int, error) {
+	if len(t.key) == 0 {
+		return nil, &DriftError{Table: t.name, Err: errors.New("has no primary key or usable unique index on the target; create its primary key before catch-up")}
+	}
+	m := make([]int, len(t.cols))
+	for i := range m {
+		m[i] = -1
+	}
+	for j, c := range cols {
+		i, ok := t.colIdx[c]
+		if !ok {
+			return nil, &DriftError{Table: t.name, Err: fmt.Errorf("unknown column %q (schema drift?): add it on the target and re-run", c)}
+		}
+		if m[i] >= 0 {
+			return nil, &DriftError{Table: t.name, Err: fmt.Errorf("column %q given twice", c)}
+		}
+		m[i] = j
+	}
+	if full {
+		for i, c := range t.cols {
+			if m[i] < 0 {
+				return nil, &DriftError{Table: t.name, Err: fmt.Errorf("row lacks column %q that the target has (schema drift?)", c)}
+			}
+		}
+	} else {
+		if len(cols) != len(t.key) {
+			return nil, &DriftError{Table: t.name, Err: fmt.Errorf("delete key has columns %v but the target's key is %v", cols, t.keyNames())}
+		}
+		for _, k := range t.key {
+			if m[k] < 0 {
+				return nil, &DriftError{Table: t.name, Err: fmt.Errorf("delete key has columns %v but the target's key is %v", cols, t.keyNames())}
+			}
+		}
+	}
+	return m, nil
+}
+
+func (t *targetTable) keyNames() []string {
+	n := make([]string, len(t.key))
+	for i, k := range t.key {
+		n[i] = t.cols[k]
+	}
+	return n
+}
+
+func (a *Applier) stageRow(ctx context.Context, t *targetTable, m []int, vals [][]byte, present bool) error {
+	if a.tx == nil {
+		return errors.New("row outside a batch (no begin record before it)")
+	}
+	for _, k := range t.key {
+		if vals[m[k]] == nil {
+			return &DriftError{Table: t.name, Err: fmt.Errorf("key column %q is null", t.cols[k])}
+		}
+	}
+	s, err := a.stageFor(ctx, t)
+	if err != nil {
+		return err
+	}
+	before := s.buf.Len()
+	for i := range t.cols {
+		if m[i] < 0 || vals[m[i]] == nil {
+			s.buf.WriteString(`\N`)
+		} else {
+			appendCopyText(&s.buf, vals[m[i]])
+		}
+		s.buf.WriteByte('\t')
+	}
+	if present {
+		s.buf.WriteString("t\n")
+	} else {
+		s.buf.WriteString("f\n")
+	}
+	a.rows++
+	a.buffered += s.buf.Len() - before
+	if s.buf.Len() >= stageFlush {
+		if err := a.sendStage(ctx, s); err != nil {
+			return err
+		}
+	}
+	if a.buffered >= totalFlush {
+		for _, o := range a.order {
+			if err := a.sendStage(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// appendCopyText escapes v for COPY's text format.
+func appendCopyText(b *bytes.Buffer, v []byte) {
+	start := 0
+	for i, c := range v {
+		var esc byte
+		switch c {
+		case '\\':
+			esc = '\\'
+		case '\n':
+			esc = 'n'
+		case '\r':
+			esc = 'r'
+		case '\t':
+			esc = 't'
+		default:
+			continue
+		}
+		b.Write(v[start:i])
+		b.WriteByte('\\')
+		b.WriteByte(esc)
+		start = i + 1
+	}
+	b.Write(v[start:])
+}
+
+func (a *Applier) sendStage(ctx context.Context, s *stage) error {
+	if s.buf.Len() == 0 {
+		return nil
+	}
+	cols := make([]string, len(s.t.cols))
+	for i, c := range s.t.cols {
+		cols[i] = ident.Quote(c)
+	}
+	n := s.buf.Len()
+	_, err := a.tx.Conn().PgConn().CopyFrom(ctx, &s.buf, fmt.Sprintf("COPY pg_temp.%s (%s, pgferry_present__) FROM STDIN", s.temp, strings.Join(cols, ", ")))
+	if err != nil {
+		return fmt.Errorf("stage rows of %s: %w", s.t.name, err)
+	}
+	s.buf.Reset()
+	s.onServer = true
+	a.buffered -= n
+	return nil
+}
+
+// Truncate empties the table on the target, discarding what the batch staged for it before.
+func (a *Applier) Truncate(ctx context.Context, table string) error {
+	if a.tx == nil {
+		return errors.New("truncate outside a batch (no begin record before it)")
+	}
+	t, err := a.table(ctx, table)
+	if err != nil {
+		return err
+	}
+	if s := a.stages[t.name]; s != nil && s.touched {
+		a.buffered -= s.buf.Len()
+		s.buf.Reset()
+		if s.onServer {
+			if _, err := a.tx.Exec(ctx, "TRUNCATE pg_temp."+s.temp); err != nil {
+				return fmt.Errorf("truncate staging of %s: %w", t.name, err)
+			}
+		}
+	}
+	if _, err := a.tx.Exec(ctx, "TRUNCATE "+t.sql); err != nil {
+		return fmt.Errorf("truncate %s on target: %w", t.name, err)
+	}
+	return nil
+}
+
+// applyStaged runs DELETE of every staged key, then INSERT of the present rows, table by table.
+func (a *Applier) applyStaged(ctx context.Context) error {
+	for _, s := range a.order {
+		if err := a.sendStage(ctx, s); err != nil {
+			return err
+		}
+		if !s.onServer {
+			continue
+		}
+		t := s.t
+		var on []string
+		for _, k := range t.key {
+			q := ident.Quote(t.cols[k])
+			on = append(on, "t."+q+" = s."+q)
+		}
+		del := fmt.Sprintf("DELETE FROM %s t USING pg_temp.%s s WHERE %s", t.sql, s.temp, strings.Join(on, " AND "))
+		if _, err := a.tx.Exec(ctx, del); err != nil {
+			return fmt.Errorf("delete changed keys of %s: %w", t.name, err)
+		}
+		cols := make([]string, len(t.cols))
+		for i, c := range t.cols {
+			cols[i] = ident.Quote(c)
+		}
+		ins := fmt.Sprintf("INSERT INTO %s (%s) %sSELECT %s FROM pg_temp.%s WHERE pgferry_present__", t.plain, strings.Join(cols, ", "), a.overriding, strings.Join(cols, ", "), s.temp)
+		if _, err := a.tx.Exec(ctx, ins); err != nil {
+			return fmt.Errorf("insert changed rows of %s: %w", t.name, err)
+		}
+		// The staged rows are applied; later pieces of the same transaction start afresh.
+		if _, err := a.tx.Exec(ctx, "TRUNCATE pg_temp."+s.temp); err != nil {
+			return fmt.Errorf("clear staging of %s: %w", t.name, err)
+		}
+		s.onServer = false
+	}
+	return nil
+}
+
+// FlushPoint commits the work staged so far without moving the position (an oversized batch).
+func (a *Applier) FlushPoint(ctx context.Context) error {
+	if a.tx == nil {
+		return errors.New("flush outside a batch")
+	}
+	if err := a.applyStaged(ctx); err != nil {
+		return err
+	}
+	if err := a.tx.Commit(ctx); err != nil {
+		a.afterTx(false)
+		return fmt.Errorf("commit part of batch: %w", err)
+	}
+	a.afterTx(true)
+	return a.beginTx(ctx)
+}
+
+// Commit applies what is staged, moves the position to `to` and commits.
+func (a *Applier) Commit(ctx context.Context, to string, rows int64) error {
+	if a.tx == nil {
+		return errors.New("commit outside a batch (no begin record before it)")
+	}
+	if to != a.to {
+		return fmt.Errorf("commit to %s does not match begin's %s", to, a.to)
+	}
+	if rows >= 0 && rows != a.rows {
+		return fmt.Errorf("batch ends with rows=%d but %d records came (truncated or edited stream)", rows, a.rows)
+	}
+	if err := a.applyStaged(ctx); err != nil {
+		return err
+	}
+	took := time.Since(a.started)
+	rate := 0.0
+	if took > 0 {
+		rate = float64(a.rows) / took.Seconds()
+	}
+	if err := state.WriteApply(ctx, a.tx, a.stateSchema, to, a.rows, a.at, rate); err != nil {
+		return err
+	}
+	if err := a.tx.Commit(ctx); err != nil {
+		a.afterTx(false)
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	a.afterTx(true)
+	a.known = to
+	a.LastTo = to
+	a.Batches++
+	a.Rows += a.rows
+	if a.OnCommit != nil {
+		a.OnCommit(to, a.rows, took)
+	}
+	return nil
+}
+
+// Abort rolls back an open batch.
+func (a *Applier) Abort(ctx context.Context) { a.rollback(ctx) }
+
+func (a *Applier) rollback(ctx context.Context) {
+	if a.tx != nil {
+		a.tx.Rollback(context.WithoutCancel(ctx))
+	}
+	a.afterTx(false)
+}
+
+// afterTx resets per-transaction staging state; staging tables created in a rolled-back
+// transaction are gone and forgotten.
+func (a *Applier) afterTx(committed bool) {
+	a.tx = nil
+	for name, s := range a.stages {
+		if !committed && s.created {
+			delete(a.stages, name)
+		}
+		s.created = false
+		s.touched = false
+		s.onServer = false
+		s.buf.Reset()
+	}
+	a.order = a.order[:0]
+	a.buffered = 0
+}
+
+// sinkFor adapts the Applier to the Sink interface with a fixed context.
+type applySink struct {
+	ctx context.Context
+	a   *Applier
+}
+
+// AsSink returns the Applier as a Sink bound to ctx.
+func (a *Applier) AsSink(ctx context.Context) Sink { return applySink{ctx, a} }
+
+func (s applySink) Begin(from, to, at string) error { return s.a.Begin(s.ctx, from, to, at) }
+func (s applySink) Upsert(t string, c []string, v [][]byte) error {
+	return s.a.Upsert(s.ctx, t, c, v)
+}
+func (s applySink) Delete(t string, c []string, v [][]byte) error {
+	return s.a.Delete(s.ctx, t, c, v)
+}
+func (s applySink) Truncate(t string) error            { return s.a.Truncate(s.ctx, t) }
+func (s applySink) FlushPoint() error                  { return s.a.FlushPoint(s.ctx) }
+func (s applySink) Commit(to string, rows int64) error { return s.a.Commit(s.ctx, to, rows) }

@@ -1,0 +1,60 @@
+package delta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pgferry/pgferry/internal/deltarec"
+)
+
+// ApplyInput reads JSON-lines records from r and applies them batch by batch. A bad line stops it
+// with a *deltarec.LineError naming the line and table; the open batch is rolled back.
+func ApplyInput(ctx context.Context, a *Applier, r io.Reader) error {
+	rd := deltarec.NewReader(r)
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			if a.InBatch() {
+				a.Abort(ctx)
+				return fmt.Errorf("input ended inside the batch to %s (line %d): nothing of that batch was committed; restart the stream from 'pgdelta position'", a.to, rd.Line())
+			}
+			return nil
+		}
+		if err != nil {
+			a.Abort(ctx)
+			return err
+		}
+		switch rec.Op {
+		case deltarec.OpBegin:
+			err = a.Begin(ctx, rec.From, rec.To, rec.At)
+		case deltarec.OpUpsert:
+			err = a.UpsertMap(ctx, rec.Table, rec.Row)
+		case deltarec.OpDelete:
+			err = a.DeleteMap(ctx, rec.Table, rec.Key)
+		case deltarec.OpTruncate:
+			err = a.Truncate(ctx, rec.Table)
+		case deltarec.OpFlush:
+			err = a.FlushPoint(ctx)
+		case deltarec.OpCommit:
+			rows := int64(-1)
+			if rec.Rows != nil {
+				rows = *rec.Rows
+			}
+			err = a.Commit(ctx, rec.To, rows)
+		}
+		if err != nil {
+			a.Abort(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			le := &deltarec.LineError{Line: rd.Line(), Table: rec.Table, Err: err}
+			var de *DriftError
+			if errors.As(err, &de) {
+				le.Table, le.Err = de.Table, de.Err
+			}
+			return le
+		}
+	}
+}

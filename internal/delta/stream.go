@@ -1,0 +1,117 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/retry"
+)
+
+// FollowOptions control a run of batches.
+type FollowOptions struct {
+	Follow      bool          // keep polling after catching up
+	MinInterval time.Duration // first poll interval after an empty batch
+	MaxInterval time.Duration // adaptive poll interval ceiling
+	Heartbeat   time.Duration // in follow mode, emit an empty batch this often so the position moves
+	Retry       retry.Policy
+	Log         io.Writer // retries and progress, may be nil
+}
+
+func (o *FollowOptions) defaults() {
+	if o.MinInterval <= 0 {
+		o.MinInterval = 50 * time.Millisecond
+	}
+	if o.MaxInterval <= 0 {
+		o.MaxInterval = time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 10 * time.Second
+	}
+	if o.Retry.Attempts == 0 {
+		o.Retry = retry.Default
+	}
+}
+
+// BatchFunc runs one batch from pos, redoing it after transient faults is the caller's choice.
+type BatchFunc func(ctx context.Context, from string, emitEmpty bool) (BatchResult, error)
+
+// Loop runs batches from pos until caught up (or forever with Follow), each retried as a unit on
+// transient faults. It returns the last position written.
+func Loop(ctx context.Context, from string, opt FollowOptions, batch BatchFunc, afterBatch func(BatchResult) error) (string, error) {
+	opt.defaults()
+	pos := from
+	interval := opt.MinInterval
+	lastEmit := time.Now()
+	for {
+		emitEmpty := !opt.Follow || time.Since(lastEmit) >= opt.Heartbeat
+		var res BatchResult
+		pol := opt.Retry
+		pol.OnRetry = func(attempt int, err error, wait time.Duration) {
+			if opt.Log != nil {
+				fmt.Fprintf(opt.Log, "pgdelta: batch from %s failed (%v); retrying in %s (attempt %d of %d)\n", pos, err, wait, attempt+1, opt.Retry.Attempts)
+			}
+		}
+		err := pol.Do(ctx, func(ctx context.Context) error {
+			var err error
+			res, err = batch(ctx, pos, emitEmpty)
+			return err
+		})
+		if err != nil {
+			return pos, err
+		}
+		if res.Emitted {
+			pos = res.To
+			lastEmit = time.Now()
+			if afterBatch != nil {
+				if err := afterBatch(res); err != nil {
+					return pos, err
+				}
+			}
+		}
+		empty := res.Rows == 0 && res.Truncates == 0
+		if !empty {
+			interval = opt.MinInterval
+			continue
+		}
+		if !opt.Follow {
+			return pos, nil
+		}
+		select {
+		case <-ctx.Done():
+			return pos, ctx.Err()
+		case <-time.After(interval):
+		}
+		interval = min(interval*2, opt.MaxInterval)
+	}
+}
+
+// SourceBatches returns a BatchFunc reading from the source through conns made by connect,
+// reconnecting after a fault.
+func SourceBatches(connect func(ctx context.Context) (*pgx.Conn, error), captureSchema string, maxBatch int64, sink func() Sink, onFault func()) BatchFunc {
+	var conn *pgx.Conn
+	return func(ctx context.Context, from string, emitEmpty bool) (BatchResult, error) {
+		if conn == nil || conn.IsClosed() {
+			c, err := connect(ctx)
+			if err != nil {
+				return BatchResult{}, err
+			}
+			conn = c
+		}
+		r := &Reader{Conn: conn, CaptureSchema: captureSchema, MaxBatch: maxBatch}
+		res, err := r.Batch(ctx, from, sink(), emitEmpty)
+		if err != nil {
+			if retry.Transient(err) {
+				conn.Close(context.Background())
+				conn = nil
+			}
+			if onFault != nil {
+				onFault()
+			}
+		}
+		return res, err
+	}
+}

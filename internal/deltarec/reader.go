@@ -1,0 +1,136 @@
+package deltarec
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MaxLine bounds one record's size (a row with very large values).
+const MaxLine = 1 << 30
+
+// LineError says which input line is bad and why.
+type LineError struct {
+	Line  int64
+	Table string
+	Err   error
+}
+
+func (e *LineError) Error() string {
+	if e.Table != "" {
+		return fmt.Sprintf("line %d (table %s): %v", e.Line, e.Table, e.Err)
+	}
+	return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+}
+func (e *LineError) Unwrap() error { return e.Err }
+
+// Reader reads and validates delta records line by line.
+type Reader struct {
+	r    *bufio.Reader
+	line int64
+}
+
+// NewReader returns a Reader over r.
+func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 256<<10)} }
+
+// Line returns the number of the last line read (1-based).
+func (r *Reader) Line() int64 { return r.line }
+
+// Next returns the next record, io.EOF at a clean end, or a *LineError.
+func (r *Reader) Next() (*Record, error) {
+	for {
+		b, err := r.readLine()
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 {
+			continue
+		}
+		rec := new(Record)
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(rec); err != nil {
+			return nil, &LineError{Line: r.line, Err: fmt.Errorf("malformed record: %v", err)}
+		}
+		if dec.More() {
+			return nil, &LineError{Line: r.line, Err: errors.New("malformed record: more than one JSON value on the line")}
+		}
+		if err := Validate(rec); err != nil {
+			return nil, &LineError{Line: r.line, Table: rec.Table, Err: err}
+		}
+		return rec, nil
+	}
+}
+
+func (r *Reader) readLine() ([]byte, error) {
+	var long []byte
+	for {
+		chunk, err := r.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long, chunk...)
+			if len(long) > MaxLine {
+				return nil, &LineError{Line: r.line + 1, Err: fmt.Errorf("line longer than %d bytes", MaxLine)}
+			}
+			continue
+		}
+		if err == io.EOF {
+			if len(chunk) == 0 && len(long) == 0 {
+				return nil, io.EOF
+			}
+			r.line++
+			return nil, &LineError{Line: r.line, Err: errors.New("truncated input: last line has no newline")}
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.line++
+		if long != nil {
+			return append(long, chunk...), nil
+		}
+		return chunk, nil
+	}
+}
+
+// Validate checks that a record has the fields its op needs and no others.
+func Validate(rec *Record) error {
+	switch rec.Op {
+	case OpBegin:
+		if rec.To == "" || rec.Table != "" || rec.Row != nil || rec.Key != nil {
+			return errors.New(`begin needs "from" and "to" and nothing else`)
+		}
+	case OpCommit:
+		if rec.To == "" || rec.Table != "" || rec.Row != nil || rec.Key != nil {
+			return errors.New(`commit needs "to" and nothing else`)
+		}
+	case OpUpsert:
+		if rec.Table == "" || len(rec.Row) == 0 || rec.Key != nil {
+			return errors.New(`upsert needs "table" and a non-empty "row"`)
+		}
+	case OpDelete:
+		if rec.Table == "" || len(rec.Key) == 0 || rec.Row != nil {
+			return errors.New(`delete needs "table" and a non-empty "key"`)
+		}
+		for k, v := range rec.Key {
+			if v == nil {
+				return fmt.Errorf("delete key column %q is null", k)
+			}
+		}
+	case OpTruncate:
+		if rec.Table == "" || rec.Row != nil || rec.Key != nil {
+			return errors.New(`truncate needs "table" only`)
+		}
+	case OpFlush:
+		if rec.Table != "" || rec.Row != nil || rec.Key != nil || rec.To != "" {
+			return errors.New(`flush takes no fields`)
+		}
+	case "":
+		return errors.New(`missing "op"`)
+	default:
+		return fmt.Errorf("unknown op %q", rec.Op)
+	}
+	return nil
+}
