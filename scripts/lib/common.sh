@@ -1,0 +1,104 @@
+# Shared bash for pgferry's scripts: logging, exit codes, tool checks, waiting, step markers.
+# Source it after setting PROG (the script's name used as the message prefix).
+
+: "${PROG:=pgferry}"
+
+EXIT_OK=0
+EXIT_FAILURE=1
+EXIT_USAGE=2
+
+# log prints "prog: message" on stderr.
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+
+# die prints an error (and an optional hint) and exits 1.
+die() { log "$1"; [ -n "${2:-}" ] && log "hint: $2"; exit "$EXIT_FAILURE"; }
+
+# usage_error prints a usage error and exits 2.
+usage_error() { log "$1"; log "hint: see '$PROG --help'"; exit "$EXIT_USAGE"; }
+
+# need_bin fails with exit 2 unless every named program is on PATH.
+need_bin() {
+  local b
+  for b in "$@"; do
+    command -v "$b" >/dev/null 2>&1 || {
+      log "$b not found on PATH"
+      log "hint: build the tools with 'go build -o ~/bin ./cmd/...' and put that directory on PATH"
+      exit "$EXIT_USAGE"
+    }
+  done
+}
+
+# now_s prints the current time in seconds with millisecond precision.
+now_s() { date +%s.%3N; }
+
+# elapsed START prints seconds since START (from now_s) with one decimal.
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# human_bytes N prints N bytes as B/kB/MB/GB.
+human_bytes() {
+  awk -v n="${1:-0}" 'BEGIN { split("B kB MB GB TB", u, " "); i = 1; while (n >= 1024 && i < 5) { n /= 1024; i++ }; printf (i == 1 ? "%d %s" : "%.1f %s"), n, u[i] }'
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: re-runs CMD every second until it succeeds; 1 on timeout.
+wait_for() {
+  local timeout=$1 what=$2 start
+  shift 2
+  start=$(date +%s)
+  until "$@" >/dev/null 2>&1; do
+    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+      log "timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# psql_q URL SQL: runs SQL (no psqlrc, stop on error, quiet, unaligned tuples) and prints the result.
+psql_q() {
+  local url=$1
+  shift
+  PGAPPNAME="${PGAPPNAME:-pgferry-scripts}" psql -X -q -At -v ON_ERROR_STOP=1 -d "$url" -c "$*"
+}
+
+# --- step markers: a state directory with one file per finished step -------------------------
+
+# step_done NAME: true when the step has been recorded as finished.
+step_done() { [ -f "$STATE_DIR/done/$1" ]; }
+
+# step_seconds NAME: prints how long the step took (empty when unknown).
+step_seconds() { cat "$STATE_DIR/done/$1.seconds" 2>/dev/null || true; }
+
+# step_mark NAME: records the step as finished (atomically).
+step_mark() {
+  mkdir -p "$STATE_DIR/done"
+  date -u +%FT%TZ >"$STATE_DIR/done/.$1.tmp" && mv "$STATE_DIR/done/.$1.tmp" "$STATE_DIR/done/$1"
+}
+
+# run_step NAME DESCRIPTION FUNCTION: runs FUNCTION unless NAME is marked done, then marks it.
+run_step() {
+  local name=$1 what=$2 fn=$3 t0
+  if step_done "$name"; then
+    log "$what: already done, skipping"
+    return 0
+  fi
+  log "$what"
+  t0=$(now_s)
+  "$fn"
+  step_mark "$name"
+  elapsed "$t0" >"$STATE_DIR/done/$name.seconds"
+  log "$what: done in $(cat "$STATE_DIR/done/$name.seconds")s"
+}
+
+# pid_alive FILE: true when FILE holds the pid of a running process.
+pid_alive() {
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# url_dbname URL: prints the database name of a postgres:// URL or key=value string.
+url_dbname() { psql_q "$1" "SELECT current_database()"; }
+
+# redact URL: hides the password of a postgres:// URL for messages.
+redact() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }

@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# migrate.sh: everything before the cutover — schema, capture, copy, indexes, catch-up in the background.
+set -euo pipefail
+PROG=migrate
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/migrate.sh --source URL --target URL [options]
+
+Moves a live database to the target up to the point where only the cutover is left:
+
+  1. preflight   tools present, both servers reachable, 'pgtrig check' on the source, and
+                 'pgschema diff' when the target already holds tables
+  2. roles       'pgschema roles' applied to the target (best effort: errors are warnings)
+  3. schema      'pgschema dump --section pre-data' applied in ONE transaction
+  4. capture     'pgtrig install' (and 'pgtrig mark' on the fork path)
+  5. copy        pgcopyout -j N | pv | pgcopyin -j N   (or via --dump-dir)
+  6. indexes     'pgschema dump --section indexes | pgschema apply -j N'
+  7. sync        'pgdelta sync --follow' in the background (log and pid file in the state dir)
+  8. status      'pgdelta status'
+
+Every step is recorded in the state directory when it finishes and skipped on the next run;
+the tools resume their own work (pgcopyin skips loaded chunks, pgdelta restarts from the
+target's position). After ANY failure or kill, fix the cause and run the same command again.
+Then run scripts/cutover.sh.
+
+Options (each also read from the environment variable shown):
+  --source URL         the live database (PGFERRY_SOURCE)
+  --target URL         the new database, empty or holding only this migration (PGFERRY_TARGET)
+  --state-dir DIR      step markers, SQL files, logs (PGFERRY_STATE_DIR, default ./pgferry-state)
+  -j, --jobs N         parallel copy workers and index builds (PGFERRY_JOBS, default 4)
+  --copy-from URL      copy from a fork of the source instead of the source (PGFERRY_COPY_FROM);
+                       the fork must be taken AFTER this script has run 'pgtrig mark' on the
+                       source: the first run stops there and tells you to fork, then re-run
+  --dump-dir DIR       copy to files first (pgcopyout -o DIR), then load them (pgcopyin -i DIR)
+                       (PGFERRY_DUMP_DIR)
+  --snapshot MODE      shared (default) or per-chunk: every chunk its own snapshot, so no
+                       snapshot is held for the whole copy (PGFERRY_SNAPSHOT)
+  --codec CODEC        stream compression: lz4 (default), zstd[:N], gzip, none (PGFERRY_CODEC)
+  --no-roles           do not create roles on the target
+  --no-follow          instead of a background follower, catch up once and stop
+  --until STEP         stop after STEP (preflight, roles, schema, capture, copy, indexes)
+  -n, -N, -t, -T GLOB  table filters passed to every tool (schema, exclude-schema, table,
+                       exclude-table)
+
+Exit status: 0 done (catch-up running), 1 a step failed (re-run to continue), 2 usage or
+connection error.
+
+Example:
+  export PGFERRY_SOURCE='postgres://u:p@heroku-host:5432/db?sslmode=require'
+  export PGFERRY_TARGET='postgres://admin:p@rds-host:5432/db?sslmode=require'
+  scripts/migrate.sh -j 8 && scripts/cutover.sh --app-role app_user
+USAGE
+}
+
+SOURCE=${PGFERRY_SOURCE:-}
+TARGET=${PGFERRY_TARGET:-}
+STATE_DIR=${PGFERRY_STATE_DIR:-./pgferry-state}
+JOBS=${PGFERRY_JOBS:-4}
+COPY_FROM=${PGFERRY_COPY_FROM:-}
+DUMP_DIR=${PGFERRY_DUMP_DIR:-}
+SNAPSHOT=${PGFERRY_SNAPSHOT:-shared}
+CODEC=${PGFERRY_CODEC:-}
+ROLES=1 FOLLOW=1 UNTIL=
+FILTERS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --source) SOURCE=${2:?--source needs a URL}; shift 2 ;;
+    --target) TARGET=${2:?--target needs a URL}; shift 2 ;;
+    --state-dir) STATE_DIR=${2:?}; shift 2 ;;
+    -j|--jobs) JOBS=${2:?}; shift 2 ;;
+    --copy-from) COPY_FROM=${2:?}; shift 2 ;;
+    --dump-dir) DUMP_DIR=${2:?}; shift 2 ;;
+    --snapshot) SNAPSHOT=${2:?}; shift 2 ;;
+    --codec) CODEC=${2:?}; shift 2 ;;
+    --no-roles) ROLES=0; shift ;;
+    --no-follow) FOLLOW=0; shift ;;
+    --until) UNTIL=${2:?}; shift 2 ;;
+    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table)
+      [ $# -ge 2 ] || usage_error "$1 needs a pattern"
+      FILTERS+=("$1" "$2"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown argument $1" ;;
+  esac
+done
+[ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
+[ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
+case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
+case $SNAPSHOT in shared|per-chunk) ;; *) usage_error "--snapshot must be shared or per-chunk" ;; esac
+case $UNTIL in ''|preflight|roles|schema|capture|copy|indexes) ;; *) usage_error "--until must be one of preflight, roles, schema, capture, copy, indexes" ;; esac
+[ -z "$COPY_FROM" ] || [ -z "$DUMP_DIR" ] || true
+CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry}
+STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
+export PGFERRY_CAPTURE_SCHEMA=$CAPTURE_SCHEMA PGFERRY_STATE_SCHEMA=$STATE_SCHEMA
+
+need_bin psql pgschema pgtrig pgcopyout pgcopyin pgdelta
+mkdir -p "$STATE_DIR"
+STATE_DIR=$(cd "$STATE_DIR" && pwd)
+# COPY_SRC is where the snapshot copy reads from: the source, or its fork.
+COPY_SRC=${COPY_FROM:-$SOURCE}
+
+# tool NAME ARGS...: runs a pgferry tool; on failure exits with its code (2 stays 2, else 1).
+tool() {
+  local rc=0
+  "$@" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    log "$1 failed (exit $rc); fix the cause above and re-run $0 to continue"
+    [ "$rc" -eq 2 ] && exit 2
+    exit 1
+  fi
+}
+
+# stop_after STEP: ends the run successfully when --until STEP was given.
+stop_after() {
+  if [ "$UNTIL" = "$1" ]; then
+    log "stopping after $1 as asked (--until); re-run without --until to continue"
+    exit 0
+  fi
+}
+
+# --- 1. preflight ------------------------------------------------------------------------------
+check_conn() {
+  local side=$1 url=$2 err
+  if ! err=$(psql_q "$url" "SELECT 1" 2>&1 >/dev/null); then
+    log "cannot connect to the $side ($(redact "$url")): ${err##*FATAL:  }"
+    log "hint: check the URL (sslmode=require for Heroku/RDS), the network path and the password"
+    exit 2
+  fi
+}
+
+# target_user_tables prints how many tables the target holds outside pgferry's own schemas.
+target_user_tables() {
+  psql_q "$TARGET" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', '$STATE_SCHEMA', '$CAPTURE_SCHEMA')
+    AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"
+}
+
+preflight() {
+  check_conn source "$SOURCE"
+  check_conn target "$TARGET"
+  [ -z "$COPY_FROM" ] || check_conn "fork (--copy-from)" "$COPY_FROM"
+  log "preflight: source $(psql_q "$SOURCE" "SELECT current_user || '@' || current_database() || ', PostgreSQL ' || current_setting('server_version') || ', ' || pg_size_pretty(pg_database_size(current_database()))")"
+  log "preflight: target $(psql_q "$TARGET" "SELECT current_user || '@' || current_database() || ', PostgreSQL ' || current_setting('server_version')")"
+  if ! step_done capture; then
+    local rc=0
+    pgtrig check --source "$SOURCE" "${FILTERS[@]}" >&2 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      log "preflight: 'pgtrig check' found something that blocks capture on the source (see above)"
+      [ "$rc" -eq 2 ] && exit 2
+      exit 1
+    fi
+  fi
+  if ! step_done schema && [ "$(target_user_tables)" != 0 ]; then
+    log "preflight: the target already holds tables; comparing its schema with the source"
+    local rc=0
+    pgschema diff --source "$SOURCE" --target "$TARGET" "${FILTERS[@]}" >"$STATE_DIR/preflight-diff.txt" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      cat "$STATE_DIR/preflight-diff.txt" >&2
+      log "preflight: the target holds tables that differ from the source (see above, also in $STATE_DIR/preflight-diff.txt)"
+      log "hint: migrate into an empty database, or drop those tables, then re-run"
+      [ "$rc" -eq 2 ] && exit 2
+      exit 1
+    fi
+    log "preflight: the target's schema already matches the source; skipping the schema step"
+    step_mark roles
+    step_mark schema
+  fi
+}
+
+# --- 2. roles ------------------------------------------------------------------------------------
+roles() {
+  tool pgschema roles --source "$SOURCE" >"$STATE_DIR/roles.sql"
+  # Roles are cluster-wide and often pre-created (RDS: by the admin); a role that cannot be
+  # created is reported but does not stop the migration.
+  if ! psql -X -q -v ON_ERROR_STOP=0 -d "$TARGET" -f "$STATE_DIR/roles.sql" >/dev/null 2>"$STATE_DIR/roles.err"; then
+    log "roles: psql could not run $STATE_DIR/roles.sql"
+    cat "$STATE_DIR/roles.err" >&2
+    exit 1
+  fi
+  if grep -q 'ERROR' "$STATE_DIR/roles.err"; then
+    grep 'ERROR' "$STATE_DIR/roles.err" | sed "s/^/$PROG: roles: warning: /" >&2
+    log "roles: some roles were not created (above); create them yourself if the schema needs them"
+  fi
+}
+
+# --- 3. schema (pre-data) --------------------------------------------------------------------------
+schema() {
+  tool pgschema dump --source "$SOURCE" --section pre-data "${FILTERS[@]}" >"$STATE_DIR/pre-data.sql"
+  # One transaction: a kill leaves nothing behind, so the step can simply run again.
+  if ! PGAPPNAME=pgferry-migrate psql -X -q -1 -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/pre-data.sql" >/dev/null; then
+    die "applying the pre-data schema failed (nothing of it was committed)" \
+      "fix the cause above (missing role or extension on the target?) and re-run; the SQL is in $STATE_DIR/pre-data.sql"
+  fi
+}
+
+# --- 4. capture ------------------------------------------------------------------------------------
+capture() {
+  tool pgtrig install --source "$SOURCE" "${FILTERS[@]}" >"$STATE_DIR/capture-position"
+  log "capture: installed; capture position $(cat "$STATE_DIR/capture-position")"
+}
+
+mark() {
+  tool pgtrig mark --source "$SOURCE" >"$STATE_DIR/mark"
+  log "mark: wrote mark $(cat "$STATE_DIR/mark") on the source"
+}
+
+# fork_ready: the fork must contain the mark (taken after it), else catch-up could miss changes.
+fork_ready() {
+  local m n
+  m=$(cat "$STATE_DIR/mark")
+  n=$(psql_q "$COPY_FROM" "SELECT count(*) FROM \"$CAPTURE_SCHEMA\".marks WHERE snapshot = '$m'" 2>/dev/null || echo 0)
+  if [ "$n" = 0 ]; then
+    log "the fork (--copy-from) does not contain the mark written at $(cat "$STATE_DIR/done/mark")"
+    log "hint: create the fork NOW (e.g. 'heroku addons:create heroku-postgresql:<plan> --fork <source db>'), wait until it is available, then re-run this command"
+    exit 1
+  fi
+}
+
+# --- 5. copy -----------------------------------------------------------------------------------------
+copy_flags() {
+  COPY_OUT_FLAGS=(--source "$COPY_SRC" -j "$JOBS" --snapshot "$SNAPSHOT" --progress plain "${FILTERS[@]}")
+  [ -z "$CODEC" ] || COPY_OUT_FLAGS+=(--codec "$CODEC")
+}
+
+copy_stream() {
+  copy_flags
+  local meter=(cat)
+  if command -v pv >/dev/null 2>&1; then meter=(pv -f -i 10 -btra -N copy); fi
+  set +e
+  pgcopyout "${COPY_OUT_FLAGS[@]}" --target "$TARGET" 2>>"$STATE_DIR/copy.log" |
+    "${meter[@]}" |
+    pgcopyin --target "$TARGET" -j "$JOBS" --progress plain 2>>"$STATE_DIR/copy.log"
+  local st=("${PIPESTATUS[@]}")
+  set -e
+  if [ "${st[0]}" -ne 0 ] || [ "${st[1]}" -ne 0 ] || [ "${st[2]}" -ne 0 ]; then
+    tail -n 20 "$STATE_DIR/copy.log" >&2
+    log "copy failed (pgcopyout exit ${st[0]}, meter exit ${st[1]}, pgcopyin exit ${st[2]}); log in $STATE_DIR/copy.log"
+    log "hint: re-run to continue: chunks already loaded are skipped"
+    { [ "${st[0]}" -eq 2 ] || [ "${st[2]}" -eq 2 ]; } && exit 2
+    exit 1
+  fi
+}
+
+copy_out_dir() {
+  copy_flags
+  mkdir -p "$DUMP_DIR"
+  tool pgcopyout "${COPY_OUT_FLAGS[@]}" -o "$DUMP_DIR" 2>>"$STATE_DIR/copy.log"
+}
+
+copy_in_dir() {
+  tool pgcopyin --target "$TARGET" -j "$JOBS" -i "$DUMP_DIR" --progress plain 2>>"$STATE_DIR/copy.log"
+}
+
+# fork_position: a copy taken from a fork carries the fork's snapshot, which is not a position on
+# the source; catch-up starts from the newest mark the fork holds instead.
+fork_position() {
+  tool pgdelta position --target "$TARGET" --fork --source "$COPY_FROM" >"$STATE_DIR/fork-position"
+  log "fork: catch-up starts at $(cat "$STATE_DIR/fork-position")"
+}
+
+copy_summary() {
+  psql_q "$TARGET" "SELECT count(*) || ' chunks, ' || coalesce(sum(rows), 0) || ' rows, ' || pg_size_pretty(coalesce(sum(bytes), 0)) FROM \"$STATE_SCHEMA\".copy_chunks" 2>/dev/null || true
+}
+
+# --- 6. indexes ---------------------------------------------------------------------------------------
+indexes() {
+  tool pgschema dump --source "$SOURCE" --section indexes "${FILTERS[@]}" >"$STATE_DIR/indexes.sql"
+  tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes.sql"
+}
+
+# --- 7. sync ------------------------------------------------------------------------------------------
+start_follower() {
+  if pid_alive "$STATE_DIR/sync.pid"; then
+    log "sync: follower already running (pid $(cat "$STATE_DIR/sync.pid")), log $STATE_DIR/sync.log"
+    return 0
+  fi
+  if [ "$FOLLOW" = 0 ]; then
+    log "sync: catching up once (--no-follow)"
+    tool pgdelta sync --source "$SOURCE" --target "$TARGET" --until-caught-up
+    return 0
+  fi
+  # setsid: the follower outlives this script and its terminal; stop it with cutover.sh or
+  # 'kill $(cat sync.pid)'.
+  # default_transaction_read_only=off: it keeps working when cutover.sh freezes the source.
+  PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off" \
+    setsid pgdelta sync --source "$SOURCE" --target "$TARGET" --follow </dev/null >>"$STATE_DIR/sync.log" 2>&1 &
+  echo $! >"$STATE_DIR/sync.pid"
+  sleep 1
+  if ! pid_alive "$STATE_DIR/sync.pid"; then
+    tail -n 20 "$STATE_DIR/sync.log" >&2
+    die "the follower (pgdelta sync --follow) stopped at once; log in $STATE_DIR/sync.log" "fix the cause above and re-run"
+  fi
+  log "sync: follower started (pid $(cat "$STATE_DIR/sync.pid")), log $STATE_DIR/sync.log"
+}
+
+# --- run ------------------------------------------------------------------------------------------------
+t_start=$(now_s)
+log "state in $STATE_DIR"
+log "preflight"
+preflight
+stop_after preflight
+if [ "$ROLES" = 1 ]; then run_step roles "roles: creating the source's roles on the target" roles; fi
+stop_after roles
+run_step schema "schema: applying tables, types, sequences and functions (pre-data)" schema
+stop_after schema
+run_step capture "capture: installing change capture on the source" capture
+if [ -n "$COPY_FROM" ]; then
+  run_step mark "mark: writing a mark on the source for the fork" mark
+  fork_ready
+fi
+stop_after capture
+if [ -n "$DUMP_DIR" ]; then
+  run_step copy-out "copy: dumping the source to $DUMP_DIR ($JOBS workers)" copy_out_dir
+  run_step copy "copy: loading $DUMP_DIR into the target ($JOBS workers)" copy_in_dir
+else
+  run_step copy "copy: copying the data ($JOBS workers, snapshot $SNAPSHOT)" copy_stream
+fi
+[ -z "$COPY_FROM" ] || run_step fork-position "fork: finding the catch-up position from the fork's mark" fork_position
+log "copy: $(copy_summary)"
+stop_after copy
+run_step indexes "indexes: building indexes and keys ($JOBS at a time)" indexes
+stop_after indexes
+start_follower
+log "status:"
+pgdelta status --source "$SOURCE" --target "$TARGET" >&2 || true
+log "ready for cutover after $(elapsed "$t_start")s: run scripts/cutover.sh with the same --source/--target/--state-dir"
