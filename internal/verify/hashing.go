@@ -1,0 +1,120 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+// Hash functions a row can be hashed with on the server.
+const (
+	hashHTE = "hashtextextended" // PostgreSQL 11+, fast; output is compared by a probe first
+	hashMD5 = "md5"              // everywhere, slower
+)
+
+// probeText is hashed on both servers to detect a hash function that differs between them.
+const probeText = `pgferry probe: 0 ü 🦀 "quoted" \ tab	end`
+
+// chooseHash picks the row hash: hashtextextended when both servers have it and agree on
+// the probe, else md5 (which must agree, or nothing can be compared).
+func chooseHash(ctx context.Context, src, dst *side, want string) (string, error) {
+	probe := func(s *side, sql string) (string, error) {
+		var out string
+		// A savepoint keeps the snapshot transaction usable if the function does not exist.
+		if _, err := s.exporter.Exec(ctx, "SAVEPOINT probe"); err != nil {
+			return "", err
+		}
+		err := s.exporter.QueryRow(ctx, sql, probeText).Scan(&out)
+		if err != nil {
+			if _, err2 := s.exporter.Exec(ctx, "ROLLBACK TO SAVEPOINT probe"); err2 != nil {
+				return "", err2
+			}
+			return "", err
+		}
+		_, err = s.exporter.Exec(ctx, "RELEASE SAVEPOINT probe")
+		return out, err
+	}
+	if want == "auto" || want == hashHTE {
+		const q = "SELECT hashtextextended($1::text, 0)::text || ',' || hashtextextended($1::text, 1)::text"
+		a, errA := probe(src, q)
+		b, errB := probe(dst, q)
+		if errA == nil && errB == nil && a == b {
+			return hashHTE, nil
+		}
+		if want == hashHTE {
+			if err := errors.Join(errA, errB); err != nil {
+				return "", fmt.Errorf("probe hashtextextended: %w", err)
+			}
+			return "", fmt.Errorf("probe hashtextextended: the servers disagree (%s versus %s)", a, b)
+		}
+	}
+	const q = "SELECT md5($1::text)"
+	a, err := probe(src, q)
+	if err != nil {
+		return "", fmt.Errorf("probe md5 on source: %w", err)
+	}
+	b, err := probe(dst, q)
+	if err != nil {
+		return "", fmt.Errorf("probe md5 on target: %w", err)
+	}
+	if a != b {
+		return "", fmt.Errorf("probe md5: the servers disagree (%s versus %s)", a, b)
+	}
+	return hashMD5, nil
+}
+
+// cmpExpr is the expression compared for a column: its text form, except floats, whose text
+// form changed in PostgreSQL 12 (shortest exact digits), so their IEEE bits are compared.
+func cmpExpr(c catalog.Column, alias string) string {
+	q := ident.Quote(c.Name)
+	if alias != "" {
+		q = alias + "." + q
+	}
+	switch c.Type {
+	case "double precision":
+		return "float8send(" + q + ")"
+	case "real":
+		return "float4send(" + q + ")"
+	}
+	return q
+}
+
+// rowText is the text form of a row's compared values, columns in one explicit order.
+func rowText(cols []catalog.Column) string {
+	e := make([]string, len(cols))
+	for i, c := range cols {
+		e[i] = cmpExpr(c, "")
+	}
+	return "ROW(" + strings.Join(e, ", ") + ")::text"
+}
+
+// bucketExpr maps a row to its bucket (0..mask) by a hash of its key's text.
+func bucketExpr(p *pair, fn string, mask int64) string {
+	kt := rowText(p.Key)
+	if fn == hashHTE {
+		return fmt.Sprintf("(hashtextextended(%s, 0) & %d)", kt, mask)
+	}
+	return fmt.Sprintf("(('x' || left(md5(%s), 8))::bit(32)::int::bigint & %d)", kt, mask)
+}
+
+// hashExpr is a 64-bit hash of the whole row.
+func hashExpr(p *pair, fn string) string {
+	rt := rowText(p.Cols)
+	if fn == hashHTE {
+		return fmt.Sprintf("hashtextextended(%s, 1)", rt)
+	}
+	return fmt.Sprintf("('x' || left(md5(%s), 16))::bit(64)::bigint", rt)
+}
+
+// bucketCount chooses a power of two so a bucket holds about 64 rows, at most 65536 buckets.
+func bucketCount(estRows int64) int64 {
+	n := int64(1)
+	for n < 65536 && n*64 < estRows {
+		n *= 2
+	}
+	return n
+}

@@ -1,0 +1,231 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+// forBoth runs fn for every pair on both sides at once, jobs workers per side.
+func forBoth(ctx context.Context, src, dst *side, pairs []*pair, jobs int, fn func(ctx context.Context, s *side, si int, p *pair) error) error {
+	g, gctx := newGroup(ctx)
+	for si, s := range []*side{src, dst} {
+		ch := make(chan *pair)
+		g.Go(func() error {
+			defer close(ch)
+			for _, p := range pairs {
+				select {
+				case ch <- p:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+		for range jobs {
+			g.Go(func() error {
+				for p := range ch {
+					if err := fn(gctx, s, si, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return g.Wait()
+}
+
+// countable lists the pairs present on both sides; the others get a not-comparable result.
+func countable(pairs []*pair) []*pair {
+	var out []*pair
+	for _, p := range pairs {
+		if p.Src != nil && p.Dst != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runCount compares exact row counts, each side in its snapshot.
+func runCount(ctx context.Context, src, dst *side, pairs []*pair, jobs int) ([]*Result, error) {
+	ps := countable(pairs)
+	counts := make(map[*pair]*[2]int64, len(ps))
+	for _, p := range ps {
+		counts[p] = &[2]int64{}
+	}
+	err := forBoth(ctx, src, dst, ps, jobs, func(ctx context.Context, s *side, si int, p *pair) error {
+		return s.inSnapshot(ctx, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+p.from()).Scan(&counts[p][si]); err != nil {
+				return fmt.Errorf("count %s on %s: %w", p.Name, s.role, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*Result
+	for _, p := range pairs {
+		r := &Result{Table: p.Name, Mode: "count", pair: p}
+		c, ok := counts[p]
+		if !ok {
+			r.Status, r.Reason = StatusNotComparable, p.Reason
+		} else {
+			r.SourceRows, r.TargetRows = &c[0], &c[1]
+			r.Status = StatusSame
+			if c[0] != c[1] {
+				r.Status = StatusDiffer
+				r.Reason = "row counts differ"
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// quickFacts are the hand checks of one table on one side.
+type quickFacts struct {
+	est      int64
+	count    int64
+	min, max *string
+	seqs     map[string]seqFact // by column name
+}
+
+type seqFact struct {
+	name   string
+	issued *int64 // highest value handed out, nil when never called
+	colMax *string
+}
+
+// readQuick gathers the quick-mode facts of p on one side.
+func readQuick(ctx context.Context, tx pgx.Tx, p *pair, si int) (quickFacts, error) {
+	t := p.Src
+	if si == 1 {
+		t = p.Dst
+	}
+	f := quickFacts{est: t.EstRows, seqs: map[string]seqFact{}}
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+p.from()).Scan(&f.count); err != nil {
+		return f, err
+	}
+	if len(t.KeyColumns) > 0 {
+		k := ident.Quote(t.KeyColumns[0])
+		for _, dir := range []struct {
+			ord string
+			dst **string
+		}{{"ASC", &f.min}, {"DESC", &f.max}} {
+			err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s::text FROM %s ORDER BY %s %s LIMIT 1", k, p.from(), k, dir.ord)).Scan(dir.dst)
+			if err != nil && err != pgx.ErrNoRows {
+				return f, err
+			}
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT a.attname, format('%I.%I', n.nspname, c.relname)
+		FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+		WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND d.deptype IN ('a', 'i')
+		ORDER BY 1`, t.OID)
+	if err != nil {
+		return f, err
+	}
+	type owned struct{ col, seq string }
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (owned, error) {
+		var o owned
+		return o, r.Scan(&o.col, &o.seq)
+	})
+	if err != nil {
+		return f, err
+	}
+	for _, o := range list {
+		sf := seqFact{name: o.seq}
+		if err := tx.QueryRow(ctx, "SELECT CASE WHEN is_called THEN last_value END FROM "+o.seq).Scan(&sf.issued); err != nil {
+			return f, err
+		}
+		if err := tx.QueryRow(ctx, fmt.Sprintf("SELECT max(%s)::text FROM %s", ident.Quote(o.col), p.from())).Scan(&sf.colMax); err != nil {
+			return f, err
+		}
+		f.seqs[o.col] = sf
+	}
+	return f, nil
+}
+
+// runQuick runs the checks people do by hand. They are labelled: none of them proves the rows are the same.
+func runQuick(ctx context.Context, src, dst *side, pairs []*pair, jobs int) ([]*Result, error) {
+	ps := countable(pairs)
+	facts := make(map[*pair]*[2]quickFacts, len(ps))
+	for _, p := range ps {
+		facts[p] = &[2]quickFacts{}
+	}
+	err := forBoth(ctx, src, dst, ps, jobs, func(ctx context.Context, s *side, si int, p *pair) error {
+		return s.inSnapshot(ctx, func(tx pgx.Tx) error {
+			f, err := readQuick(ctx, tx, p, si)
+			if err != nil {
+				return fmt.Errorf("quick checks of %s on %s: %w", p.Name, s.role, err)
+			}
+			facts[p][si] = f
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "(none)"
+		}
+		return *p
+	}
+	var out []*Result
+	for _, p := range pairs {
+		r := &Result{Table: p.Name, Mode: "quick", pair: p}
+		fs, ok := facts[p]
+		if !ok {
+			r.Status, r.Reason = StatusNotComparable, p.Reason
+			out = append(out, r)
+			continue
+		}
+		a, b := fs[0], fs[1]
+		r.SourceRows, r.TargetRows = &a.count, &b.count
+		r.Checks = append(r.Checks,
+			Check{Name: "estimated rows", Source: strconv.FormatInt(a.est, 10), Target: strconv.FormatInt(b.est, 10), OK: true, Note: "pg_class.reltuples, informational only"},
+			Check{Name: "exact count", Source: strconv.FormatInt(a.count, 10), Target: strconv.FormatInt(b.count, 10), OK: a.count == b.count})
+		if len(p.Src.KeyColumns) > 0 {
+			note := "first key column " + p.Src.KeyColumns[0]
+			r.Checks = append(r.Checks,
+				Check{Name: "min of key", Source: str(a.min), Target: str(b.min), OK: str(a.min) == str(b.min), Note: note + "; order of text keys depends on collation"},
+				Check{Name: "max of key", Source: str(a.max), Target: str(b.max), OK: str(a.max) == str(b.max), Note: note + "; order of text keys depends on collation"})
+		}
+		for col, t := range b.seqs {
+			c := Check{Name: "sequence " + t.name + " vs max(" + col + ")", OK: true}
+			if s, ok := a.seqs[col]; ok && s.issued != nil {
+				c.Source = strconv.FormatInt(*s.issued, 10)
+			}
+			c.Target = "(never called)"
+			if t.issued != nil {
+				c.Target = strconv.FormatInt(*t.issued, 10)
+			}
+			if t.colMax != nil {
+				m, err := strconv.ParseInt(*t.colMax, 10, 64)
+				if err == nil && (t.issued == nil || *t.issued < m) {
+					c.OK = false
+					c.Note = fmt.Sprintf("target sequence is behind max(%s) = %d on the target: nextval would collide (run pgdelta sequences)", col, m)
+				}
+			}
+			r.Checks = append(r.Checks, c)
+		}
+		r.Status = StatusSame
+		for _, c := range r.Checks {
+			if !c.OK {
+				r.Status = StatusDiffer
+				r.Reason = "quick check failed: " + c.Name
+				break
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

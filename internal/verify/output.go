@@ -1,0 +1,112 @@
+package verify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// writeReport prints the results: JSON lines with --json, else a table followed by the
+// differing keys and the failed checks.
+func writeReport(w io.Writer, rs []*Result, cfg Config) error {
+	if cfg.JSON {
+		enc := json.NewEncoder(w)
+		for _, r := range rs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tMODE\tRESULT\tSOURCE ROWS\tTARGET ROWS\tDETAILS")
+	for _, r := range rs {
+		status := r.Status
+		if status != StatusSame {
+			status = strings.ToUpper(status)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Table, r.Mode, status, num(r.SourceRows), num(r.TargetRows), details(r))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.Mode == "quick" && r.Checks != nil {
+			cw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(cw, "\n%s (quick checks, not a proof: use --mode hash)\n", r.Table)
+			fmt.Fprintln(cw, "  CHECK\tSOURCE\tTARGET\tOK\tNOTE")
+			for _, c := range r.Checks {
+				ok := "ok"
+				if !c.OK {
+					ok = "FAIL"
+				}
+				fmt.Fprintf(cw, "  %s\t%s\t%s\t%s\t%s\n", c.Name, c.Source, c.Target, ok, c.Note)
+			}
+			if err := cw.Flush(); err != nil {
+				return err
+			}
+		}
+		for _, d := range r.Diffs {
+			line := fmt.Sprintf("%s: %s key %s", r.Table, d.Kind, keyString(r.pair, d))
+			if d.Kind == "changed" {
+				line += ": columns " + strings.Join(d.Columns, ", ")
+			}
+			if _, err := fmt.Fprintln(w, line); err != nil {
+				return err
+			}
+		}
+		if r.Truncated {
+			fmt.Fprintf(w, "%s: more differing keys than --max-diffs %d; raise it to see them all\n", r.Table, cfg.MaxDiffs)
+		}
+	}
+	return nil
+}
+
+func num(p *int64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
+func details(r *Result) string {
+	switch r.Status {
+	case StatusDiffer:
+		if r.Mode == "hash" {
+			s := fmt.Sprintf("%d missing, %d extra, %d changed", r.Missing, r.Extra, r.Changed)
+			if r.Truncated {
+				s += " (at least)"
+			}
+			if r.Rechecked {
+				s += " after re-check"
+			}
+			return s
+		}
+		return r.Reason
+	case StatusNotComparable:
+		return r.Reason
+	}
+	return ""
+}
+
+// keyString shows a key as col=value, in key order.
+func keyString(p *pair, d Diff) string {
+	if p == nil {
+		return fmt.Sprint(d.Key)
+	}
+	parts := make([]string, len(p.Key))
+	for i, k := range p.Key {
+		v := d.Key[k.Name]
+		if v == "" || strings.ContainsAny(v, " \t\n\"\\,()=") {
+			v = strconv.Quote(v)
+		}
+		parts[i] = k.Name + "=" + v
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
