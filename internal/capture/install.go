@@ -14,7 +14,6 @@ import (
 
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
-	"github.com/pgferry/pgferry/internal/ident"
 )
 
 // NoKeyError lists selected tables that have no usable key.
@@ -275,4 +274,3 @@ func pinSearchPath(ctx context.Context, conn *pgx.Conn) (func(), error) {
 	}, nil
 }
 
-var _ = ident.Quote

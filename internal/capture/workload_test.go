@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
@@ -237,4 +236,3 @@ func oneTx(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, next *atomic.Int
 	return rows, nil, nil
 }
 
-var _ = catalog.Filter{}
