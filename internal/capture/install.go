@@ -273,4 +273,3 @@ func pinSearchPath(ctx context.Context, conn *pgx.Conn) (func(), error) {
 		conn.Exec(context.WithoutCancel(ctx), "SELECT set_config('search_path', $1, false)", old)
 	}, nil
 }
-

@@ -235,4 +235,3 @@ func oneTx(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, next *atomic.Int
 	}
 	return rows, nil, nil
 }
-
