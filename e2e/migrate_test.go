@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMigrateLive runs the demo's path: sample data (PGFERRY_E2E_MB, default 50 MB), a writer
+// running throughout, migrate.sh, cutover.sh; then pgverify is clean and every table is equal.
+func TestMigrateLive(t *testing.T) {
+	requireTools(t)
+	m := newMigration(t, sizeMB(t, 50), false)
+	w := m.startWriter(t)
+	out := m.script(t, 0, "migrate.sh")
+	if !strings.Contains(out, "ready for cutover") {
+		t.Fatalf("migrate.sh did not report it was ready for cutover")
+	}
+	time.Sleep(3 * time.Second) // the follower catches up under load
+	if !w.alive() {
+		t.Fatal("the writer stopped before the cutover")
+	}
+	cut := m.script(t, 0, "cutover.sh")
+	w.stoppedByFreeze(t)
+	m.checkMigrated(t, cut)
+	m.script(t, 0, "cleanup.sh")
+	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'pgferry%'`); n != 0 {
+		t.Errorf("cleanup left %d pgferry triggers on the source", n)
+	}
+	if n := queryInt(t, m.dstSuper, `SELECT count(*) FROM pg_namespace WHERE nspname = 'pgferry'`); n != 0 {
+		t.Errorf("cleanup left the pgferry schema on the target")
+	}
+}
+
+// TestMigrateKilledAndResumed SIGKILLs migrate.sh's whole process group twice, in the middle of
+// the copy and at the index step, re-runs it each time, and still ends equal after cutover.
+func TestMigrateKilledAndResumed(t *testing.T) {
+	requireTools(t)
+	m := newMigration(t, sizeMB(t, 20), false)
+	m.env = append(m.env, "PGFERRY_SPLIT_SIZE=1MB") // many small chunks: the kill lands mid-copy
+	w := m.startWriter(t)
+
+	// kill 1: some chunks loaded, copy not finished
+	m.killWhen(t, "copy", func() bool {
+		return exists(m.stateDir, "done/capture") && queryIntQuiet(m.dstSuper, `SELECT count(*) FROM pgferry.copy_chunks`) >= 2
+	})
+	if exists(m.stateDir, "done/copy") {
+		t.Fatalf("the first kill landed after the copy had finished; the test did not exercise a resumed copy")
+	}
+	// kill 2: the copy finished, the indexes not yet
+	m.killWhen(t, "indexes", func() bool {
+		return exists(m.stateDir, "done/copy") ||
+			queryIntQuiet(m.dstSuper, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'CREATE%INDEX%'`) > 0
+	})
+	if exists(m.stateDir, "done/indexes") {
+		t.Fatalf("the second kill landed after the indexes were built")
+	}
+	out := m.script(t, 0, "migrate.sh")
+	for _, s := range []string{"roles: creating the source's roles on the target: already done", "capture: installing change capture on the source: already done"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("re-run did not skip a finished step: missing %q", s)
+		}
+	}
+	if !w.alive() {
+		t.Fatal("the writer stopped before the cutover")
+	}
+	cut := m.script(t, 0, "cutover.sh")
+	w.stoppedByFreeze(t)
+	m.checkMigrated(t, cut)
+}
+
+// TestMigrateNonSuperuser migrates tables owned by a non-superuser source role into a database
+// owned by a non-superuser target role, as on Heroku and RDS, with the writer running.
+func TestMigrateNonSuperuser(t *testing.T) {
+	requireTools(t)
+	m := newMigration(t, sizeMB(t, 10), true)
+	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper`); n != 1 {
+		t.Fatal("checks must run as superuser")
+	}
+	if n := queryInt(t, m.src, `SELECT count(*) FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolreplication)`); n != 0 {
+		t.Fatal("the source role must not be a superuser")
+	}
+	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = 'postgres'`); n != 0 {
+		t.Fatalf("%d source tables are owned by postgres, want all owned by the app role", n)
+	}
+	w := m.startWriter(t)
+	m.script(t, 0, "migrate.sh")
+	time.Sleep(2 * time.Second)
+	cut := m.script(t, 0, "cutover.sh")
+	w.stoppedByFreeze(t)
+	m.checkMigrated(t, cut)
+	m.script(t, 0, "cleanup.sh")
+}
+
+// killWhen starts migrate.sh, SIGKILLs its process group as soon as cond holds, and fails if
+// the script ends first.
+func (m *migration) killWhen(t *testing.T, step string, cond func() bool) {
+	t.Helper()
+	cmd := m.command("migrate.sh")
+	log, _ := os.Create(filepath.Join(t.TempDir(), "migrate-"+step+".log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(5 * time.Minute)
+	for {
+		select {
+		case err := <-done:
+			b, _ := os.ReadFile(log.Name())
+			t.Fatalf("migrate.sh ended (%v) before the kill at %s:\n%s", err, step, b)
+		case <-deadline:
+			t.Fatalf("timed out waiting for the %s step", step)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if cond() {
+			break
+		}
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	b, _ := os.ReadFile(log.Name())
+	t.Logf("killed migrate.sh at %s:\n%s", step, b)
+}
+
+func exists(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
+// queryIntQuiet is queryInt for polling: -1 on any error (e.g. the table does not exist yet).
+func queryIntQuiet(url, q string) int64 {
+	var n int64 = -1
+	ctx, conn, err := connectQuiet(url)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
