@@ -251,9 +251,10 @@ func (r *Reporter) status(final bool) Snapshot {
 		s.BytesPerS = float64(r.bytes) / el
 	}
 	if !final {
-		s.ETA = eta(r.bytes, r.estBytes, s.BytesPerS)
+		// Rows first: estimated bytes are often on-disk sizes, not the bytes moved.
+		s.ETA = eta(r.rows, r.estRows, s.RowsPerSec)
 		if s.ETA == nil {
-			s.ETA = eta(r.rows, r.estRows, s.RowsPerSec)
+			s.ETA = eta(r.bytes, r.estBytes, s.BytesPerS)
 		}
 	}
 	for _, name := range r.order {

@@ -51,7 +51,7 @@ func TestJSONReports(t *testing.T) {
 	if s.Rows != 200 || s.Bytes != 2000 || s.EstRows != 400 || s.RowsPerSec != 100 {
 		t.Fatalf("status = %+v", s)
 	}
-	if s.ETA == nil || *s.ETA != 2 { // 2000 of 4000 bytes at 1000 B/s
+	if s.ETA == nil || *s.ETA != 2 { // 200 of 400 rows at 100 rows/s
 		t.Fatalf("eta = %v, want 2", s.ETA)
 	}
 	r.Undo("public.b", 50, 500)

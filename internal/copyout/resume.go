@@ -1,0 +1,103 @@
+package copyout
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/state"
+)
+
+// targetState is what the target already holds: each table's plan and its loaded chunks.
+type targetState struct {
+	plans map[string][]Chunk
+	done  map[string]map[int]bool
+}
+
+// readTargetState reads copy_plan and copy_chunks from the target's state schema (empty when
+// the schema does not exist yet).
+func readTargetState(ctx context.Context, url, schema string) (*targetState, error) {
+	ts := &targetState{plans: map[string][]Chunk{}, done: map[string]map[int]bool{}}
+	conn, err := dbconn.Connect(ctx, url, dbconn.Target, dbconn.Options{AppName: "pgferry-pgcopyout"})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	ok, err := state.Exists(ctx, conn, schema)
+	if err != nil {
+		return nil, fmt.Errorf("read target state: %w", err)
+	}
+	if !ok {
+		return ts, nil
+	}
+	q := ident.Quote(schema)
+	rows, err := conn.Query(ctx, "SELECT table_name, chunk, kind, lower_bound, upper_bound FROM "+q+".copy_plan ORDER BY table_name, chunk")
+	if err != nil {
+		return nil, fmt.Errorf("read target copy plan: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var c Chunk
+		if err := rows.Scan(&name, &c.ID, &c.Kind, &c.Lower, &c.Upper); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read target copy plan: %w", err)
+		}
+		ts.plans[name] = append(ts.plans[name], c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read target copy plan: %w", err)
+	}
+	rows, err = conn.Query(ctx, "SELECT table_name, chunk FROM "+q+".copy_chunks")
+	if err != nil {
+		return nil, fmt.Errorf("read target copied chunks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var id int
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, fmt.Errorf("read target copied chunks: %w", err)
+		}
+		if ts.done[name] == nil {
+			ts.done[name] = map[int]bool{}
+		}
+		ts.done[name][id] = true
+	}
+	return ts, rows.Err()
+}
+
+// apply reuses the target's plan for tp when it has one and marks its loaded chunks Skip.
+// A table split by ctid ranges cannot be finished under a new snapshot (an UPDATE moves a row
+// between ranges), so a partly loaded one is refused.
+func (ts *targetState) apply(tp *TablePlan) error {
+	name := tp.Key()
+	if plan, ok := ts.plans[name]; ok && len(plan) > 0 {
+		chunks := make([]Chunk, len(plan))
+		for i, c := range plan {
+			c.EstBytes = tp.Bytes / int64(len(plan))
+			chunks[i] = c
+		}
+		tp.Chunks = chunks
+	}
+	done := ts.done[name]
+	n := 0
+	for i := range tp.Chunks {
+		if done[tp.Chunks[i].ID] {
+			tp.Chunks[i].Skip = true
+			n++
+		}
+	}
+	if n > 0 && n < len(tp.Chunks) {
+		for _, c := range tp.Chunks {
+			if c.Kind == KindCtid {
+				return cliutil.WithHint(cliutil.ExitFailure,
+					fmt.Errorf("table %s was split by ctid ranges and only %d of its %d chunks are on the target; ctid chunks must all be read under one snapshot", name, n, len(tp.Chunks)),
+					"empty that table on the target (pgcopyin --truncate, or TRUNCATE it and delete its rows from the state schema's copy_chunks) and re-run")
+			}
+		}
+	}
+	return nil
+}

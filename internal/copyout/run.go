@@ -1,0 +1,258 @@
+package copyout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/progress"
+	"github.com/pgferry/pgferry/internal/retry"
+	"github.com/pgferry/pgferry/internal/stream"
+)
+
+// Snapshot modes.
+const (
+	SnapshotShared   = "shared"    // one exported snapshot imported by every chunk
+	SnapshotPerChunk = "per-chunk" // each key-range chunk takes its own snapshot
+)
+
+// Config is everything pgcopyout needs for one run.
+type Config struct {
+	Source        string
+	Target        string // optional: skip the chunks it already holds
+	Jobs          int
+	Filter        catalog.Filter
+	SplitSize     int64
+	Codec         string
+	OutDir        string // directory form instead of stdout
+	SnapshotMode  string
+	OneOff        bool
+	CaptureSchema string
+	StateSchema   string
+	Progress      progress.Mode
+	FrameSize     int  // uncompressed bytes per data frame (about)
+	PlanOnly      bool // print the header (the plan) as JSON and copy nothing
+	Retry         *retry.Policy
+}
+
+// Run copies the selected tables of the source into the stream on stdout (or cfg.OutDir).
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	codec, err := stream.ParseCodec(cfg.Codec)
+	if err != nil {
+		return cliutil.Usagef("%v", err)
+	}
+	if cfg.Jobs < 1 {
+		return cliutil.Usagef("bad --jobs %d: want at least 1", cfg.Jobs)
+	}
+	switch cfg.SnapshotMode {
+	case "":
+		cfg.SnapshotMode = SnapshotShared
+	case SnapshotShared, SnapshotPerChunk:
+	default:
+		return cliutil.Usagef("bad --snapshot %q: want shared or per-chunk", cfg.SnapshotMode)
+	}
+	if cfg.FrameSize <= 0 {
+		cfg.FrameSize = 1 << 20
+	}
+	if cfg.FrameSize > stream.MaxFrameSize {
+		cfg.FrameSize = stream.MaxFrameSize
+	}
+	if cfg.OutDir == "" && !cfg.PlanOnly {
+		if err := cliutil.RefuseTerminal(stdout, "the copy stream"); err != nil {
+			return err
+		}
+	}
+
+	conn, err := dbconn.Connect(ctx, cfg.Source, dbconn.Source, dbconn.Options{AppName: "pgferry-pgcopyout"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	coord, err := beginSnapshot(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer coord.release(context.Background())
+
+	tables, err := selectTables(ctx, conn, cfg.Filter, cfg.CaptureSchema, cfg.StateSchema)
+	if err != nil {
+		return err
+	}
+	if !cfg.OneOff {
+		if err := checkCapture(ctx, conn, cfg.CaptureSchema, tables); err != nil {
+			return err
+		}
+	}
+	var ts *targetState
+	if cfg.Target != "" {
+		if ts, err = readTargetState(ctx, cfg.Target, cfg.StateSchema); err != nil {
+			return err
+		}
+	}
+	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs}
+	plans := make([]*TablePlan, 0, len(tables))
+	for _, t := range tables {
+		var tp *TablePlan
+		if ts != nil && len(ts.plans[t.Key()]) > 0 {
+			tp = &TablePlan{Table: t} // the target's plan is reused as is
+		} else if tp, err = planner.Plan(ctx, conn, t); err != nil {
+			return err
+		}
+		if ts != nil {
+			if err := ts.apply(tp); err != nil {
+				return err
+			}
+		}
+		plans = append(plans, tp)
+	}
+
+	h := &stream.Header{
+		ServerVersion: coord.serverVersion, Position: coord.position, SnapshotMode: cfg.SnapshotMode,
+		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(),
+	}
+	for _, tp := range plans {
+		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes}
+		for _, c := range tp.Chunks {
+			st.Chunks = append(st.Chunks, stream.Chunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper, Skip: c.Skip})
+		}
+		h.Tables = append(h.Tables, st)
+	}
+	if cfg.PlanOnly {
+		h.Version = stream.Version
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(h)
+	}
+
+	var out stream.FrameWriter
+	if cfg.OutDir != "" {
+		dw, err := stream.NewDirWriter(cfg.OutDir, h)
+		if err != nil {
+			return fmt.Errorf("create output directory: %w", err)
+		}
+		out = dw
+	} else {
+		w, err := stream.NewWriter(stdout, h)
+		if err != nil {
+			return err
+		}
+		out = w
+	}
+
+	// The work: every chunk not yet on the target, biggest first. In per-chunk mode the ctid
+	// chunks still share the exported snapshot and go first, so it can be released early.
+	var jobs []*job
+	left := map[string]*atomic.Int64{}
+	prog := progress.New(stderr, cfg.Progress, "pgcopyout")
+	for ti, tp := range plans {
+		n := int64(0)
+		for i := range tp.Chunks {
+			c := &tp.Chunks[i]
+			if c.Skip {
+				continue
+			}
+			n++
+			jobs = append(jobs, &job{ti: ti, tp: tp, c: c, shared: cfg.SnapshotMode == SnapshotShared || c.Kind == KindCtid})
+		}
+		if n > 0 {
+			frac := float64(n) / float64(len(tp.Chunks))
+			prog.AddTable(tp.Key(), int64(float64(tp.EstRows)*frac), int64(float64(tp.Bytes)*frac))
+		}
+		left[tp.Key()] = new(atomic.Int64)
+		left[tp.Key()].Store(n)
+	}
+	sort.SliceStable(jobs, func(a, b int) bool {
+		if jobs[a].shared != jobs[b].shared {
+			return jobs[a].shared
+		}
+		return jobs[a].c.EstBytes > jobs[b].c.EstBytes
+	})
+	var sharedLeft atomic.Int64
+	for _, j := range jobs {
+		if j.shared {
+			sharedLeft.Add(1)
+		}
+	}
+	var relMu sync.Mutex
+	release := func() {
+		relMu.Lock()
+		defer relMu.Unlock()
+		coord.release(ctx)
+	}
+	if cfg.SnapshotMode == SnapshotPerChunk && sharedLeft.Load() == 0 {
+		release()
+	}
+
+	pol := retry.Default
+	if cfg.Retry != nil {
+		pol = *cfg.Retry
+	}
+	pol.OnRetry = func(attempt int, err error, wait time.Duration) {
+		fmt.Fprintf(stderr, "pgcopyout: %v; retrying in %s (attempt %d)\n", err, wait, attempt+1)
+	}
+	cp := &copier{source: cfg.Source, snapshotID: coord.snapshotID, codec: codec, out: out, prog: prog, frameSize: cfg.FrameSize, retry: pol}
+	cp.chunkDone = func(j *job) {
+		if left[j.tp.Key()].Add(-1) == 0 {
+			prog.TableDone(j.tp.Key())
+		}
+		if j.shared && sharedLeft.Add(-1) == 0 && cfg.SnapshotMode == SnapshotPerChunk {
+			release()
+		}
+	}
+	prog.Start()
+	err = runWorkers(ctx, cp, jobs, cfg.Jobs)
+	prog.Stop()
+	if err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("finish stream: %w", err)
+	}
+	return nil
+}
+
+// runWorkers runs n workers over jobs; the first failure stops the others.
+func runWorkers(ctx context.Context, cp *copier, jobs []*job, n int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan *job)
+	if n > len(jobs) {
+		n = len(jobs)
+	}
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cp.worker(ctx, ch); err != nil {
+				once.Do(func() { first = err; cancel() })
+				for range ch { // drain so the feeder never blocks
+				}
+			}
+		}()
+	}
+feed:
+	for _, j := range jobs {
+		select {
+		case ch <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,198 @@
+package copyout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/progress"
+	"github.com/pgferry/pgferry/internal/retry"
+	"github.com/pgferry/pgferry/internal/stream"
+)
+
+// job is one chunk to read.
+type job struct {
+	ti     int // index in the header's tables
+	tp     *TablePlan
+	c      *Chunk
+	shared bool // import the coordinator's exported snapshot
+}
+
+// copier holds what the workers share.
+type copier struct {
+	source     string
+	snapshotID string
+	codec      stream.Codec
+	out        stream.FrameWriter
+	prog       *progress.Reporter
+	frameSize  int
+	retry      retry.Policy
+	// chunkDone is called after a chunk's end frame was written.
+	chunkDone func(j *job)
+	// connects counts source connections opened by workers (for tests).
+	connects atomic.Int64
+}
+
+// worker reads jobs until the channel closes or a job fails.
+func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	for j := range jobs {
+		written := false
+		err := cp.retry.Do(ctx, func(ctx context.Context) error {
+			if conn == nil || conn.IsClosed() {
+				c, err := dbconn.Connect(ctx, cp.source, dbconn.Source, dbconn.Options{AppName: "pgferry-pgcopyout"})
+				if err != nil {
+					return err
+				}
+				cp.connects.Add(1)
+				conn = c
+			}
+			err := cp.copyChunk(ctx, conn, j, &written)
+			if err != nil {
+				if conn.IsClosed() || retry.Transient(err) {
+					conn.Close(context.Background())
+					conn = nil
+				} else if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+					conn.Close(context.Background())
+					conn = nil
+				}
+				if written {
+					return &partialError{table: j.tp.Key(), chunk: j.c.ID, err: err}
+				}
+			}
+			return err
+		})
+		if err != nil {
+			var pe *partialError
+			if errors.As(err, &pe) || ctx.Err() != nil {
+				return err
+			}
+			return fmt.Errorf("copy table %s chunk %d: %w", j.tp.Key(), j.c.ID, err)
+		}
+		cp.chunkDone(j)
+	}
+	return nil
+}
+
+// testHook, when set by tests, runs at "begin" (chunk transaction open) and "frame" (a frame written).
+var testHook func(point string, conn *pgx.Conn, j *job)
+
+// partialError is a failure after some of a chunk's frames were written: the chunk cannot be redone
+// within this stream. It does not unwrap, so it is never retried.
+type partialError struct {
+	table string
+	chunk int
+	err   error
+}
+
+func (e *partialError) Error() string {
+	return fmt.Sprintf("copy table %s chunk %d: failed after part of it was streamed: %v; "+
+		"re-run pgcopyout with --target (chunks pgcopyin already committed are skipped)", e.table, e.chunk, e.err)
+}
+
+// copyChunk reads one chunk in its own transaction and writes its frames and end frame.
+func (cp *copier) copyChunk(ctx context.Context, conn *pgx.Conn, j *job, written *bool) error {
+	id := ""
+	if j.shared {
+		id = cp.snapshotID
+	}
+	snap, err := beginChunkTx(ctx, conn, id)
+	if err != nil {
+		return err
+	}
+	if testHook != nil {
+		testHook("begin", conn, j)
+	}
+	name := j.tp.Key()
+	cp.prog.Begin(name)
+	defer cp.prog.End(name)
+	fc := &frameCutter{cp: cp, j: j, written: written, limit: cp.frameSize}
+	if _, err := conn.PgConn().CopyTo(ctx, fc, j.c.CopySQL(j.tp.Table)); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if err := fc.flush(true); err != nil {
+		return err
+	}
+	// The chunk's data is complete; its read-only transaction has nothing to commit.
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		conn.Close(context.Background())
+	}
+	*written = true
+	return cp.out.EndChunk(j.ti, j.c.ID, stream.ChunkSummary{Rows: fc.rows, Bytes: fc.bytes, Frames: int64(fc.seq), Snapshot: snap})
+}
+
+// frameCutter receives COPY text from pgx and cuts it into frames on row boundaries.
+type frameCutter struct {
+	cp      *copier
+	j       *job
+	written *bool
+	limit   int
+	buf     []byte
+	cbuf    []byte
+	seq     int
+	rows    int64
+	bytes   int64
+}
+
+func (f *frameCutter) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	if len(f.buf) >= f.limit {
+		if err := f.flush(false); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// flush writes the buffered complete rows as frames (all of the buffer when final).
+func (f *frameCutter) flush(final bool) error {
+	for len(f.buf) > 0 {
+		n := len(f.buf)
+		if n > stream.MaxFrameSize { // one row bigger than a frame: readers do not need row boundaries
+			n = stream.MaxFrameSize
+		} else if !final {
+			i := bytes.LastIndexByte(f.buf, '\n')
+			if i < 0 {
+				return nil // wait for the rest of the row
+			}
+			n = i + 1
+		}
+		raw := f.buf[:n]
+		var comp []byte
+		if f.cp.codec.Kind != stream.CodecNone {
+			c, err := stream.Compress(f.cp.codec, f.cbuf, raw)
+			if err != nil {
+				return err
+			}
+			f.cbuf, comp = c, c
+		}
+		*f.written = true
+		if err := f.cp.out.WriteData(f.j.ti, f.j.c.ID, f.seq, raw, comp); err != nil {
+			return err
+		}
+		if testHook != nil {
+			testHook("frame", nil, f.j)
+		}
+		rows := int64(bytes.Count(raw, []byte{'\n'}))
+		f.seq++
+		f.rows += rows
+		f.bytes += int64(n)
+		f.cp.prog.Add(f.j.tp.Key(), rows, int64(n))
+		rest := copy(f.buf, f.buf[n:])
+		f.buf = f.buf[:rest]
+		if !final && n < stream.MaxFrameSize && len(f.buf) < f.limit {
+			return nil
+		}
+	}
+	return nil
+}
