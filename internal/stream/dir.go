@@ -263,7 +263,7 @@ func (d *Dir) Open(ti, c int) (*ChunkReader, error) {
 	if err != nil {
 		return nil, &Error{Table: name, Chunk: c, Err: fmt.Errorf("open chunk file: %w", err)}
 	}
-	br := bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(f, 64<<10)
 	var m [8]byte
 	if _, err := io.ReadFull(br, m[:]); err != nil {
 		f.Close()

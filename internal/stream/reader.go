@@ -30,7 +30,7 @@ func (f *Frame) Release() {
 	}
 }
 
-var dataPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+var dataPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // frameReader reads and verifies frames from r, tracking its byte offset.
 type frameReader struct {
@@ -183,7 +183,7 @@ type Reader struct {
 
 // NewReader reads and validates the magic and header.
 func NewReader(r io.Reader) (*Reader, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 64<<10)
 	h, n, err := readHeader(br)
 	if err != nil {
 		return nil, err
