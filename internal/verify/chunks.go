@@ -33,8 +33,8 @@ func splitTable(ctx context.Context, src *side, p *pair, chunkRows int64) ([]chu
 	var stats []string
 	err := src.exporter.QueryRow(ctx, `SELECT coalesce((SELECT s.histogram_bounds::text::text[] FROM pg_stats s
 		JOIN pg_attribute a ON a.attrelid = $1::oid AND a.attname = s.attname JOIN pg_type t ON t.oid = a.atttypid
-		WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4 AND t.typcollation = 0 AND NOT s.inherited = $5
-		LIMIT 1), '{}')`, p.Src.OID, p.Src.Schema, p.Src.Name, k.Name, p.Only).Scan(&stats)
+		WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4 AND t.typcollation = 0 AND s.inherited = $5
+		LIMIT 1), '{}')`, p.Src.OID, p.Src.Schema, p.Src.Name, k.Name, p.Src.Kind == "p").Scan(&stats)
 	if err != nil {
 		return nil, fmt.Errorf("read key statistics of %s: %w", p.Name, err)
 	}
