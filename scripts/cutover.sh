@@ -41,6 +41,8 @@ Options (each also read from the environment variable shown):
   --no-terminate        do not end any session (they keep writing until they reconnect!)
   --timeout SECONDS     how long to wait for the drain (PGFERRY_CUTOVER_TIMEOUT, default 300)
   -j, --jobs N          pgverify workers (PGFERRY_JOBS, default 4)
+  --verify-mode MODE    hash (default: every value compared) or count (exact row counts only,
+                        for very large databases already verified live) (PGFERRY_CUTOVER_VERIFY_MODE)
   --restore-writes      only undo the freeze on the source, then exit
   -n, -N, -t, -T GLOB   table filters, the same as given to migrate.sh
 
@@ -57,6 +59,7 @@ STATE_DIR=${PGFERRY_STATE_DIR:-./pgferry-state}
 JOBS=${PGFERRY_JOBS:-4}
 TIMEOUT=${PGFERRY_CUTOVER_TIMEOUT:-300}
 TERMINATE=1 RESTORE_ONLY=0
+VERIFY_MODE=${PGFERRY_CUTOVER_VERIFY_MODE:-hash}
 APP_ROLES=()
 FILTERS=()
 while [ $# -gt 0 ]; do
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
     -j|--jobs) JOBS=${2:?}; shift 2 ;;
     --restore-writes) RESTORE_ONLY=1; shift ;;
+    --verify-mode) VERIFY_MODE=${2:?}; shift 2 ;;
     -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table)
       [ $# -ge 2 ] || usage_error "$1 needs a pattern"
       FILTERS+=("$1" "$2"); shift 2 ;;
@@ -78,6 +82,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
 [ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
+case $VERIFY_MODE in hash|count) ;; *) usage_error "--verify-mode must be hash or count" ;; esac
 case $TIMEOUT in ''|*[!0-9]*) usage_error "--timeout must be a number of seconds" ;; esac
 case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
 export PGFERRY_CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry} PGFERRY_STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
@@ -174,7 +179,7 @@ sequences() {
 
 verify() {
   local rc=0
-  pgverify --source "$SOURCE" --target "$TARGET" --mode hash -j "$JOBS" "${FILTERS[@]}" >"$STATE_DIR/verify.txt" || rc=$?
+  pgverify --source "$SOURCE" --target "$TARGET" --mode "$VERIFY_MODE" -j "$JOBS" "${FILTERS[@]}" >"$STATE_DIR/verify.txt" || rc=$?
   case $rc in
     0) log "verify: source and target hold the same rows ($(wc -l <"$STATE_DIR/verify.txt") lines of report in $STATE_DIR/verify.txt)" ;;
     1) cat "$STATE_DIR/verify.txt" >&2; die "verify: the target differs from the source (above); aborting the cutover" \
@@ -216,7 +221,7 @@ t0=$(now_s)
 run_step freeze "freeze: making the source read-only for the application" freeze
 run_step drain "drain: waiting until pgdelta status shows nothing waiting" drain
 run_step sequences "sequences: setting the target's sequences from the source" sequences
-run_step verify "verify: comparing every table (pgverify --mode hash)" verify
+run_step verify "verify: comparing every table (pgverify --mode $VERIFY_MODE)" verify
 run_step constraints "finish: creating foreign keys (NOT VALID)" constraints
 run_step triggers "finish: creating user triggers" triggers
 FINISHED=1

@@ -33,7 +33,8 @@ Options (each also read from the environment variable shown):
   -j, --jobs N         parallel copy workers and index builds (PGFERRY_JOBS, default 4)
   --copy-from URL      copy from a fork of the source instead of the source (PGFERRY_COPY_FROM);
                        the fork must be taken AFTER this script has run 'pgtrig mark' on the
-                       source: the first run stops there and tells you to fork, then re-run
+                       source: run with --mark-only first, fork, then run with --copy-from
+  --mark-only          fork path, first run: install capture, write the mark, stop (then fork)
   --dump-dir DIR       copy to files first (pgcopyout -o DIR), then load them (pgcopyin -i DIR)
                        (PGFERRY_DUMP_DIR)
   --snapshot MODE      shared (default) or per-chunk: every chunk its own snapshot, so no
@@ -63,7 +64,7 @@ COPY_FROM=${PGFERRY_COPY_FROM:-}
 DUMP_DIR=${PGFERRY_DUMP_DIR:-}
 SNAPSHOT=${PGFERRY_SNAPSHOT:-shared}
 CODEC=${PGFERRY_CODEC:-}
-ROLES=1 FOLLOW=1 UNTIL=
+ROLES=1 FOLLOW=1 UNTIL= MARK_ONLY=0
 FILTERS=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -76,6 +77,7 @@ while [ $# -gt 0 ]; do
     --snapshot) SNAPSHOT=${2:?}; shift 2 ;;
     --codec) CODEC=${2:?}; shift 2 ;;
     --no-roles) ROLES=0; shift ;;
+    --mark-only) MARK_ONLY=1; shift ;;
     --no-follow) FOLLOW=0; shift ;;
     --until) UNTIL=${2:?}; shift 2 ;;
     -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table)
@@ -90,7 +92,6 @@ done
 case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
 case $SNAPSHOT in shared|per-chunk) ;; *) usage_error "--snapshot must be shared or per-chunk" ;; esac
 case $UNTIL in ''|preflight|roles|schema|capture|copy|indexes) ;; *) usage_error "--until must be one of preflight, roles, schema, capture, copy, indexes" ;; esac
-[ -z "$COPY_FROM" ] || [ -z "$DUMP_DIR" ] || true
 CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry}
 STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
 export PGFERRY_CAPTURE_SCHEMA=$CAPTURE_SCHEMA PGFERRY_STATE_SCHEMA=$STATE_SCHEMA
@@ -140,7 +141,6 @@ target_user_tables() {
 preflight() {
   check_conn source "$SOURCE"
   check_conn target "$TARGET"
-  [ -z "$COPY_FROM" ] || check_conn "fork (--copy-from)" "$COPY_FROM"
   log "preflight: source $(psql_q "$SOURCE" "SELECT current_user || '@' || current_database() || ', PostgreSQL ' || current_setting('server_version') || ', ' || pg_size_pretty(pg_database_size(current_database()))")"
   log "preflight: target $(psql_q "$TARGET" "SELECT current_user || '@' || current_database() || ', PostgreSQL ' || current_setting('server_version')")"
   if ! step_done capture; then
@@ -209,6 +209,7 @@ mark() {
 # fork_ready: the fork must contain the mark (taken after it), else catch-up could miss changes.
 fork_ready() {
   local m n
+  check_conn "fork (--copy-from)" "$COPY_FROM"
   m=$(cat "$STATE_DIR/mark")
   n=$(psql_q "$COPY_FROM" "SELECT count(*) FROM \"$CAPTURE_SCHEMA\".marks WHERE snapshot = '$m'" 2>/dev/null || echo 0)
   if [ "$n" = 0 ]; then
@@ -253,10 +254,13 @@ copy_in_dir() {
   tool pgcopyin --target "$TARGET" -j "$JOBS" -i "$DUMP_DIR" --progress plain 2>>"$STATE_DIR/copy.log"
 }
 
-# fork_position: a copy taken from a fork carries the fork's snapshot, which is not a position on
-# the source; catch-up starts from the newest mark the fork holds instead.
+# fork_position: a copy taken from a fork carries the fork's snapshots, which are not positions
+# on the source; catch-up starts from the newest mark the fork holds instead (an applied
+# position on the target, once there is one, still wins).
+FROM_ARGS=()
 fork_position() {
-  tool pgdelta position --target "$TARGET" --fork --source "$COPY_FROM" >"$STATE_DIR/fork-position"
+  tool pgdelta position --fork --source "$COPY_FROM" --target "$TARGET" >"$STATE_DIR/fork-position"
+  FROM_ARGS=(--from "$(cat "$STATE_DIR/fork-position")")
   log "fork: catch-up starts at $(cat "$STATE_DIR/fork-position")"
 }
 
@@ -278,14 +282,14 @@ start_follower() {
   fi
   if [ "$FOLLOW" = 0 ]; then
     log "sync: catching up once (--no-follow)"
-    tool pgdelta sync --source "$SOURCE" --target "$TARGET" --until-caught-up
+    tool pgdelta sync --source "$SOURCE" --target "$TARGET" --until-caught-up "${FROM_ARGS[@]}"
     return 0
   fi
   # setsid: the follower outlives this script and its terminal; stop it with cutover.sh or
   # 'kill $(cat sync.pid)'.
   # default_transaction_read_only=off: it keeps working when cutover.sh freezes the source.
   PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off" \
-    setsid pgdelta sync --source "$SOURCE" --target "$TARGET" --follow </dev/null >>"$STATE_DIR/sync.log" 2>&1 &
+    setsid pgdelta sync --source "$SOURCE" --target "$TARGET" --follow "${FROM_ARGS[@]}" </dev/null >>"$STATE_DIR/sync.log" 2>&1 &
   echo $! >"$STATE_DIR/sync.pid"
   sleep 1
   if ! pid_alive "$STATE_DIR/sync.pid"; then
@@ -306,8 +310,12 @@ stop_after roles
 run_step schema "schema: applying tables, types, sequences and functions (pre-data)" schema
 stop_after schema
 run_step capture "capture: installing change capture on the source" capture
-if [ -n "$COPY_FROM" ]; then
+if [ -n "$COPY_FROM" ] || [ "$MARK_ONLY" = 1 ]; then
   run_step mark "mark: writing a mark on the source for the fork" mark
+  if [ "$MARK_ONLY" = 1 ]; then
+    log "now fork the source (the fork must be created after $(cat "$STATE_DIR/done/mark")), then re-run with --copy-from FORK_URL"
+    exit 0
+  fi
   fork_ready
 fi
 stop_after capture
@@ -317,11 +325,11 @@ if [ -n "$DUMP_DIR" ]; then
 else
   run_step copy "copy: copying the data ($JOBS workers, snapshot $SNAPSHOT)" copy_stream
 fi
-[ -z "$COPY_FROM" ] || run_step fork-position "fork: finding the catch-up position from the fork's mark" fork_position
 log "copy: $(copy_summary)"
 stop_after copy
 run_step indexes "indexes: building indexes and keys ($JOBS at a time)" indexes
 stop_after indexes
+[ -z "$COPY_FROM" ] || fork_position
 start_follower
 log "status:"
 pgdelta status --source "$SOURCE" --target "$TARGET" >&2 || true
