@@ -61,3 +61,5 @@ func Position(ctx context.Context, q Querier, schema string) (string, error) {
 	}
 	return x + ":" + x + ":", nil
 }
+
+func parseKey(s string) (ident.Table, error) { return ident.ParseKey(s) }

@@ -1,0 +1,113 @@
+package trig
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/capture"
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "preflight: what install would capture and what would block it; exit 1 when something blocks",
+		UsageText: "pgtrig check --source URL [-n SCHEMA] [-t TABLE] [-T TABLE] [--long-tx 1m] [--json]",
+		Description: `Lists, per selected table, the key capture will use (primary key, else a unique index over
+NOT NULL columns), its size and its write rate (rows written per second since the statistics
+were reset, from pg_stat_user_tables). Then the problems: tables without a usable key (with
+the remedies), missing privileges, unlogged tables, sessions holding a lock on a selected
+table in a transaction older than --long-tx, running anti-wraparound vacuums (they do not
+yield, so install would time out), and long transactions. Exit 1 when an error blocks install.
+
+   pgtrig check --source "$SRC" && pgtrig install --source "$SRC"`,
+		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),
+			&cli.DurationFlag{Name: "long-tx", Value: capture.DefaultLongTx, EnvVars: []string{"PGFERRY_LONG_TX"}, Usage: "a transaction open longer than this is reported"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
+		}, catalog.FilterFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cliutil.Usagef("unexpected argument %q", c.Args().First())
+			}
+			f, err := catalog.FilterFromCLI(c)
+			if err != nil {
+				return cliutil.WithCode(cliutil.ExitUsage, err)
+			}
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			conn, err := connect(ctx, c, dbconn.Source)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(ctx)
+			rep, err := capture.Check(ctx, conn, capture.CheckOptions{Schema: c.String("capture-schema"), Filter: f, LongTx: c.Duration("long-tx")})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				b, _ := json.Marshal(rep)
+				fmt.Println(string(b))
+			} else {
+				printCheck(os.Stdout, rep)
+			}
+			if rep.Blocking > 0 {
+				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d problem(s) block install", rep.Blocking), "fix the errors listed above (each has a remedy), then run 'pgtrig check' again")
+			}
+			return nil
+		},
+	}
+}
+
+func printCheck(w io.Writer, rep *capture.CheckReport) {
+	fmt.Fprintf(w, "server %s, role %s (superuser: %v), capture schema present: %v\n\n", rep.Server, rep.Role, rep.Superuser, rep.SchemaExists)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tKEY\tKEY SOURCE\tROWS\tSIZE\tWRITES/S\tCAPTURED")
+	for _, t := range rep.Tables {
+		name := t.Table
+		if t.Kind == "partitioned" {
+			name += fmt.Sprintf(" (%d partitions)", t.Partitions)
+		}
+		key, src := strings.Join(t.Key, ", "), t.KeySource
+		if key == "" {
+			key, src = "-", "NONE"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.2f\t%v\n", name, key, src, t.EstRows, bytesText(t.Bytes), t.WritesPerSec, t.Captured)
+	}
+	tw.Flush()
+	if len(rep.Problems) == 0 {
+		fmt.Fprintln(w, "\nno problems found")
+		return
+	}
+	fmt.Fprintln(w)
+	for _, p := range rep.Problems {
+		where := ""
+		if p.Table != "" {
+			where = p.Table + ": "
+		}
+		fmt.Fprintf(w, "%s: %s%s\n", strings.ToUpper(p.Severity), where, p.Message)
+		if p.Remedy != "" {
+			fmt.Fprintf(w, "  remedy: %s\n", p.Remedy)
+		}
+	}
+}
+
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

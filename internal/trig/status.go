@@ -1,0 +1,84 @@
+package trig
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/capture"
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show captured tables, rows waiting in each delta table, the oldest waiting change and sizes",
+		UsageText: "pgtrig status --source URL [--json]",
+		Description: `Reads the capture registry and every delta table. The oldest waiting change is shown as its
+txid and its age in transactions. Exit 1 when a captured table lost its trigger or was
+dropped (re-run install), or when no capture is installed.
+
+   pgtrig status --source "$SRC" --json | jq '.rows_waiting'`,
+		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(), &cli.BoolFlag{Name: "json", Usage: "print the status as one JSON object"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cliutil.Usagef("unexpected argument %q", c.Args().First())
+			}
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			conn, err := connect(ctx, c, dbconn.Source)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(ctx)
+			st, err := capture.GetStatus(ctx, conn, c.String("capture-schema"))
+			if err != nil {
+				return err
+			}
+			broken := 0
+			for _, t := range st.Tables {
+				if t.TriggerMissing || t.TableMissing {
+					broken++
+				}
+			}
+			if c.Bool("json") {
+				b, _ := json.Marshal(st)
+				fmt.Println(string(b))
+			} else if st.Installed {
+				fmt.Printf("capture schema %s: %d table(s), %d row(s) waiting, %s, %d truncate(s) recorded\nposition: %s\n",
+					st.Schema, len(st.Tables), st.Rows, bytesText(st.Bytes), st.Truncates, st.Position)
+				if st.LastMark != "" {
+					fmt.Printf("last mark: %s\n", st.LastMark)
+				}
+				fmt.Println()
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TABLE\tDELTA\tWAITING\tOLDEST TXID\tAGE (XIDS)\tSIZE\tSTATE")
+				for _, t := range st.Tables {
+					oldest, age := "-", "-"
+					if t.OldestTxid != nil {
+						oldest, age = fmt.Sprint(*t.OldestTxid), fmt.Sprint(t.OldestAge)
+					}
+					state := "ok"
+					if t.TableMissing {
+						state = "TABLE DROPPED OR RE-CREATED"
+					} else if t.TriggerMissing {
+						state = "TRIGGER MISSING"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Table, t.DeltaTable, t.Rows, oldest, age, bytesText(t.Bytes), state)
+				}
+				tw.Flush()
+			}
+			if !st.Installed {
+				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("no capture schema %s on the source", st.Schema), "run 'pgtrig install' first")
+			}
+			if broken > 0 {
+				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d captured table(s) lost their capture", broken), "re-run 'pgtrig install'; changes made meanwhile were not captured, so copy those tables again")
+			}
+			return nil
+		},
+	}
+}
