@@ -1,0 +1,390 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/retry"
+	"github.com/pgferry/pgferry/internal/sqllex"
+)
+
+func applyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "apply",
+		Usage:     "run a schema script on the target, in parallel where statements are independent",
+		UsageText: "pgschema apply --target URL [-j N] [--dry-run] < section.sql",
+		Description: `Runs the statements of a pg_dump-style script with N connections, like pg_restore -j:
+index builds and constraints on different tables run in parallel; statements on the same
+table keep their order; anything else (CREATE TABLE, functions, SET, ...) waits for all
+earlier statements and runs alone. SET statements are replayed on every connection.
+Stops at the first error with its line, the statement and the server's message (exit 1).
+A lost connection redoes the statement on a new connection.
+
+Example:
+   pgschema dump --source $SRC --section indexes | pgschema apply --target $DST -j 4`,
+		Flags: []cli.Flag{
+			dbconn.Flag(dbconn.Target),
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, EnvVars: []string{"PGFERRY_JOBS"}, Usage: "connections to use"},
+			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"PGFERRY_DRY_RUN"}, Usage: "print the plan (statement, line, tables, parallel or barrier) and change nothing"},
+		},
+		Action: func(c *cli.Context) error {
+			jobs := c.Int("jobs")
+			if jobs < 1 {
+				return cliutil.Usagef("bad -j %d: want at least 1", jobs)
+			}
+			src, err := readAll(c)
+			if err != nil {
+				return err
+			}
+			plan, err := PlanApply(src)
+			if err != nil {
+				return err
+			}
+			if c.Bool("dry-run") {
+				return plan.Print(c.App.Writer)
+			}
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			url := dbconn.Resolve(c.String("target"), dbconn.Target)
+			start := time.Now()
+			if err := plan.Run(ctx, url, jobs); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "%s: applied %d statements in %s with %d connections\n", tool, len(plan.Steps), time.Since(start).Round(time.Millisecond), jobs)
+			return nil
+		},
+	}
+}
+
+// Step is one statement of an apply plan.
+type Step struct {
+	SQL     string
+	Line    int
+	Kind    StmtKind
+	Tables  []string // keys of the tables it touches; empty for a barrier
+	Barrier bool     // runs alone, after everything before it
+}
+
+// Plan is a script cut into steps.
+type Plan struct {
+	Steps []Step
+}
+
+// PlanApply splits a script into steps and works out which may run in parallel.
+func PlanApply(src []byte) (*Plan, error) {
+	if err := checkText(src); err != nil {
+		return nil, err
+	}
+	pieces, err := sqllex.Split(string(src))
+	if err != nil {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: %w", err), "the script is not complete SQL; nothing was applied")
+	}
+	p := &Plan{}
+	indexTable := map[string]string{} // index name (schema.name and name) -> table key
+	for _, pc := range pieces {
+		switch pc.Kind {
+		case sqllex.Space:
+			continue
+		case sqllex.Meta:
+			cmd := strings.Fields(strings.TrimPrefix(pc.Text, `\`))
+			if len(cmd) > 0 && (cmd[0] == "restrict" || cmd[0] == "unrestrict") {
+				continue
+			}
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: psql meta-command %q cannot be applied", pc.Line, strings.TrimSpace(pc.Text)),
+				"apply runs SQL on one database; remove the meta-command or run the script with psql; nothing was applied")
+		case sqllex.CopyData:
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: COPY data cannot be applied", pc.Line),
+				"apply is for schema scripts; load data with pgcopyin or psql; nothing was applied")
+		}
+		if pc.Unterminated {
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: the last statement has no terminating ';'", pc.Line),
+				"the script looks truncated; nothing was applied")
+		}
+		st := ParseStmt(pc.Text)
+		step := Step{SQL: pc.Text, Line: pc.Line, Kind: st.Kind}
+		key := func(t ident.Table) string {
+			if t.Schema == "" {
+				return t.Name
+			}
+			return t.Key()
+		}
+		switch st.Kind {
+		case KIndex:
+			step.Tables = []string{key(st.Table)}
+			if st.Name != "" {
+				indexTable[st.Name] = key(st.Table)
+				indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
+			}
+		case KIndexConstraint:
+			step.Tables = []string{key(st.Table)}
+			indexTable[st.Name] = key(st.Table) // the constraint's index has its name
+			indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
+		case KForeignKey:
+			step.Tables = []string{key(st.Table), key(st.RefTable)}
+		case KCheck, KValidate, KAlterTable, KTrigger:
+			if st.Table.Name != "" {
+				step.Tables = []string{key(st.Table)}
+			}
+		case KIndexAttach:
+			a, b := indexTable[st.Table.Schema+"."+st.Name], indexTable[key(st.AttachName)]
+			if a != "" && b != "" {
+				step.Tables = []string{a, b}
+			}
+		case KAlterIndex:
+			if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
+				step.Tables = []string{t}
+			}
+		case KComment:
+			if st.CommentOn == "index" {
+				if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
+					step.Tables = []string{t}
+				}
+			}
+		}
+		for _, t := range step.Tables {
+			if t == "" {
+				step.Tables = nil
+			}
+		}
+		step.Barrier = len(step.Tables) == 0
+		p.Steps = append(p.Steps, step)
+	}
+	if len(p.Steps) == 0 {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, errors.New("read script: no SQL statements in the input"),
+			"pipe the output of 'pgschema dump' or 'pgschema filter' into apply")
+	}
+	return p, nil
+}
+
+// Print writes the plan for --dry-run.
+func (p *Plan) Print(w io.Writer) error {
+	for _, s := range p.Steps {
+		mode := "parallel on " + strings.Join(s.Tables, ", ")
+		if s.Kind == KSet {
+			mode = "setting, on every connection"
+		} else if s.Barrier {
+			mode = "alone"
+		}
+		first := strings.Join(strings.Fields(s.SQL), " ")
+		if len(first) > 100 {
+			first = first[:100] + "..."
+		}
+		if _, err := fmt.Fprintf(w, "line %d\t%s\t%s\t%s\n", s.Line, s.Kind, mode, first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StepError is a statement that failed, with where it is in the script.
+type StepError struct {
+	Line int
+	SQL  string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	sql := strings.TrimSpace(e.SQL)
+	if len(sql) > 400 {
+		sql = sql[:400] + "..."
+	}
+	msg := e.Err.Error()
+	var pe *pgconn.PgError
+	if errors.As(e.Err, &pe) {
+		msg = fmt.Sprintf("%s: %s (SQLSTATE %s)", pe.Severity, pe.Message, pe.Code)
+		if pe.Detail != "" {
+			msg += "; detail: " + pe.Detail
+		}
+	}
+	return fmt.Sprintf("apply statement at line %d: %s\n  statement: %s", e.Line, msg, sql)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// worker is one target connection with the settings replayed on it.
+type worker struct {
+	url  string
+	conn *pgx.Conn
+	sets []string
+}
+
+func (w *worker) ensure(ctx context.Context) error {
+	if w.conn != nil && !w.conn.IsClosed() {
+		return nil
+	}
+	conn, err := dbconn.Connect(ctx, w.url, dbconn.Target, dbconn.Options{AppName: "pgferry-pgschema"})
+	if err != nil {
+		return err
+	}
+	for _, s := range w.sets {
+		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
+			conn.Close(context.Background())
+			return fmt.Errorf("replay setting %q: %w", s, err)
+		}
+	}
+	w.conn = conn
+	return nil
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		w.conn.Close(context.Background())
+	}
+}
+
+// exec runs one step, reconnecting and redoing it after a lost connection. A statement redone
+// after a lost connection that finds its object already there counts as done.
+func (w *worker) exec(ctx context.Context, s Step) error {
+	attempt := 0
+	err := retry.Default.Do(ctx, func(ctx context.Context) error {
+		attempt++
+		if err := w.ensure(ctx); err != nil {
+			return err
+		}
+		_, err := w.conn.Exec(ctx, s.SQL, pgx.QueryExecModeSimpleProtocol)
+		if err != nil && retry.Transient(err) {
+			w.conn.Close(context.Background())
+			w.conn = nil
+		}
+		var pe *pgconn.PgError
+		if attempt > 1 && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710") {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return &StepError{Line: s.Line, SQL: s.SQL, Err: err}
+	}
+	return nil
+}
+
+// Run applies the plan with jobs connections.
+func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
+	workers := make([]*worker, jobs)
+	for i := range workers {
+		workers[i] = &worker{url: url}
+		if err := workers[i].ensure(ctx); err != nil {
+			for _, w := range workers[:i] {
+				w.close()
+			}
+			return err
+		}
+	}
+	defer func() {
+		for _, w := range workers {
+			w.close()
+		}
+	}()
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		busy     = map[string]int{} // table key -> statements running on it
+		free     = append([]*worker(nil), workers...)
+		running  int
+		firstErr *StepError
+	)
+	fail := func(err error) {
+		var se *StepError
+		if !errors.As(err, &se) {
+			se = &StepError{Err: err}
+		}
+		if firstErr == nil || se.Line < firstErr.Line {
+			firstErr = se
+		}
+	}
+	wait := func(ok func() bool) {
+		for !ok() && firstErr == nil && ctx.Err() == nil {
+			cond.Wait()
+		}
+	}
+	// wake the waiter when the context is cancelled
+	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	defer stop()
+
+	mu.Lock()
+	for _, s := range p.Steps {
+		if s.Barrier {
+			wait(func() bool { return running == 0 })
+			if firstErr != nil || ctx.Err() != nil {
+				break
+			}
+			mu.Unlock()
+			var err error
+			if s.Kind == KSet {
+				for _, w := range workers {
+					w.sets = append(w.sets, s.SQL)
+					if err = w.exec(ctx, s); err != nil {
+						break
+					}
+				}
+			} else {
+				err = workers[0].exec(ctx, s)
+			}
+			mu.Lock()
+			if err != nil {
+				fail(err)
+				break
+			}
+			continue
+		}
+		wait(func() bool {
+			if len(free) == 0 {
+				return false
+			}
+			for _, t := range s.Tables {
+				if busy[t] > 0 {
+					return false
+				}
+			}
+			return true
+		})
+		if firstErr != nil || ctx.Err() != nil {
+			break
+		}
+		w := free[len(free)-1]
+		free = free[:len(free)-1]
+		for _, t := range s.Tables {
+			busy[t]++
+		}
+		running++
+		go func(s Step, w *worker) {
+			err := w.exec(ctx, s)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, t := range s.Tables {
+				busy[t]--
+			}
+			running--
+			free = append(free, w)
+			if err != nil {
+				fail(err)
+			}
+			cond.Broadcast()
+		}(s, w)
+	}
+	// let statements already running finish (or fail) before reporting
+	for running > 0 {
+		cond.Wait()
+	}
+	mu.Unlock()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if firstErr != nil {
+		return cliutil.WithHint(cliutil.ExitFailure, firstErr,
+			"statements before it were applied; fix the cause, then apply the rest of the script (or start again on an empty target)")
+	}
+	return nil
+}

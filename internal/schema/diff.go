@@ -1,0 +1,268 @@
+package schema
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "compare the source's and the target's catalogs",
+		UsageText: "pgschema diff --source URL --target URL [--json]",
+		Description: `Compares what the catalogs say on both sides: schemas, tables (kind, partitioning),
+columns (position, type, nullability, default, identity, generated, collation), indexes,
+constraints (including NOT VALID), sequences (type and parameters, not values), views and
+materialized views, functions and procedures, triggers, and extensions (by name and schema;
+versions are shown but may differ). pgferry's own objects are ignored: the capture schema on
+the source, the state schema on the target, and pgferry_* triggers.
+Exit 0 when the schemas match, 1 with a list of differences.
+
+Example:
+   pgschema diff --source $SRC --target $DST
+   pgschema diff --source $SRC --target $DST --json | jq '.differences[]'`,
+		Flags: []cli.Flag{
+			dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureFlag(),
+			&cli.StringFlag{Name: "state-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: "pgferry's state schema on the target, ignored"},
+			&cli.BoolFlag{Name: "json", Usage: "write the result as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			src, err := snapshotURL(ctx, dbconn.Resolve(c.String("source"), dbconn.Source), dbconn.Source, c.String("capture-schema"))
+			if err != nil {
+				return err
+			}
+			dst, err := snapshotURL(ctx, dbconn.Resolve(c.String("target"), dbconn.Target), dbconn.Target, c.String("state-schema"))
+			if err != nil {
+				return err
+			}
+			diffs := Compare(src, dst)
+			if c.Bool("json") {
+				out := struct {
+					Same        bool         `json:"same"`
+					Objects     int          `json:"objects"`
+					Differences []Difference `json:"differences"`
+				}{len(diffs) == 0, src.count(), diffs}
+				if out.Differences == nil {
+					out.Differences = []Difference{}
+				}
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+			} else {
+				for _, d := range diffs {
+					fmt.Fprintln(c.App.Writer, d.String())
+				}
+			}
+			if len(diffs) > 0 {
+				return cliutil.WithCode(cliutil.ExitFailure, fmt.Errorf("%d differences between source and target schemas", len(diffs)))
+			}
+			if !c.Bool("json") {
+				fmt.Fprintf(c.App.ErrWriter, "%s: schemas match (%d objects compared)\n", tool, src.count())
+			}
+			return nil
+		},
+	}
+}
+
+// Catalog maps object kind -> object name -> definition.
+type Catalog map[string]map[string]string
+
+func (c Catalog) count() int {
+	n := 0
+	for _, m := range c {
+		n += len(m)
+	}
+	return n
+}
+
+// Difference is one object that is missing on one side or defined differently.
+type Difference struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Change string `json:"change"` // "missing on target", "extra on target", "different"
+	Source string `json:"source,omitempty"`
+	Target string `json:"target,omitempty"`
+}
+
+func (d Difference) String() string {
+	switch d.Change {
+	case "missing on target":
+		return fmt.Sprintf("%s %s: missing on target (source: %s)", d.Kind, d.Name, oneLine(d.Source))
+	case "extra on target":
+		return fmt.Sprintf("%s %s: extra on target (target: %s)", d.Kind, d.Name, oneLine(d.Target))
+	}
+	return fmt.Sprintf("%s %s: different\n  source: %s\n  target: %s", d.Kind, d.Name, oneLine(d.Source), oneLine(d.Target))
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// Compare lists the differences between two catalogs, sorted by kind and name.
+func Compare(src, dst Catalog) []Difference {
+	var out []Difference
+	kinds := map[string]bool{}
+	for k := range src {
+		kinds[k] = true
+	}
+	for k := range dst {
+		kinds[k] = true
+	}
+	for k := range kinds {
+		a, b := src[k], dst[k]
+		for name, def := range a {
+			other, ok := b[name]
+			switch {
+			case !ok:
+				out = append(out, Difference{Kind: k, Name: name, Change: "missing on target", Source: def})
+			case other != def:
+				out = append(out, Difference{Kind: k, Name: name, Change: "different", Source: def, Target: other})
+			}
+		}
+		for name, def := range b {
+			if _, ok := a[name]; !ok {
+				out = append(out, Difference{Kind: k, Name: name, Change: "extra on target", Target: def})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func snapshotURL(ctx context.Context, url string, role dbconn.Role, ignore string) (Catalog, error) {
+	conn, err := dbconn.Connect(ctx, url, role, dbconn.Options{AppName: "pgferry-pgschema"})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	cat, err := Snapshot(ctx, conn, ignore)
+	if err != nil {
+		return nil, fmt.Errorf("read %s catalog: %w", role, err)
+	}
+	return cat, nil
+}
+
+// nspFilter keeps user schemas; $1 is pgferry's schema on this side.
+const nspFilter = `n.nspname <> $1 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'`
+
+// Snapshot reads the catalog of the connected database, ignoring schema ignore and pgferry_* triggers.
+func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, error) {
+	var num int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return nil, err
+	}
+	// Unqualified names only for pg_catalog: every definition names schemas explicitly.
+	if _, err := conn.Exec(ctx, "SET search_path = pg_catalog"); err != nil {
+		return nil, err
+	}
+	ident, generated, prokind := "a.attidentity::text", "a.attgenerated::text", "p.prokind::text"
+	if num < 100000 {
+		ident = "''"
+	}
+	if num < 120000 {
+		generated = "''"
+	}
+	if num < 110000 {
+		prokind = "CASE WHEN p.proisagg THEN 'a' WHEN p.proiswindow THEN 'w' ELSE 'f' END"
+	}
+	partkey, partbound := "CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END", "pg_get_expr(c.relpartbound, c.oid)"
+	if num < 100000 {
+		partkey, partbound = "NULL::text", "NULL::text"
+	}
+	seqSQL := `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+	   format_type(s.seqtypid, NULL) || ' start ' || s.seqstart || ' increment ' || s.seqincrement || ' min ' || s.seqmin ||
+	   ' max ' || s.seqmax || ' cache ' || s.seqcache || CASE WHEN s.seqcycle THEN ' cycle' ELSE '' END ||
+	   coalesce(' owned by ' || (SELECT quote_ident(dn.nspname) || '.' || quote_ident(dc.relname) || '.' || quote_ident(da.attname)
+	      FROM pg_depend d JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+	      JOIN pg_attribute da ON da.attrelid = d.refobjid AND da.attnum = d.refobjsubid
+	      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_class'::regclass LIMIT 1), '')
+	 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + nspFilter
+	if num < 100000 {
+		seqSQL = `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'sequence' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND ` + nspFilter
+	}
+	queries := []struct{ kind, sql string }{
+		{"schema", `SELECT quote_ident(n.nspname), 'schema' FROM pg_namespace n WHERE ` + nspFilter},
+		{"extension", `SELECT e.extname, 'schema ' || quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' AND n.nspname <> $1`},
+		{"table", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+		   CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' END ||
+		   CASE c.relpersistence WHEN 'u' THEN ' unlogged' ELSE '' END ||
+		   coalesce(' partition by ' || ` + partkey + `, '') ||
+		   coalesce(' partition of ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid) || ' ' || ` + partbound + `, '') ||
+		   coalesce(' inherits ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid), '')
+		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'f') AND ` + nspFilter},
+		{"column", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname),
+		   '#' || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' || format_type(a.atttypid, a.atttypmod) ||
+		   CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ||
+		   coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') ||
+		   CASE ` + ident + ` WHEN 'a' THEN ' generated always as identity' WHEN 'd' THEN ' generated by default as identity' ELSE '' END ||
+		   CASE ` + generated + ` WHEN 's' THEN ' stored' ELSE '' END ||
+		   CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN ' collate ' || (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) ELSE '' END
+		 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		 JOIN pg_type t ON t.oid = a.atttypid
+		 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'v', 'm') AND ` + nspFilter},
+		{"index", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(c.oid) ||
+		   CASE WHEN i.indisclustered THEN ' (clustered)' ELSE '' END || CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END
+		 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + nspFilter},
+		{"constraint", `SELECT quote_ident(n.nspname) || '.' || coalesce(quote_ident(r.relname), format_type(o.contypid, NULL)) || '.' || quote_ident(o.conname),
+		   pg_get_constraintdef(o.oid)
+		 FROM pg_constraint o JOIN pg_namespace n ON n.oid = o.connamespace LEFT JOIN pg_class r ON r.oid = o.conrelid
+		 WHERE ` + nspFilter},
+		{"sequence", seqSQL},
+		{"view", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+		   CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || pg_get_viewdef(c.oid, true)
+		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ` + nspFilter},
+		{"function", `SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+		   CASE WHEN ` + prokind + ` IN ('f', 'p') THEN pg_get_functiondef(p.oid)
+		        ELSE ` + prokind + ` || ' returns ' || pg_get_function_result(p.oid) END
+		 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		 WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+		   AND p.proname !~ ('^' || '` + CapturePrefix + `') AND ` + nspFilter},
+		{"trigger", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname),
+		   pg_get_triggerdef(t.oid) || CASE t.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (replica)' WHEN 'A' THEN ' (always)' ELSE '' END
+		 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		 JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+		 WHERE NOT t.tgisinternal AND t.tgname !~ ('^' || '` + CapturePrefix + `') AND t.tgname NOT IN ($1 || '_capture', $1 || '_truncate')
+		   AND pn.nspname <> $1 AND ` + nspFilter},
+	}
+	cat := Catalog{}
+	for _, q := range queries {
+		rows, err := conn.Query(ctx, q.sql, ignore)
+		if err != nil {
+			return nil, fmt.Errorf("list %ss: %w", q.kind, err)
+		}
+		m := map[string]string{}
+		var name, def string
+		_, err = pgx.ForEachRow(rows, []any{&name, &def}, func() error {
+			m[name] = def
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %ss: %w", q.kind, err)
+		}
+		cat[q.kind] = m
+	}
+	return cat, nil
+}

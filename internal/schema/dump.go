@@ -1,0 +1,129 @@
+package schema
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+func dumpCommand() *cli.Command {
+	flags := append([]cli.Flag{
+		dbconn.Flag(dbconn.Source),
+		&cli.StringFlag{Name: "pg-dump", Value: "pg_dump", EnvVars: []string{"PGFERRY_PG_DUMP"}, Usage: "pg_dump binary to run; its major version must be at least the server's"},
+	}, filterFlags()...)
+	return &cli.Command{
+		Name:      "dump",
+		Usage:     "run pg_dump --schema-only on the source and write the selected section",
+		UsageText: "pgschema dump --source URL [--section pre-data|indexes|constraints|triggers|post-data|all] [--not-valid] [filters] > schema.sql",
+		Description: `Runs pg_dump --schema-only (checking that its major version is at least the server's),
+then filters the result like 'pgschema filter'. pgferry's capture schema and pgferry_* triggers
+are always left out.
+
+Example:
+   pgschema dump --source postgres://app@old/app --section pre-data > pre.sql
+   pgschema dump --source postgres://app@old/app --section constraints --not-valid > fks.sql`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			o, err := optionsFromCLI(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			url := dbconn.Resolve(c.String("source"), dbconn.Source)
+			src, err := PgDump(ctx, c.String("pg-dump"), url)
+			if err != nil {
+				return err
+			}
+			sc, err := Parse(src)
+			if err != nil {
+				return err
+			}
+			return FilterScript(sc, o, c.App.Writer)
+		},
+	}
+}
+
+var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)(?:\.(\d+))?`)
+
+// pgDumpMajor returns the major version of a pg_dump binary (10 and later: "17"; 9.6: 906).
+func pgDumpMajor(ctx context.Context, bin string) (int, string, error) {
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return 0, "", cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("run %s --version: %w", bin, err),
+			"install the PostgreSQL client tools or point --pg-dump (PGFERRY_PG_DUMP) at pg_dump")
+	}
+	m := versionRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, "", fmt.Errorf("read pg_dump version: unexpected output %q", strings.TrimSpace(string(out)))
+	}
+	major, _ := strconv.Atoi(m[1])
+	if major < 10 && m[2] != "" {
+		minor, _ := strconv.Atoi(m[2])
+		major = major*100 + minor
+	} else {
+		major *= 100
+	}
+	return major, strings.TrimSpace(string(out)), nil
+}
+
+// PgDump runs pg_dump --schema-only against url after checking its version against the server's.
+func PgDump(ctx context.Context, bin, url string) ([]byte, error) {
+	conn, err := dbconn.Connect(ctx, url, dbconn.Source, dbconn.Options{AppName: "pgferry-pgschema"})
+	if err != nil {
+		return nil, err
+	}
+	var num int
+	err = conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num)
+	conn.Close(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	serverMajor := num / 10000 * 100
+	if num < 100000 {
+		serverMajor = num / 100
+	}
+	dumpMajor, dumpVersion, err := pgDumpMajor(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	if dumpMajor < serverMajor {
+		return nil, cliutil.WithHint(cliutil.ExitUsage,
+			fmt.Errorf("pg_dump is too old for the source: %s, server is %s", dumpVersion, majorString(serverMajor)),
+			fmt.Sprintf("install pg_dump %s or newer (e.g. postgresql-client-%s) and point --pg-dump (PGFERRY_PG_DUMP) at it", majorString(serverMajor), majorString(serverMajor)))
+	}
+	args := []string{"--schema-only", "--no-password"}
+	if url != "" {
+		args = append(args, "--dbname="+url)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "PGAPPNAME=pgferry-pgschema")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		msg := strings.TrimSpace(stderr.String())
+		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("run pg_dump: %w: %s", err, msg),
+			"pg_dump needs to read every schema object; run it as the owner of the objects or a role with pg_read_all_data")
+	}
+	return stdout.Bytes(), nil
+}
+
+func majorString(m int) string {
+	if m < 1000 {
+		return fmt.Sprintf("%d.%d", m/100, m%100)
+	}
+	return strconv.Itoa(m / 100)
+}

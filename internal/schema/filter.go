@@ -1,0 +1,271 @@
+package schema
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+// Options select what a filtered dump keeps.
+type Options struct {
+	Section       string // one of SectionNames; "" means all
+	Filter        catalog.Filter
+	ExcludeTypes  []string // pg_dump header types, e.g. "TRIGGER", "FK CONSTRAINT", "COMMENT"
+	NoOwner       bool
+	NoACL         bool
+	NoComments    bool
+	NotValid      bool
+	CaptureSchema string
+	Warn          io.Writer // notes about rewritten statements; nil discards them
+}
+
+// filterFlags are the flags shared by dump and filter.
+func filterFlags() []cli.Flag {
+	fl := []cli.Flag{
+		&cli.StringFlag{Name: "section", Value: "all", EnvVars: []string{"PGFERRY_SECTION"},
+			Usage: "part of the schema to write: " + strings.Join(SectionNames, " | ") + " (indexes = indexes and PRIMARY KEY/UNIQUE/EXCLUDE; constraints = foreign keys and separate CHECKs; triggers = triggers, rules, event triggers)"},
+		&cli.BoolFlag{Name: "not-valid", EnvVars: []string{"PGFERRY_NOT_VALID"}, Usage: "add foreign keys NOT VALID, then VALIDATE CONSTRAINT each at the end (validation does not block writes)"},
+		&cli.StringSliceFlag{Name: "exclude-type", EnvVars: []string{"PGFERRY_EXCLUDE_TYPE"}, Usage: "leave out objects of this pg_dump type, e.g. 'TRIGGER', 'FK CONSTRAINT', 'PUBLICATION' (repeatable)"},
+		&cli.BoolFlag{Name: "no-owner", EnvVars: []string{"PGFERRY_NO_OWNER"}, Usage: "leave out ALTER ... OWNER TO"},
+		&cli.BoolFlag{Name: "no-acl", EnvVars: []string{"PGFERRY_NO_ACL"}, Usage: "leave out GRANT and REVOKE"},
+		&cli.BoolFlag{Name: "no-comments", EnvVars: []string{"PGFERRY_NO_COMMENTS"}, Usage: "leave out COMMENT ON"},
+		captureFlag(),
+	}
+	return append(fl, catalog.FilterFlags()...)
+}
+
+func captureFlag() cli.Flag {
+	return &cli.StringFlag{Name: "capture-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"},
+		Usage: "pgferry's capture schema on the source; its objects and pgferry_* triggers are always left out"}
+}
+
+func optionsFromCLI(c *cli.Context) (Options, error) {
+	f, err := catalog.FilterFromCLI(c)
+	if err != nil {
+		return Options{}, usageErr(err)
+	}
+	o := Options{
+		Section: c.String("section"), Filter: f, ExcludeTypes: c.StringSlice("exclude-type"),
+		NoOwner: c.Bool("no-owner"), NoACL: c.Bool("no-acl"), NoComments: c.Bool("no-comments"),
+		NotValid: c.Bool("not-valid"), CaptureSchema: c.String("capture-schema"), Warn: c.App.ErrWriter,
+	}
+	if _, err := sectionSet(o.Section); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// FilterScript writes the parts of sc that o selects. Session settings and psql meta-commands
+// are always written, so every section runs under the settings pg_dump chose.
+func FilterScript(sc *Script, o Options, w io.Writer) error {
+	secs, err := sectionSet(o.Section)
+	if err != nil {
+		return err
+	}
+	if o.CaptureSchema == "" {
+		o.CaptureSchema = "pgferry"
+	}
+	sections, err := classify(sc)
+	if err != nil {
+		return err
+	}
+	indexTable := map[string]ident.Table{} // index name -> table, for COMMENT ON INDEX and ALTER INDEX
+	for _, e := range sc.Entries {
+		for _, c := range e.Chunks {
+			if c.Stmt.Kind == KIndex && c.Stmt.Name != "" {
+				indexTable[c.Stmt.Name] = c.Stmt.Table
+			}
+		}
+	}
+	var out strings.Builder
+	insertAt := -1 // where VALIDATE statements go: after the last written statement
+	var validates []string
+	for _, e := range sc.Entries {
+		keep := true
+		if e.HasHeader {
+			keep = secs[sections[e]] && o.keepEntry(e, indexTable) && !isCaptureEntry(e, o.CaptureSchema)
+		}
+		if keep {
+			out.WriteString(e.Lead)
+		}
+		for _, c := range e.Chunks {
+			if c.Global() {
+				out.WriteString(c.Text())
+				continue
+			}
+			if !keep {
+				continue
+			}
+			if !e.HasHeader && (!secs[chunkSection(c)] || !o.keepStmt(c.Stmt, indexTable) || isCaptureStmt(c.Stmt, o.CaptureSchema)) {
+				continue
+			}
+			if o.NoOwner && c.Stmt.Kind == KOwner {
+				continue
+			}
+			text := c.Piece.Text
+			if o.NotValid && c.Stmt.Kind == KForeignKey {
+				var v string
+				text, v = o.notValid(c)
+				if v != "" {
+					validates = append(validates, v)
+				}
+			}
+			out.WriteString(text)
+			out.WriteString(c.Trail)
+			insertAt = out.Len()
+		}
+	}
+	s := out.String()
+	if len(validates) > 0 {
+		block := "--\n-- pgschema: validate the foreign keys added NOT VALID above (does not block writes)\n--\n\n" + strings.Join(validates, "\n") + "\n\n"
+		if insertAt < 0 {
+			insertAt = len(s)
+		}
+		s = s[:insertAt] + block + s[insertAt:]
+	}
+	_, err = io.WriteString(w, s)
+	return err
+}
+
+// keepEntry applies the name filters, --exclude-type, --no-acl and --no-comments to an entry.
+func (o Options) keepEntry(e *Entry, indexTable map[string]ident.Table) bool {
+	h := e.Header
+	for _, t := range o.ExcludeTypes {
+		if strings.EqualFold(strings.TrimSpace(t), h.Type) {
+			return false
+		}
+	}
+	if o.NoACL && (h.Type == "ACL" || h.Type == "DEFAULT ACL") {
+		return false
+	}
+	if o.NoComments && h.Type == "COMMENT" {
+		return false
+	}
+	schema := h.Schema
+	if schema == "-" {
+		schema = ""
+	}
+	if h.Type == "SCHEMA" {
+		schema = h.Name
+	}
+	if n := strings.ReplaceAll(h.Name, `"`, ""); strings.HasPrefix(n, "SCHEMA ") && schema == "" {
+		schema = strings.TrimPrefix(n, "SCHEMA ")
+	}
+	t, ok := entryTable(e, indexTable)
+	if ok {
+		if t.Schema == "" {
+			t.Schema = schema
+		}
+		return o.Filter.MatchName(t.Schema, t.Name)
+	}
+	if schema != "" {
+		return o.schemaOnly().MatchName(schema, "")
+	}
+	return true
+}
+
+// schemaOnly is the filter without its table patterns, for objects that are not tables.
+func (o Options) schemaOnly() catalog.Filter {
+	return catalog.Filter{Schemas: o.Filter.Schemas, ExcludeSchemas: o.Filter.ExcludeSchemas}
+}
+
+// keepStmt applies the filters to a statement outside any pg_dump header.
+func (o Options) keepStmt(st Stmt, indexTable map[string]ident.Table) bool {
+	if o.NoACL && st.Kind == KACL || o.NoComments && st.Kind == KComment {
+		return false
+	}
+	t := st.Table
+	if st.Kind == KAlterIndex || st.Kind == KIndexAttach || st.Kind == KComment && st.CommentOn == "index" {
+		t = indexTable[st.Name]
+	}
+	if t.Name == "" {
+		return true
+	}
+	if t.Schema == "" {
+		t.Schema = "public"
+	}
+	return o.Filter.MatchName(t.Schema, t.Name)
+}
+
+// entryTable is the table an entry belongs to, when it belongs to one.
+func entryTable(e *Entry, indexTable map[string]ident.Table) (ident.Table, bool) {
+	h := e.Header
+	switch h.Type {
+	case "TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "TABLE ATTACH":
+		return ident.Table{Schema: h.Schema, Name: h.Name}, true
+	case "COMMENT", "ACL", "SECURITY LABEL":
+		for _, p := range []string{"TABLE ", "VIEW ", "MATERIALIZED VIEW ", "FOREIGN TABLE "} {
+			if strings.HasPrefix(h.Name, p) {
+				return ident.Table{Schema: h.Schema, Name: unq(strings.TrimPrefix(h.Name, p))}, true
+			}
+		}
+		if strings.HasPrefix(h.Name, "COLUMN ") {
+			n := strings.TrimPrefix(h.Name, "COLUMN ")
+			if i := strings.LastIndexByte(n, '.'); i > 0 {
+				return ident.Table{Schema: h.Schema, Name: unq(n[:i])}, true
+			}
+		}
+		if strings.HasPrefix(h.Name, "INDEX ") {
+			if t, ok := indexTable[unq(strings.TrimPrefix(h.Name, "INDEX "))]; ok {
+				return t, true
+			}
+		}
+		if i := strings.LastIndex(h.Name, " ON "); i > 0 && !strings.Contains(h.Name, " ON DOMAIN ") {
+			return ident.Table{Schema: h.Schema, Name: unq(h.Name[i+4:])}, true
+		}
+		return ident.Table{}, false
+	}
+	for _, c := range e.Chunks {
+		switch c.Stmt.Kind {
+		case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate, KTrigger, KRule, KAlterTable:
+			if c.Stmt.Table.Name != "" {
+				return c.Stmt.Table, true
+			}
+		case KIndexAttach, KAlterIndex:
+			if t, ok := indexTable[c.Stmt.Name]; ok {
+				return t, true
+			}
+		}
+	}
+	return ident.Table{}, false
+}
+
+func unq(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return s
+}
+
+// notValid rewrites ALTER TABLE ONLY ... ADD CONSTRAINT ... FOREIGN KEY ...; to add the key
+// NOT VALID and returns the VALIDATE CONSTRAINT statement that completes it.
+func (o Options) notValid(c *Chunk) (string, string) {
+	text := c.Piece.Text
+	body := strings.TrimSuffix(text, ";")
+	if strings.HasSuffix(strings.ToUpper(strings.TrimSpace(body)), "NOT VALID") {
+		return text, "" // already NOT VALID: pg_dump keeps it that way, and so does the target
+	}
+	if !c.Stmt.Only {
+		// pg_dump writes ALTER TABLE without ONLY for keys on partitioned tables, which
+		// PostgreSQL before 18 cannot add NOT VALID.
+		if o.Warn != nil {
+			fmt.Fprintf(o.Warn, "pgschema: note: line %d: foreign key %s on %s is added valid: PostgreSQL cannot add foreign keys on partitioned tables NOT VALID\n",
+				c.Piece.Line, c.Stmt.Name, c.Stmt.Table.Key())
+		}
+		return text, ""
+	}
+	return body + " NOT VALID;", fmt.Sprintf("ALTER TABLE ONLY %s VALIDATE CONSTRAINT %s;", qualified(c.Stmt.Table), ident.Quote(c.Stmt.Name))
+}
+
+// qualified quotes a table name, schema-qualified when the schema is known.
+func qualified(t ident.Table) string {
+	if t.Schema == "" {
+		return ident.Quote(t.Name)
+	}
+	return t.String()
+}

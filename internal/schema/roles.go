@@ -1,0 +1,194 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+func rolesCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "roles",
+		Usage:     "write CREATE ROLE statements for every role the source's schema references",
+		UsageText: "pgschema roles --source URL > roles.sql",
+		Description: `Finds the owners of the database's objects and the grantees and grantors in their
+privileges (and default privileges), and writes, for each, a DO block that creates the role
+only when pg_roles lacks it, so the script can be re-run. Passwords are not copied (they are
+not readable without superuser): set them on the target afterwards. Attributes that need
+superuser on the target (SUPERUSER, REPLICATION, BYPASSRLS) are written as comments.
+Memberships between these roles are granted too. Roles of pgferry's capture schema objects
+and predefined pg_* roles are left out.
+
+Example:
+   pgschema roles --source $SRC | psql $DST`,
+		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureFlag()},
+		Action: func(c *cli.Context) error {
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			conn, err := dbconn.Connect(ctx, dbconn.Resolve(c.String("source"), dbconn.Source), dbconn.Source, dbconn.Options{AppName: "pgferry-pgschema"})
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			return Roles(ctx, conn, c.String("capture-schema"), c.App.Writer)
+		},
+	}
+}
+
+// Role is a role the schema references.
+type Role struct {
+	Name                                                    string
+	Login, Inherit, CreateDB, CreateRole, Super, Repl, BRLS bool
+	ConnLimit                                               int
+	ValidUntil                                              *string
+}
+
+// referencedRolesSQL lists the oids of roles that own objects or appear in ACLs, outside the capture schema.
+const referencedRolesSQL = `
+WITH acl AS (
+  SELECT relowner AS owner, relacl AS acl, relnamespace AS nsp FROM pg_class
+  UNION ALL SELECT nspowner, nspacl, oid FROM pg_namespace
+  UNION ALL SELECT proowner, proacl, pronamespace FROM pg_proc
+  UNION ALL SELECT typowner, typacl, typnamespace FROM pg_type
+  UNION ALL SELECT collowner, NULL, collnamespace FROM pg_collation
+  UNION ALL SELECT conowner, NULL, connamespace FROM pg_conversion
+  UNION ALL SELECT oprowner, NULL, oprnamespace FROM pg_operator
+  UNION ALL SELECT opcowner, NULL, opcnamespace FROM pg_opclass
+  UNION ALL SELECT opfowner, NULL, opfnamespace FROM pg_opfamily
+  UNION ALL SELECT cfgowner, NULL, cfgnamespace FROM pg_ts_config
+  UNION ALL SELECT dictowner, NULL, dictnamespace FROM pg_ts_dict
+  UNION ALL SELECT evtowner, NULL, NULL FROM pg_event_trigger
+  UNION ALL SELECT fdwowner, fdwacl, NULL FROM pg_foreign_data_wrapper
+  UNION ALL SELECT srvowner, srvacl, NULL FROM pg_foreign_server
+  UNION ALL SELECT lanowner, lanacl, NULL FROM pg_language WHERE lanispl
+  UNION ALL SELECT defaclrole, defaclacl, defaclnamespace FROM pg_default_acl
+  UNION ALL SELECT c.relowner, a.attacl, c.relnamespace FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE a.attacl IS NOT NULL
+  %s
+), filtered AS (
+  SELECT * FROM acl WHERE nsp IS NULL OR nsp NOT IN (SELECT oid FROM pg_namespace WHERE nspname = $1 OR nspname IN ('pg_catalog', 'information_schema') OR nspname LIKE 'pg\_toast%%' OR nspname LIKE 'pg\_temp\_%%')
+), ids AS (
+  SELECT owner AS id FROM filtered
+  UNION SELECT (aclexplode(acl)).grantee FROM filtered WHERE acl IS NOT NULL
+  UNION SELECT (aclexplode(acl)).grantor FROM filtered WHERE acl IS NOT NULL
+)
+SELECT r.rolname, r.rolcanlogin, r.rolinherit, r.rolcreatedb, r.rolcreaterole, r.rolsuper, r.rolreplication, %s,
+       r.rolconnlimit, r.rolvaliduntil::text
+FROM pg_roles r JOIN ids ON ids.id = r.oid
+WHERE r.rolname !~ '^pg_'
+ORDER BY r.rolname`
+
+// Roles writes idempotent CREATE ROLE statements for the roles the source's schema references.
+func Roles(ctx context.Context, conn *pgx.Conn, capture string, w io.Writer) error {
+	var num int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return fmt.Errorf("read server version: %w", err)
+	}
+	extra, brls := "", "false"
+	if num >= 100000 {
+		extra = "UNION ALL SELECT pubowner, NULL, NULL FROM pg_publication UNION ALL SELECT stxowner, NULL, stxnamespace FROM pg_statistic_ext"
+	}
+	if num >= 90500 {
+		brls = "r.rolbypassrls"
+	}
+	// default ACL rows whose namespace is 0 mean "all schemas"
+	q := fmt.Sprintf(referencedRolesSQL, extra, brls)
+	q = strings.Replace(q, "defaclnamespace FROM pg_default_acl", "NULLIF(defaclnamespace, 0) FROM pg_default_acl", 1)
+	rows, err := conn.Query(ctx, q, capture)
+	if err != nil {
+		return fmt.Errorf("list referenced roles: %w", err)
+	}
+	roles, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Role, error) {
+		var x Role
+		err := r.Scan(&x.Name, &x.Login, &x.Inherit, &x.CreateDB, &x.CreateRole, &x.Super, &x.Repl, &x.BRLS, &x.ConnLimit, &x.ValidUntil)
+		return x, err
+	})
+	if err != nil {
+		return fmt.Errorf("list referenced roles: %w", err)
+	}
+	names := map[string]bool{}
+	for _, r := range roles {
+		names[r.Name] = true
+	}
+	rows, err = conn.Query(ctx, `SELECT g.rolname, m.rolname, am.admin_option FROM pg_auth_members am
+		JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member ORDER BY 1, 2`)
+	if err != nil {
+		return fmt.Errorf("list role memberships: %w", err)
+	}
+	type member struct {
+		Role, Member string
+		Admin        bool
+	}
+	members, err := pgx.CollectRows(rows, pgx.RowToStructByPos[member])
+	if err != nil {
+		return fmt.Errorf("list role memberships: %w", err)
+	}
+	var b strings.Builder
+	b.WriteString("--\n-- pgschema roles: roles referenced by the schema (no passwords; safe to re-run)\n--\n\n")
+	for _, r := range roles {
+		b.WriteString(createRoleSQL(r))
+	}
+	for _, m := range members {
+		if names[m.Role] && names[m.Member] {
+			opt := ""
+			if m.Admin {
+				opt = " WITH ADMIN OPTION"
+			}
+			fmt.Fprintf(&b, "GRANT %s TO %s%s;\n", ident.Quote(m.Role), ident.Quote(m.Member), opt)
+		}
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+// createRoleSQL is a DO block creating r unless a role of that name exists.
+func createRoleSQL(r Role) string {
+	attrs := []string{"NOLOGIN"}
+	if r.Login {
+		attrs[0] = "LOGIN"
+	}
+	if !r.Inherit {
+		attrs = append(attrs, "NOINHERIT")
+	}
+	if r.CreateDB {
+		attrs = append(attrs, "CREATEDB")
+	}
+	if r.CreateRole {
+		attrs = append(attrs, "CREATEROLE")
+	}
+	if r.ConnLimit >= 0 {
+		attrs = append(attrs, fmt.Sprintf("CONNECTION LIMIT %d", r.ConnLimit))
+	}
+	if r.ValidUntil != nil {
+		attrs = append(attrs, "VALID UNTIL "+ident.Literal(*r.ValidUntil))
+	}
+	var notes []string
+	if r.Super {
+		notes = append(notes, "SUPERUSER")
+	}
+	if r.Repl {
+		notes = append(notes, "REPLICATION")
+	}
+	if r.BRLS {
+		notes = append(notes, "BYPASSRLS")
+	}
+	stmt := "CREATE ROLE " + ident.Quote(r.Name) + " " + strings.Join(attrs, " ")
+	tag := "$pgferry$"
+	for i := 0; strings.Contains(stmt, tag); i++ {
+		tag = fmt.Sprintf("$pgferry%d$", i)
+	}
+	var b strings.Builder
+	if len(notes) > 0 {
+		fmt.Fprintf(&b, "-- role %s has %s on the source; grant it by hand if the target needs it\n", r.Name, strings.Join(notes, ", "))
+	}
+	fmt.Fprintf(&b, "DO %s\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) THEN\n    %s;\n  END IF;\nEND\n%s;\n\n",
+		tag, ident.Literal(r.Name), stmt, tag)
+	return b.String()
+}

@@ -1,0 +1,163 @@
+package schema
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/sqllex"
+)
+
+// Header is pg_dump's per-object comment: "-- Name: x; Type: TABLE; Schema: public; Owner: app".
+type Header struct {
+	Name, Type, Schema, Owner string
+	Line                      int
+}
+
+// Chunk is one statement or meta-command with the whitespace and comments that follow it.
+type Chunk struct {
+	Piece sqllex.Piece
+	Trail string
+	Stmt  Stmt
+}
+
+// Global reports whether the chunk is a session setting or a psql meta-command, which every
+// section keeps so that its statements run under the settings pg_dump chose.
+func (c *Chunk) Global() bool { return c.Piece.Kind == sqllex.Meta || c.Stmt.Kind == KSet }
+
+// Text is the chunk's statement (or meta-command) text with what follows it.
+func (c *Chunk) Text() string { return c.Piece.Text + c.Trail }
+
+// Entry is one pg_dump object: its header comment and the statements up to the next header.
+// The entry before the first header (the prologue) has no header.
+type Entry struct {
+	Header    Header
+	HasHeader bool
+	Lead      string // the header comment block, or leading whitespace of the prologue
+	Chunks    []*Chunk
+}
+
+// Script is a parsed dump.
+type Script struct {
+	Entries []*Entry
+}
+
+var headerRE = regexp.MustCompile(`^-- (?:Data for )?Name: (.*); Type: ([A-Z][A-Z ]*); Schema: (.*?)(?:; Owner: (.*?))?(?:; Tablespace: .*)?$`)
+
+// ErrEmpty is returned for input holding no SQL statements.
+var ErrEmpty = errors.New("no SQL statements in the input")
+
+// Parse splits and classifies a dump. Lexical errors carry the line number.
+func Parse(src []byte) (*Script, error) {
+	if err := checkText(src); err != nil {
+		return nil, err
+	}
+	pieces, err := sqllex.Split(string(src))
+	if err != nil {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: %w", err),
+			"the input is not complete pg_dump SQL output; check that the dump was not truncated or edited")
+	}
+	sc := &Script{}
+	cur := &Entry{}
+	sc.Entries = append(sc.Entries, cur)
+	statements := 0
+	for _, p := range pieces {
+		switch p.Kind {
+		case sqllex.Space:
+			before, hdr, rest, ok := findHeader(p)
+			if !ok {
+				addTrail(cur, p.Text)
+				continue
+			}
+			addTrail(cur, before)
+			cur = &Entry{Header: hdr, HasHeader: true, Lead: rest}
+			sc.Entries = append(sc.Entries, cur)
+		case sqllex.Statement:
+			if p.Unterminated {
+				return nil, cliutil.WithHint(cliutil.ExitFailure,
+					fmt.Errorf("read dump: line %d: the last statement has no terminating ';'", p.Line),
+					"the dump looks truncated; dump it again")
+			}
+			statements++
+			cur.Chunks = append(cur.Chunks, &Chunk{Piece: p, Stmt: ParseStmt(p.Text)})
+		default:
+			cur.Chunks = append(cur.Chunks, &Chunk{Piece: p})
+		}
+	}
+	if statements == 0 {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: %w (%d lines)", ErrEmpty, bytes.Count(src, []byte("\n"))),
+			"pipe the output of 'pg_dump --schema-only' (or 'pgschema dump') into this command")
+	}
+	return sc, nil
+}
+
+func addTrail(e *Entry, s string) {
+	if len(e.Chunks) == 0 {
+		e.Lead += s
+		return
+	}
+	e.Chunks[len(e.Chunks)-1].Trail += s
+}
+
+// findHeader finds a pg_dump header block in a whitespace piece: the run of "--" lines holding
+// a "-- Name: " line. It returns the text before the block and the block with what follows.
+func findHeader(p sqllex.Piece) (before string, h Header, rest string, ok bool) {
+	text := p.Text
+	off, line := 0, p.Line
+	blockStart := -1
+	for off < len(text) {
+		end := strings.IndexByte(text[off:], '\n')
+		next := len(text)
+		if end >= 0 {
+			next = off + end + 1
+		}
+		ln := strings.TrimRight(text[off:next], "\r\n")
+		if strings.HasPrefix(ln, "--") {
+			if blockStart < 0 {
+				blockStart = off
+			}
+			if m := headerRE.FindStringSubmatch(ln); m != nil {
+				return text[:blockStart], Header{Name: m[1], Type: m[2], Schema: m[3], Owner: m[4], Line: line}, text[blockStart:], true
+			}
+		} else {
+			blockStart = -1
+		}
+		off = next
+		line++
+	}
+	return "", Header{}, "", false
+}
+
+// checkText rejects input that is plainly not SQL text, with a hint about what it is.
+func checkText(src []byte) error {
+	if len(bytes.TrimSpace(src)) == 0 {
+		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: line 1: the input is empty"),
+			"pipe the output of 'pg_dump --schema-only' (or 'pgschema dump') into this command")
+	}
+	switch {
+	case bytes.HasPrefix(src, []byte("PGDMP")):
+		return cliutil.WithHint(cliutil.ExitFailure, errors.New("read dump: line 1: the input is a pg_dump custom or tar archive, not SQL"),
+			"convert it with 'pg_restore --schema-only -f - archive.dump'")
+	case bytes.HasPrefix(src, []byte{0x1f, 0x8b}):
+		return cliutil.WithHint(cliutil.ExitFailure, errors.New("read dump: line 1: the input is gzip-compressed"), "decompress it first: 'gunzip -c dump.sql.gz | pgschema ...'")
+	}
+	head := src[:min(len(src), 8192)]
+	ctl := 0
+	for i, c := range head {
+		if c == 0 {
+			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: line %d: NUL byte: the input is binary, not SQL text", bytes.Count(src[:i], []byte("\n"))+1),
+				"pipe the output of 'pg_dump --schema-only' (plain format) into this command")
+		}
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != '\v' {
+			ctl++
+		}
+	}
+	if ctl > len(head)/100+2 {
+		return cliutil.WithHint(cliutil.ExitFailure, errors.New("read dump: line 1: the input looks binary, not SQL text"),
+			"pipe the output of 'pg_dump --schema-only' (plain format) into this command")
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package schema
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+)
+
+// Section is a part of a schema, in the order a migration creates them.
+type Section int
+
+// Sections. PostData is Indexes, Constraints, Triggers and OtherPost together.
+const (
+	PreData     Section = iota // types, tables, sequences, functions, views, ACLs
+	Indexes                    // indexes, PRIMARY KEY / UNIQUE / EXCLUDE constraints, index attaches, statistics
+	Constraints                // foreign keys and separately dumped (NOT VALID) check constraints
+	Triggers                   // user triggers, rules, event triggers
+	OtherPost                  // other post-data objects: publications, subscriptions
+)
+
+// SectionNames lists the values of --section.
+var SectionNames = []string{"pre-data", "indexes", "constraints", "triggers", "post-data", "all"}
+
+// sectionSet parses --section into the set of sections it selects.
+func sectionSet(name string) (map[Section]bool, error) {
+	switch name {
+	case "pre-data":
+		return map[Section]bool{PreData: true}, nil
+	case "indexes":
+		return map[Section]bool{Indexes: true}, nil
+	case "constraints":
+		return map[Section]bool{Constraints: true}, nil
+	case "triggers":
+		return map[Section]bool{Triggers: true}, nil
+	case "post-data":
+		return map[Section]bool{Indexes: true, Constraints: true, Triggers: true, OtherPost: true}, nil
+	case "all", "":
+		return map[Section]bool{PreData: true, Indexes: true, Constraints: true, Triggers: true, OtherPost: true}, nil
+	}
+	return nil, cliutil.Usagef("bad --section %q: want one of %s", name, strings.Join(SectionNames, ", "))
+}
+
+func (s Section) String() string {
+	return [...]string{"pre-data", "indexes", "constraints", "triggers", "other post-data"}[s]
+}
+
+// sectionOfKind is the section a statement's text implies, if it implies one.
+func sectionOfKind(st Stmt) (Section, bool) {
+	switch st.Kind {
+	case KIndex, KIndexConstraint, KIndexAttach:
+		return Indexes, true
+	case KForeignKey, KValidate:
+		return Constraints, true
+	case KTrigger, KEventTrigger:
+		return Triggers, true
+	case KRule:
+		if st.Name == "_return" || st.Name == "_RETURN" {
+			return PreData, true
+		}
+		return Triggers, true
+	}
+	return PreData, false
+}
+
+// classify assigns every entry a section, from pg_dump's header Type, and checks that the
+// statements agree with the header. Entries without a header are classified statement by
+// statement (see chunkSection).
+func classify(sc *Script) (map[*Entry]Section, error) {
+	out := map[*Entry]Section{}
+	// section of each constraint, index, trigger and rule by "KIND name ON table" for COMMENT entries
+	objSection := map[string]Section{}
+	for _, e := range sc.Entries {
+		if !e.HasHeader {
+			continue
+		}
+		first := firstStmt(e)
+		var sec Section
+		want := []StmtKind(nil)
+		switch e.Header.Type {
+		case "INDEX":
+			sec, want = Indexes, []StmtKind{KIndex}
+		case "INDEX ATTACH":
+			sec, want = Indexes, []StmtKind{KIndexAttach}
+		case "STATISTICS":
+			sec = Indexes
+		case "CONSTRAINT":
+			want = []StmtKind{KIndexConstraint, KForeignKey, KCheck}
+			sec = Constraints
+			if first != nil && first.Stmt.Kind == KIndexConstraint {
+				sec = Indexes
+			}
+		case "FK CONSTRAINT":
+			sec, want = Constraints, []StmtKind{KForeignKey}
+		case "CHECK CONSTRAINT":
+			sec = Constraints
+		case "TRIGGER":
+			sec, want = Triggers, []StmtKind{KTrigger}
+		case "EVENT TRIGGER":
+			sec, want = Triggers, []StmtKind{KEventTrigger}
+		case "RULE":
+			sec, want = Triggers, []StmtKind{KRule}
+			if first != nil && strings.EqualFold(first.Stmt.Name, "_return") {
+				sec = PreData // completes a view: belongs with the view
+			}
+		case "PUBLICATION", "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA", "SUBSCRIPTION", "SUBSCRIPTION TABLE":
+			sec = OtherPost
+		case "COMMENT", "SECURITY LABEL":
+			sec = commentSection(e.Header.Name, objSection)
+		default:
+			sec = PreData
+		}
+		if want != nil {
+			if first == nil {
+				return nil, mismatch(e, nil, "no statement")
+			}
+			ok := false
+			for _, k := range want {
+				ok = ok || first.Stmt.Kind == k
+			}
+			if !ok {
+				return nil, mismatch(e, first, "a statement of kind "+first.Stmt.Kind.String())
+			}
+		}
+		// Cross-check: no statement in the entry may belong to another section.
+		if e.Header.Type != "COMMENT" && e.Header.Type != "SECURITY LABEL" {
+			for _, c := range e.Chunks {
+				if s, ok := sectionOfKind(c.Stmt); ok && s != sec {
+					return nil, mismatch(e, c, "a "+c.Stmt.Kind.String()+" statement (section "+s.String()+")")
+				}
+			}
+		}
+		out[e] = sec
+		if first != nil && first.Stmt.Name != "" {
+			key := ""
+			switch first.Stmt.Kind {
+			case KIndexConstraint, KForeignKey, KCheck:
+				key = "CONSTRAINT " + first.Stmt.Name
+			case KIndex:
+				key = "INDEX " + first.Stmt.Name
+			case KTrigger:
+				key = "TRIGGER " + first.Stmt.Name
+			case KRule:
+				key = "RULE " + first.Stmt.Name
+			case KEventTrigger:
+				key = "EVENT TRIGGER " + first.Stmt.Name
+			}
+			if key != "" {
+				objSection[strings.ToLower(key+" ON "+first.Stmt.Table.Name)] = sec
+				objSection[strings.ToLower(key)] = sec
+			}
+		}
+	}
+	return out, nil
+}
+
+// commentSection places a COMMENT entry (Name: "INDEX x", "CONSTRAINT c ON t", "TRIGGER t ON x",
+// ...) in the section of the object it comments.
+func commentSection(name string, objSection map[string]Section) Section {
+	key := strings.ToLower(strings.ReplaceAll(name, `"`, ""))
+	if s, ok := objSection[key]; ok {
+		return s
+	}
+	if i := strings.Index(key, " on "); i >= 0 {
+		if s, ok := objSection[key[:i]]; ok {
+			return s
+		}
+	}
+	switch {
+	case strings.HasPrefix(key, "index "):
+		return Indexes
+	case strings.HasPrefix(key, "trigger "), strings.HasPrefix(key, "event trigger "):
+		return Triggers
+	case strings.HasPrefix(key, "rule "):
+		if strings.HasPrefix(key, "rule _return ") {
+			return PreData
+		}
+		return Triggers
+	case strings.HasPrefix(key, "publication "), strings.HasPrefix(key, "subscription "):
+		return OtherPost
+	}
+	return PreData
+}
+
+func firstStmt(e *Entry) *Chunk {
+	for _, c := range e.Chunks {
+		if !c.Global() {
+			return c
+		}
+	}
+	return nil
+}
+
+func mismatch(e *Entry, c *Chunk, got string) error {
+	line := e.Header.Line
+	if c != nil {
+		line = c.Piece.Line
+	}
+	return cliutil.WithHint(cliutil.ExitFailure,
+		fmt.Errorf("classify dump: line %d: pg_dump's header at line %d says %q is a %s, but it holds %s",
+			line, e.Header.Line, e.Header.Name, e.Header.Type, got),
+		"the dump was edited by hand; fix the header comment or the statement so they agree")
+}
+
+// chunkSection is the section of a statement outside any pg_dump header (hand-written SQL).
+func chunkSection(c *Chunk) Section {
+	s, _ := sectionOfKind(c.Stmt)
+	return s
+}

@@ -1,0 +1,291 @@
+package schema
+
+import (
+	"strings"
+
+	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/sqllex"
+)
+
+// StmtKind is what a statement does, as far as sections and parallel apply care.
+type StmtKind int
+
+// Statement kinds.
+const (
+	KOther           StmtKind = iota
+	KSet                      // SET, RESET, SELECT pg_catalog.set_config(...): session settings
+	KIndex                    // CREATE INDEX
+	KIndexConstraint          // ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY | UNIQUE | EXCLUDE
+	KForeignKey               // ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY
+	KCheck                    // ALTER TABLE ... ADD CONSTRAINT ... CHECK
+	KValidate                 // ALTER TABLE ... VALIDATE CONSTRAINT
+	KIndexAttach              // ALTER INDEX ... ATTACH PARTITION
+	KAlterTable               // any other ALTER TABLE
+	KAlterIndex               // any other ALTER INDEX
+	KTrigger                  // CREATE [CONSTRAINT] TRIGGER
+	KRule                     // CREATE [OR REPLACE] RULE
+	KEventTrigger             // CREATE EVENT TRIGGER
+	KOwner                    // ALTER ... OWNER TO
+	KACL                      // GRANT, REVOKE
+	KComment                  // COMMENT ON
+)
+
+var kindNames = map[StmtKind]string{
+	KOther: "other", KSet: "set", KIndex: "index", KIndexConstraint: "index constraint", KForeignKey: "foreign key",
+	KCheck: "check constraint", KValidate: "validate constraint", KIndexAttach: "index attach", KAlterTable: "alter table",
+	KAlterIndex: "alter index", KTrigger: "trigger", KRule: "rule", KEventTrigger: "event trigger", KOwner: "owner",
+	KACL: "acl", KComment: "comment",
+}
+
+func (k StmtKind) String() string { return kindNames[k] }
+
+// Stmt is what pgschema understands of one statement.
+type Stmt struct {
+	Kind       StmtKind
+	Name       string      // object created or changed: index, constraint, trigger or rule name (unquoted)
+	Table      ident.Table // the table it is on, when there is one
+	RefTable   ident.Table // FOREIGN KEY ... REFERENCES table
+	Only       bool        // ALTER TABLE ONLY
+	Function   ident.Table // a trigger's EXECUTE FUNCTION name
+	CommentOn  string      // COMMENT ON <what>: the object type words, lower case
+	AttachName ident.Table // ALTER INDEX ... ATTACH PARTITION <index>
+}
+
+// words is a cursor over a statement's significant tokens.
+type words struct {
+	t []sqllex.Token
+	i int
+}
+
+func (w *words) peek(n int) string {
+	if w.i+n < len(w.t) && w.t[w.i+n].Kind == sqllex.TWord {
+		return strings.ToLower(w.t[w.i+n].Text)
+	}
+	return ""
+}
+
+// accept consumes the given keywords in order if they are all next.
+func (w *words) accept(kw ...string) bool {
+	for j, k := range kw {
+		if w.peek(j) != k {
+			return false
+		}
+	}
+	w.i += len(kw)
+	return true
+}
+
+// skipTo advances past the next occurrence of keyword kw.
+func (w *words) skipTo(kw string) bool {
+	for ; w.i < len(w.t); w.i++ {
+		if w.peek(0) == kw {
+			w.i++
+			return true
+		}
+	}
+	return false
+}
+
+// name reads a possibly qualified name: part(.part)*. It returns the parts unquoted.
+func (w *words) name() []string {
+	var parts []string
+	for w.i < len(w.t) {
+		t := w.t[w.i]
+		switch t.Kind {
+		case sqllex.TWord:
+			parts = append(parts, strings.ToLower(t.Text))
+		case sqllex.TQuotedIdent:
+			parts = append(parts, unquoteIdent(t.Text))
+		default:
+			return parts
+		}
+		w.i++
+		if w.i < len(w.t) && w.t[w.i].Kind == sqllex.TPunct && w.t[w.i].Text == "." {
+			w.i++
+			continue
+		}
+		return parts
+	}
+	return parts
+}
+
+func (w *words) table() ident.Table {
+	p := w.name()
+	switch len(p) {
+	case 0:
+		return ident.Table{}
+	case 1:
+		return ident.Table{Name: p[0]}
+	default:
+		return ident.Table{Schema: p[len(p)-2], Name: p[len(p)-1]}
+	}
+}
+
+func unquoteIdent(s string) string {
+	if strings.HasPrefix(s, "U&") || strings.HasPrefix(s, "u&") {
+		s = s[2:] // escapes in U&"" identifiers are kept as written
+	}
+	s = strings.TrimPrefix(s, `"`)
+	s = strings.TrimSuffix(s, `"`)
+	return strings.ReplaceAll(s, `""`, `"`)
+}
+
+// ParseStmt classifies one statement's text.
+func ParseStmt(text string) Stmt {
+	w := &words{t: sqllex.Significant(text)}
+	var st Stmt
+	switch {
+	case w.accept("set"), w.accept("reset"):
+		st.Kind = KSet
+	case w.peek(0) == "select" && w.peek(1) == "pg_catalog" && w.peek(2) == "set_config", w.peek(0) == "select" && w.peek(1) == "set_config":
+		st.Kind = KSet
+	case w.accept("grant"), w.accept("revoke"):
+		st.Kind = KACL
+	case w.accept("comment", "on"):
+		st.Kind = KComment
+		var what []string
+		for w.i < len(w.t) && w.t[w.i].Kind == sqllex.TWord && len(what) < 3 {
+			k := w.peek(0)
+			if k != "index" && k != "constraint" && k != "trigger" && k != "rule" && k != "event" && k != "table" && k != "schema" && k != "function" && k != "materialized" && k != "view" {
+				break
+			}
+			what = append(what, k)
+			w.i++
+			if k != "event" && k != "materialized" {
+				break
+			}
+		}
+		st.CommentOn = strings.Join(what, " ")
+		n := w.name()
+		if len(n) > 0 {
+			st.Name = n[len(n)-1]
+		}
+		if st.CommentOn == "index" && len(n) > 1 {
+			st.Table = ident.Table{Schema: n[len(n)-2]} // schema of the index; the table is looked up
+		}
+		if w.accept("on") {
+			w.accept("domain")
+			st.Table = w.table()
+		}
+	case w.accept("create"):
+		w.accept("or", "replace")
+		switch {
+		case w.peek(0) == "unique" || w.peek(0) == "index":
+			w.accept("unique")
+			w.accept("index")
+			w.accept("concurrently")
+			w.accept("if", "not", "exists")
+			if w.peek(0) != "on" {
+				n := w.name()
+				if len(n) > 0 {
+					st.Name = n[len(n)-1]
+				}
+			}
+			if w.accept("on") {
+				st.Kind = KIndex
+				st.Only = w.accept("only")
+				st.Table = w.table()
+			}
+		case w.peek(0) == "trigger" || w.peek(0) == "constraint" && w.peek(1) == "trigger":
+			w.accept("constraint")
+			w.accept("trigger")
+			st.Kind = KTrigger
+			if n := w.name(); len(n) > 0 {
+				st.Name = n[len(n)-1]
+			}
+			if w.skipTo("on") {
+				st.Table = w.table()
+			}
+			for w.i < len(w.t) {
+				if w.accept("execute", "function") || w.accept("execute", "procedure") {
+					st.Function = w.table()
+					break
+				}
+				w.i++
+			}
+		case w.accept("event", "trigger"):
+			st.Kind = KEventTrigger
+			if n := w.name(); len(n) > 0 {
+				st.Name = n[0]
+			}
+			for w.i < len(w.t) {
+				if w.accept("execute", "function") || w.accept("execute", "procedure") {
+					st.Function = w.table()
+					break
+				}
+				w.i++
+			}
+		case w.accept("rule"):
+			st.Kind = KRule
+			if n := w.name(); len(n) > 0 {
+				st.Name = n[0]
+			}
+			if w.skipTo("to") {
+				st.Table = w.table()
+			}
+		}
+	case w.accept("alter", "table"), w.accept("alter", "foreign", "table"):
+		st.Kind = KAlterTable
+		w.accept("if", "exists")
+		st.Only = w.accept("only")
+		st.Table = w.table()
+		switch {
+		case w.accept("add", "constraint"):
+			if n := w.name(); len(n) > 0 {
+				st.Name = n[0]
+			}
+			switch {
+			case w.accept("primary", "key"), w.accept("unique"), w.accept("exclude"):
+				st.Kind = KIndexConstraint
+			case w.accept("foreign", "key"):
+				st.Kind = KForeignKey
+				if w.skipTo("references") {
+					st.RefTable = w.table()
+				}
+			case w.accept("check"):
+				st.Kind = KCheck
+			}
+		case w.accept("validate", "constraint"):
+			st.Kind = KValidate
+			if n := w.name(); len(n) > 0 {
+				st.Name = n[0]
+			}
+		default:
+			if isOwnerTo(w) {
+				st.Kind = KOwner
+			}
+		}
+	case w.accept("alter", "index"):
+		st.Kind = KAlterIndex
+		w.accept("if", "exists")
+		n := w.name()
+		if len(n) > 0 {
+			st.Name = n[len(n)-1]
+		}
+		if len(n) > 1 {
+			st.Table.Schema = n[len(n)-2]
+		}
+		if w.accept("attach", "partition") {
+			st.Kind = KIndexAttach
+			st.AttachName = w.table()
+		} else if isOwnerTo(w) {
+			st.Kind = KOwner
+		}
+	case w.accept("alter"):
+		if isOwnerTo(w) {
+			st.Kind = KOwner
+		}
+	}
+	return st
+}
+
+// isOwnerTo reports whether the rest of an ALTER statement is "... OWNER TO role".
+func isOwnerTo(w *words) bool {
+	for j := w.i; j+1 < len(w.t); j++ {
+		if w.t[j].Kind == sqllex.TWord && strings.EqualFold(w.t[j].Text, "owner") && w.t[j+1].Kind == sqllex.TWord && strings.EqualFold(w.t[j+1].Text, "to") {
+			// OWNER TO must be followed by a role and the end of the statement.
+			return j+3 >= len(w.t) || j+3 == len(w.t)-1 && w.t[j+3].Kind == sqllex.TSemicolon
+		}
+	}
+	return false
+}
