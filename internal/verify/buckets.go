@@ -44,6 +44,10 @@ func scanChunk(ctx context.Context, s *side, p *pair, fn string, mask int64, c c
 		bucketExpr(p, fn, mask), hashExpr(p, fn), p.from(), c.where)
 	return s.inSnapshot(ctx, func(tx pgx.Tx) error {
 		local := map[int64]agg{}
+		// At most 65536 groups: enough memory to keep the aggregate in memory on any version.
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '32MB'"); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, q, c.args...)
 		if err != nil {
 			return fmt.Errorf("hash %s on %s: %w", p.Name, s.role, err)

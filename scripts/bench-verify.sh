@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Benchmarks `pgverify --mode hash` against reading every row of both databases once
+# (`psql -c 'COPY t TO STDOUT' > /dev/null` per table, both sides, as parallel as pgverify), in
+# one run on the same data and servers, and prints a markdown table with rows per second
+# (paste it into docs/benchmarks.md). Target: pgverify no slower than that read.
+#
+# Usage: scripts/bench-verify.sh [--scale S] [--jobs N] [--keep] [--out FILE]
+#   --scale S   dataset size, as in bench-copy.sh: 1 is about 1.6 GB; 0.002 is a smoke run (default 1)
+#   --jobs N    workers per side for both methods (default: number of CPUs, at least 2)
+#   --keep      keep the throwaway clusters and work directory
+#   --out FILE  also write the markdown report to FILE
+# Servers: two throwaway clusters (initdb in a temp dir, as the postgres OS user when root), or
+# BENCH_SRC_ADMIN and BENCH_DST_ADMIN: URLs of a database on existing servers (CREATE DATABASE allowed).
+# The dataset is bench-copy.sh's without the keyless log table (pgverify cannot match rows without a key).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+SCALE=1
+JOBS=$(nproc 2>/dev/null || echo 2)
+[ "$JOBS" -lt 2 ] && JOBS=2
+KEEP=0
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; shift 2 ;;
+    --jobs|-j) JOBS=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-verify: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+log() { echo "bench-verify: $*" >&2; }
+die() { echo "bench-verify: $*" >&2; exit 1; }
+for t in psql pg_dump go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+
+WORK=$(mktemp -d /tmp/pgferry-benchv-XXXXXX)
+chmod 755 "$WORK"
+DATADIRS=()
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  local rc=$?
+  if [ "$KEEP" = 0 ]; then
+    for d in "${DATADIRS[@]:-}"; do [ -n "$d" ] && as_pg "$PGBIN/pg_ctl" stop -m immediate -w -D "$d" >/dev/null 2>&1 || true; done
+    rm -rf "$WORK"
+  else
+    log "kept $WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+
+log "building pgverify"
+go build -o "$WORK/pgverify" ./cmd/pgverify || die "build failed"
+
+PGBIN=${PGFERRY_PGBIN:-}
+if [ -z "$PGBIN" ]; then
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then PGBIN=$(pg_config --bindir)
+  else PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); fi
+fi
+start_cluster() { # name port -> admin URL
+  local dir="$WORK/$1" port=$2
+  mkdir -p "$dir/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
+  as_pg "$PGBIN/initdb" --no-sync -U postgres --auth=trust -E UTF8 --locale=C -D "$dir/data" >/dev/null
+  as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/server.log" -o "-c listen_addresses='' -k $dir/sock -p $port \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c max_wal_size=8GB \
+    -c max_connections=100 -c unix_socket_permissions=0777 -c autovacuum=off" >/dev/null
+  DATADIRS+=("$dir/data")
+  echo "postgres://postgres@/postgres?host=$dir/sock&port=$port&sslmode=disable"
+}
+if [ -n "${BENCH_SRC_ADMIN:-}" ] && [ -n "${BENCH_DST_ADMIN:-}" ]; then
+  SRC_ADMIN=$BENCH_SRC_ADMIN; DST_ADMIN=$BENCH_DST_ADMIN
+else
+  [ -x "$PGBIN/initdb" ] || die "no initdb found: set PGFERRY_PGBIN or BENCH_SRC_ADMIN/BENCH_DST_ADMIN"
+  base=$((28000 + RANDOM % 2000))
+  log "starting throwaway source and target clusters ($PGBIN)"
+  SRC_ADMIN=$(start_cluster src $base)
+  DST_ADMIN=$(start_cluster dst $((base + 1)))
+fi
+db_url() { echo "$1" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\1$2#"; }
+SRC=$(db_url "$SRC_ADMIN" pgferry_benchv_src)
+DST=$(db_url "$DST_ADMIN" pgferry_benchv_dst)
+
+n() { awk -v s="$SCALE" -v b="$1" 'BEGIN { v = int(s * b); if (v < 10) v = 10; print v }'; }
+BIG=$(n 9000000); ACC=$(n 500000); SMALL=$(n 100000)
+log "generating the dataset at scale $SCALE (events $BIG rows, accounts $ACC, 8 small tables of $SMALL)"
+psql -XqAt "$SRC_ADMIN" -c "DROP DATABASE IF EXISTS pgferry_benchv_src WITH (FORCE)" -c "CREATE DATABASE pgferry_benchv_src" >/dev/null
+psql -XqAt "$DST_ADMIN" -c "DROP DATABASE IF EXISTS pgferry_benchv_dst WITH (FORCE)" -c "CREATE DATABASE pgferry_benchv_dst" >/dev/null
+psql -Xq -v ON_ERROR_STOP=1 "$SRC" >/dev/null <<SQL
+CREATE SCHEMA bench;
+CREATE TYPE bench.kind AS ENUM ('view', 'click', 'buy', 'refund');
+CREATE TABLE bench.accounts(id uuid PRIMARY KEY, email text NOT NULL, created timestamptz NOT NULL, balance numeric(14,2), tags text[]);
+CREATE TABLE bench.events(id bigint PRIMARY KEY, account_id int NOT NULL, at timestamptz NOT NULL, kind bench.kind NOT NULL,
+  amount numeric(12,2), payload jsonb, note text);
+INSERT INTO bench.events SELECT i, i % 100000, '2024-01-01'::timestamptz + i * interval '1 second',
+  (ARRAY['view','click','buy','refund']::bench.kind[])[1 + i % 4], (i % 100000) / 100.0,
+  jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 199), 'n', i % 1000), md5(i::text) || ' ' || repeat('x', (i % 40))
+  FROM generate_series(1, $BIG) i;
+INSERT INTO bench.accounts SELECT md5(i::text)::uuid, 'user' || i || '@example.com',
+  '2020-01-01'::timestamptz + i * interval '1 minute', i / 7.0, ARRAY['t' || (i % 10), 'u' || (i % 3)] FROM generate_series(1, $ACC) i;
+SQL
+for k in 1 2 3 4 5 6 7 8; do
+  psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "CREATE TABLE bench.small_$k(id int PRIMARY KEY, name text, v double precision, d date);
+    INSERT INTO bench.small_$k SELECT i, 'name ' || i, i * 1.5, '2000-01-01'::date + i % 9000 FROM generate_series(1, $SMALL) i" >/dev/null
+done
+log "copying it to the target (pg_dump | psql)"
+pg_dump "$SRC" | psql -Xq -v ON_ERROR_STOP=1 "$DST" >/dev/null
+for u in "$SRC" "$DST"; do psql -Xq "$u" -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null; done
+TABLES=$(psql -XAt "$SRC" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY pg_relation_size(relid) DESC")
+ROWS=$(psql -XAt "$SRC" -c "SELECT sum(n_live_tup) FROM pg_stat_user_tables")
+SIZE=$(psql -XAt "$SRC" -c "SELECT pg_size_pretty(sum(pg_relation_size(relid))) FROM pg_stat_user_tables")
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+rate() { awk -v r="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", 2 * r / s; else print "n/a" }'; }
+
+# Warm both caches the same way for both methods: one untimed read first.
+read_all() { # both sides at once, JOBS tables at a time per side
+  for u in "$SRC" "$DST"; do
+    echo "$TABLES" | xargs -P "$JOBS" -I{} sh -c "psql -XqA '$u' -c 'COPY {} TO STDOUT' > /dev/null" &
+  done
+  wait
+}
+log "warming up"
+read_all
+log "timing COPY TO /dev/null of every table, both sides"
+t0=$(now); read_all; COPY_S=$(since "$t0")
+log "timing pgverify --mode hash -j $JOBS"
+t0=$(now)
+set +e
+"$WORK/pgverify" --source "$SRC" --target "$DST" --mode hash -j "$JOBS" >"$WORK/verify.out" 2>&1
+rc=$?
+set -e
+VERIFY_S=$(since "$t0")
+[ "$rc" = 0 ] || { cat "$WORK/verify.out" >&2; die "pgverify exited $rc on identical databases; the benchmark is void"; }
+
+report=$(cat <<EOF
+### Verify benchmark: scale $SCALE, -j $JOBS, $(date -u +%Y-%m-%d) on $(nproc) CPUs
+
+Dataset: $SIZE of table data per side, $ROWS rows per side (bench-copy's tables with a key);
+PostgreSQL $(psql -XAt "$SRC" -c 'SHOW server_version'). Rows/s counts the rows of both sides.
+
+| method | seconds | rows/s | vs COPY read |
+|---|---:|---:|---:|
+| \`psql -c 'COPY t TO STDOUT' > /dev/null\`, every table, both sides, $JOBS tables at a time per side | $COPY_S | $(rate "$ROWS" "$COPY_S") | 1.00 |
+| \`pgverify --mode hash -j $JOBS\` | $VERIFY_S | $(rate "$ROWS" "$VERIFY_S") | $(awk -v a="$VERIFY_S" -v b="$COPY_S" 'BEGIN { printf "%.2f", a / b }') |
+
+- target: pgverify no slower than the read (ratio <= 1.00).
+EOF
+)
+echo "$report"
+[ -n "$OUT" ] && echo "$report" > "$OUT"
+exit 0
