@@ -1,0 +1,86 @@
+// Package copyin implements pgcopyin: it loads the framed copy stream into the target, one transaction per chunk.
+package copyin
+
+import (
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/progress"
+	"github.com/pgferry/pgferry/internal/state"
+)
+
+const description = `Reads the stream pgcopyout writes (stdin, or the directory form with -i DIR) and loads
+every chunk with COPY ... FROM STDIN in its own target transaction, which also records the chunk
+(and the snapshot it was read under) in the state schema's copy_chunks. A chunk commits only once
+its chunk-end frame has arrived and COPY's row count matches; a damaged or cut stream rolls the
+chunk back. A re-run skips recorded chunks, so a killed load resumes with no duplicates and no gaps.
+
+Before loading anything it checks that every table and column of the stream exists on the target
+(columns are matched by name; their order may differ) and refuses to load into a table that already
+holds rows pgcopyin did not record, unless --truncate.
+
+Examples:
+   pgcopyout --source "$SRC" -j 8 | pv | pgcopyin --target "$DST" -j 8
+   pgcopyout --source "$SRC" --target "$DST" -j 8 | pgcopyin --target "$DST"   # resume after a failure
+   pgcopyin --target "$DST" -i /backup/copy -j 4                                # from pgcopyout -o DIR
+   pgcopyin --target "$DST" --truncate < copy.stream                            # start the tables afresh`
+
+// Config is everything a load needs.
+type Config struct {
+	Target      string
+	Jobs        int    // target connections; 0 = the stream header's jobs
+	InputDir    string // directory form instead of stdin
+	Truncate    bool
+	StateSchema string
+	Progress    progress.Mode
+}
+
+// App builds the pgcopyin command line.
+func App() *cli.App {
+	return &cli.App{
+		Name:        "pgcopyin",
+		Usage:       "load a pgcopyout stream into the target database, resumably",
+		UsageText:   "pgcopyin --target URL [-j N] [-i DIR] [--truncate] < stream",
+		Description: description,
+		Flags: []cli.Flag{
+			dbconn.Flag(dbconn.Target),
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel target connections (default and minimum for a stream: the stream's jobs)", EnvVars: []string{"PGFERRY_JOBS"}},
+			&cli.StringFlag{Name: "input-dir", Aliases: []string{"i"}, Usage: "read the directory form written by pgcopyout -o DIR instead of stdin", EnvVars: []string{"PGFERRY_INPUT_DIR"}},
+			&cli.BoolFlag{Name: "truncate", Usage: "empty the stream's tables on the target (and forget their copy state) before loading", EnvVars: []string{"PGFERRY_TRUNCATE"}},
+			&cli.StringFlag{Name: "state-schema", Value: state.DefaultSchema, Usage: "pgferry state schema on the target", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto (a line on a terminal), plain, json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
+		},
+		Action: action,
+	}
+}
+
+// Main runs pgcopyin with args and returns the exit code.
+func Main(args []string) int { return cliutil.RunApp(App(), args) }
+
+func action(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cliutil.Usagef("unexpected argument %q: pgcopyin reads the stream from stdin or -i DIR", c.Args().First())
+	}
+	pm, err := progress.ParseMode(c.String("progress"))
+	if err != nil {
+		return cliutil.WithCode(cliutil.ExitUsage, err)
+	}
+	if c.Int("jobs") < 0 {
+		return cliutil.Usagef("bad -j %d: want at least 1", c.Int("jobs"))
+	}
+	cfg := Config{
+		Target: dbconn.Resolve(c.String("target"), dbconn.Target), Jobs: c.Int("jobs"), InputDir: c.String("input-dir"),
+		Truncate: c.Bool("truncate"), StateSchema: c.String("state-schema"), Progress: pm,
+	}
+	var stdin io.Reader = os.Stdin
+	if cfg.InputDir == "" && cliutil.IsTerminal(os.Stdin) {
+		return cliutil.WithHint(cliutil.ExitUsage, errStdinTerminal, "pipe pgcopyout into pgcopyin, redirect a stream file, or use -i DIR")
+	}
+	ctx, cancel := cliutil.SignalContext()
+	defer cancel()
+	return Run(ctx, cfg, stdin, c.App.ErrWriter)
+}

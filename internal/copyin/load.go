@@ -1,0 +1,423 @@
+package copyin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/progress"
+	"github.com/pgferry/pgferry/internal/retry"
+	"github.com/pgferry/pgferry/internal/state"
+	"github.com/pgferry/pgferry/internal/stream"
+)
+
+// loader loads chunks with a pool of target connections.
+type loader struct {
+	cfg     Config
+	h       *stream.Header
+	targets []*target
+	done    map[string]map[int]bool // chunks loaded before this run
+	stderr  io.Writer
+	prog    *progress.Reporter
+	jobs    int
+
+	mu        sync.Mutex
+	conns     []*pgx.Conn // idle connections
+	remaining []int       // chunks left to load per table index
+}
+
+func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]map[int]bool, stderr io.Writer) *loader {
+	l := &loader{cfg: cfg, h: h, targets: targets, done: done, stderr: stderr, prog: newProgress(cfg, h, stderr)}
+	l.jobs = cfg.Jobs
+	if l.jobs == 0 {
+		l.jobs = h.Jobs
+	}
+	l.remaining = make([]int, len(h.Tables))
+	for i, t := range h.Tables {
+		for _, c := range t.Chunks {
+			if !done[t.Name][c.ID] {
+				l.remaining[i]++
+			}
+		}
+		if l.remaining[i] == 0 {
+			l.prog.TableDone(t.Name)
+		}
+	}
+	return l
+}
+
+// conn returns an idle target connection or opens one.
+func (l *loader) conn(ctx context.Context) (*pgx.Conn, error) {
+	l.mu.Lock()
+	if n := len(l.conns); n > 0 {
+		c := l.conns[n-1]
+		l.conns = l.conns[:n-1]
+		l.mu.Unlock()
+		return c, nil
+	}
+	l.mu.Unlock()
+	// synchronous_commit=off is safe here: a chunk's rows and its copy_chunks row commit together,
+	// so a target crash loses both or neither and the re-run reloads the chunk.
+	return dbconn.Connect(ctx, l.cfg.Target, dbconn.Target, dbconn.Options{AppName: appName,
+		Extra: map[string]string{"synchronous_commit": "off"}})
+}
+
+// release returns a healthy idle connection to the pool and closes any other.
+func (l *loader) release(c *pgx.Conn) {
+	if c == nil {
+		return
+	}
+	if c.IsClosed() || c.PgConn().TxStatus() != 'I' {
+		c.Close(context.Background())
+		return
+	}
+	l.mu.Lock()
+	l.conns = append(l.conns, c)
+	l.mu.Unlock()
+}
+
+func (l *loader) closeConns() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close(context.Background())
+	}
+	l.conns = nil
+}
+
+// chunkDone updates progress once a chunk committed.
+func (l *loader) chunkDone(ti int, rows int64) {
+	name := l.h.Tables[ti].Name
+	l.prog.Add(name, rows, 0)
+	l.prog.End(name)
+	l.mu.Lock()
+	l.remaining[ti]--
+	last := l.remaining[ti] == 0
+	l.mu.Unlock()
+	if last {
+		l.prog.TableDone(name)
+	}
+}
+
+// frameSource feeds one chunk's data frames to COPY; it ends (io.EOF) at the chunk-end frame.
+type frameSource struct {
+	ctx     context.Context
+	next    func() (*stream.Frame, error)
+	cur     *stream.Frame
+	rest    []byte
+	summary *stream.ChunkSummary
+	err     error // the source's own failure (COPY only reports that it was aborted)
+	bytes   int64
+	onData  func(n int)
+}
+
+func (s *frameSource) Read(p []byte) (int, error) {
+	for len(s.rest) == 0 {
+		if s.cur != nil {
+			s.cur.Release()
+			s.cur = nil
+		}
+		if s.summary != nil {
+			return 0, io.EOF
+		}
+		if err := s.ctx.Err(); err != nil {
+			return 0, err
+		}
+		f, err := s.next()
+		if err != nil {
+			s.err = err
+			return 0, err
+		}
+		if f.Kind == stream.KindChunkEnd {
+			s.summary = f.Summary
+			return 0, io.EOF
+		}
+		s.cur, s.rest = f, f.Data
+		s.bytes += int64(len(f.Data))
+		if s.onData != nil {
+			s.onData(len(f.Data))
+		}
+	}
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	return n, nil
+}
+
+func (s *frameSource) close() {
+	if s.cur != nil {
+		s.cur.Release()
+		s.cur = nil
+	}
+}
+
+// errChunk is a failure of one chunk, naming it.
+type errChunk struct {
+	table string
+	chunk int
+	err   error
+}
+
+func (e *errChunk) Error() string { return fmt.Sprintf("table %s chunk %d: %v", e.table, e.chunk, e.err) }
+func (e *errChunk) Unwrap() error { return e.err }
+
+// loadChunk runs one chunk's transaction: COPY its frames, check the row count, record it, commit.
+// It rolls back on any error (including a stream that ends or fails before the chunk-end frame).
+func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream.Frame, error)) (err error) {
+	t := l.targets[ti]
+	name := t.name
+	l.prog.Begin(name)
+	src := &frameSource{ctx: ctx, next: next, onData: func(n int) { l.prog.Add(name, 0, int64(n)) }}
+	defer func() {
+		src.close()
+		if err != nil {
+			l.prog.Undo(name, 0, src.bytes)
+			l.prog.End(name)
+		}
+	}()
+	conn, err := l.conn(ctx)
+	if err != nil {
+		return &errChunk{name, id, err}
+	}
+	defer func() { l.release(conn) }()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return &errChunk{name, id, fmt.Errorf("begin: %w", err)}
+	}
+	defer func() {
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			tx.Rollback(rctx)
+			cancel()
+		}
+	}()
+	tag, err := conn.PgConn().CopyFrom(ctx, src, t.copySQL)
+	if src.err != nil {
+		return src.err // names the table and chunk itself, or is the run's cause
+	}
+	if err != nil {
+		return &errChunk{name, id, fmt.Errorf("copy: %w", err)}
+	}
+	if src.summary == nil {
+		return &errChunk{name, id, errors.New("copy ended before the chunk-end frame")}
+	}
+	if got, want := tag.RowsAffected(), src.summary.Rows; got != want {
+		return &errChunk{name, id, fmt.Errorf("COPY loaded %d rows but the stream says the chunk holds %d; rolled back", got, want)}
+	}
+	if err := state.ChunkDone(ctx, tx, l.cfg.StateSchema, name, id, src.summary.Snapshot, src.summary.Rows, src.summary.Bytes); err != nil {
+		return &errChunk{name, id, err}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return &errChunk{name, id, fmt.Errorf("commit: %w", err)}
+	}
+	l.chunkDone(ti, src.summary.Rows)
+	return nil
+}
+
+type chunkKey struct{ table, chunk int }
+
+// runStream dispatches the frames of the stream to one goroutine per open chunk. It can hold
+// max(-j, header jobs) chunks at once, the most the stream may have open, so it never deadlocks.
+func (l *loader) runStream(parent context.Context, r *stream.Reader, input io.Reader) error {
+	n := max(l.jobs, l.h.Jobs)
+	if l.cfg.Jobs > 0 && l.cfg.Jobs < l.h.Jobs {
+		fmt.Fprintf(l.stderr, "pgcopyin: the stream has up to %d chunks in flight; loading with %d connections instead of -j %d\n", l.h.Jobs, n, l.cfg.Jobs)
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	// On a failure or a signal, stop waiting for input that may never come.
+	stopRead := context.AfterFunc(ctx, func() {
+		if c, ok := input.(io.Closer); ok {
+			c.Close()
+		}
+	})
+	defer stopRead()
+	sem := make(chan struct{}, n)
+	open := map[chunkKey]chan *stream.Frame{}
+	var wg sync.WaitGroup
+loop:
+	for {
+		f, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cancel(streamError(err)) // no-op when a failure elsewhere came first (and closed the input)
+			break
+		}
+		k := chunkKey{f.Table, f.Chunk}
+		if l.done[f.Name][f.Chunk] {
+			f.Release() // loaded by an earlier run: the reader has verified it, nothing to do
+			continue
+		}
+		ch := open[k]
+		if ch == nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				f.Release()
+				break loop
+			}
+			ch = make(chan *stream.Frame, 4)
+			open[k] = ch
+			wg.Add(1)
+			go func(ti, id int, ch chan *stream.Frame) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				next := func() (*stream.Frame, error) {
+					select {
+					case f, ok := <-ch:
+						if !ok {
+							if err := context.Cause(ctx); err != nil {
+								return nil, err
+							}
+							return nil, errors.New("stream ended inside the chunk")
+						}
+						return f, nil
+					case <-ctx.Done():
+						return nil, context.Cause(ctx)
+					}
+				}
+				if err := l.loadChunk(ctx, ti, id, next); err != nil {
+					cancel(l.streamChunkError(ctx, err))
+				}
+			}(f.Table, f.Chunk, ch)
+		}
+		select {
+		case ch <- f:
+		case <-ctx.Done():
+			f.Release()
+			break loop
+		}
+		if f.Kind == stream.KindChunkEnd {
+			close(ch)
+			delete(open, k)
+		}
+	}
+	for _, ch := range open {
+		close(ch)
+	}
+	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return err // interrupted: in-flight chunks were rolled back
+	}
+	return context.Cause(ctx) // the first failure, or nil
+}
+
+// streamChunkError explains a chunk failure on a stream: the data is gone, so it is not retried.
+func (l *loader) streamChunkError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		// Interrupted, or another chunk or the stream failed first: that error is the cause.
+		if c := context.Cause(ctx); c != nil {
+			return c
+		}
+	}
+	if retry.Transient(err) {
+		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("lost the target connection: %w", err),
+			"a stream cannot be replayed: re-run the whole pipeline (pgcopyout --target ... | pgcopyin); loaded chunks are kept and skipped")
+	}
+	return cliutil.WithHint(cliutil.ExitFailure, err, "that chunk was rolled back; fix the cause and re-run the pipeline (loaded chunks are kept and skipped)")
+}
+
+// runDir loads the chunks of a stream directory with -j workers, retrying a chunk on transient
+// faults (its file can be read again).
+func (l *loader) runDir(ctx context.Context, d *stream.Dir) error {
+	var todo []stream.DirChunk
+	for _, c := range d.Chunks() {
+		if !l.done[c.Name][c.Chunk] {
+			todo = append(todo, c)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan stream.DirChunk)
+	var wg sync.WaitGroup
+	for w := 0; w < max(l.jobs, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if err := l.loadDirChunk(ctx, d, c); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+feed:
+	for _, c := range todo {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func (l *loader) loadDirChunk(ctx context.Context, d *stream.Dir, c stream.DirChunk) error {
+	p := retry.Default
+	p.OnRetry = func(attempt int, err error, wait time.Duration) {
+		fmt.Fprintf(l.stderr, "pgcopyin: table %s chunk %d: %v; retrying in %s (attempt %d)\n", c.Name, c.Chunk, err, wait, attempt+1)
+	}
+	attempt := 0
+	err := p.Do(ctx, func(ctx context.Context) error {
+		attempt++
+		if attempt > 1 {
+			// A commit whose reply was lost may have happened: never load a chunk twice.
+			if ok, err := l.recorded(ctx, c); err != nil {
+				return err
+			} else if ok {
+				l.chunkDone(c.Table, 0)
+				return nil
+			}
+		}
+		cr, err := d.Open(c.Table, c.Chunk)
+		if err != nil {
+			return permanent{err}
+		}
+		defer cr.Close()
+		err = l.loadChunk(ctx, c.Table, c.Chunk, func() (*stream.Frame, error) {
+			f, err := cr.Next()
+			if err != nil {
+				return nil, permanent{err}
+			}
+			return f, nil
+		})
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		var pe permanent
+		if errors.As(err, &pe) {
+			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read stream directory: %w", pe.err),
+				"the chunk file is damaged; nothing of that chunk was committed: write the directory again with pgcopyout -o")
+		}
+		return cliutil.WithHint(cliutil.ExitFailure, err, "that chunk was rolled back; fix the cause and re-run pgcopyin (loaded chunks are kept and skipped)")
+	}
+	return err
+}
+
+// permanent marks a stream error so retry.Transient never treats it as a lost connection.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// recorded reports whether chunk c is already in copy_chunks.
+func (l *loader) recorded(ctx context.Context, c stream.DirChunk) (bool, error) {
+	conn, err := l.conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer l.release(conn)
+	var ok bool
+	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+quoteSchema(l.cfg.StateSchema)+".copy_chunks WHERE table_name = $1 AND chunk = $2)", c.Name, c.Chunk).Scan(&ok)
+	return ok, err
+}
