@@ -164,7 +164,9 @@ type errChunk struct {
 	err   error
 }
 
-func (e *errChunk) Error() string { return fmt.Sprintf("table %s chunk %d: %v", e.table, e.chunk, e.err) }
+func (e *errChunk) Error() string {
+	return fmt.Sprintf("table %s chunk %d: %v", e.table, e.chunk, e.err)
+}
 func (e *errChunk) Unwrap() error { return e.err }
 
 // loadChunk runs one chunk's transaction: COPY its frames, check the row count, record it, commit.

@@ -226,4 +226,3 @@ func newProgress(cfg Config, h *stream.Header, stderr io.Writer) *progress.Repor
 	}
 	return p
 }
-

@@ -6,4 +6,4 @@ import (
 )
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-func fmtInt(i int) string              { return strconv.Itoa(i) }
+func fmtInt(i int) string                { return strconv.Itoa(i) }
