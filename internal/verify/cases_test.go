@@ -235,3 +235,15 @@ func TestQuickFlagsSequenceBehind(t *testing.T) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func filterTables(names ...string) catalog.Filter { return catalog.Filter{Tables: names} }
+
+// TestMaxDiffs: a table that differs everywhere names at most --max-diffs keys and says there are more.
+func TestMaxDiffs(t *testing.T) {
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	src.Exec(t, "CREATE TABLE t(id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 5000) g; ANALYZE t")
+	dst.Exec(t, "CREATE TABLE t(id int PRIMARY KEY, v int)")
+	code, rs, _ := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL, MaxDiffs: 7})
+	r := byTable(rs)["public.t"]
+	if code != ExitDiffer || r == nil || len(r.Diffs) != 7 || !r.Truncated || r.Missing != 7 {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+}

@@ -36,6 +36,11 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 	q := fmt.Sprintf(`SELECT kt, ARRAY[%s], h::text FROM (SELECT %s AS kt, %s AS b, %s AS h, %s FROM %s) s
 		WHERE b = ANY($1::bigint[]) ORDER BY kt COLLATE "C"`,
 		strings.Join(kexpr, ", "), rowText(p.Key), bucketExpr(p, fn, mask), hashExpr(p, fn), ident.QuoteList(keyNames(p)), p.from())
+	// Every mismatched bucket holds at least one differing key: limit+1 buckets are enough.
+	cut := len(bks) > limit+1
+	if cut {
+		bks = bks[:limit+1]
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chans := [2]chan keyRow{make(chan keyRow, 256), make(chan keyRow, 256)}
@@ -88,6 +93,7 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 	cancel()
 	<-done
 	<-done
+	more = more || cut
 	if !more {
 		if err := errors.Join(errs[0], errs[1]); err != nil {
 			return nil, false, fmt.Errorf("narrow %s: %w", p.Name, err)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
@@ -72,6 +73,10 @@ var typeChanges = []struct {
 	{27, "tarr", `tarr = '{"a ",b}'`, "array element trailing space"},
 	{28, "Mixed Case", `"Mixed Case" = ''`, "empty string versus text"},
 	{29, "f8", "f8 = -0.1", "sign"},
+	{32, "num", "num = 'Infinity'", "numeric Infinity"},
+	{33, "f4", "f4 = 'NaN'", "real NaN"},
+	{34, "num", "num = 1.50", "numeric scale"},
+	{35, "arr", "arr = '{1,2,NULL}'", "array NULL element"},
 }
 
 // typesTable creates the all-types table with its columns in the given order.
@@ -104,7 +109,9 @@ func run(t *testing.T, cfg Config) (int, []*Result, string) {
 		cfg.HashFunc = "auto"
 	}
 	cfg.SkipSchemas = []string{"pgferry"}
+	start := time.Now()
 	code, err := Run(context.Background(), cfg, &out, io.Discard, &diag)
+	t.Logf("run %s took %s", cfg.Mode, time.Since(start))
 	if err != nil {
 		t.Fatalf("run: %v (stderr %s)", err, diag.String())
 	}
