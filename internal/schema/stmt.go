@@ -137,7 +137,7 @@ func ParseStmt(text string) Stmt {
 	switch {
 	case w.accept("set"), w.accept("reset"):
 		st.Kind = KSet
-	case w.peek(0) == "select" && w.peek(1) == "pg_catalog" && w.peek(2) == "set_config", w.peek(0) == "select" && w.peek(1) == "set_config":
+	case w.peek(0) == "select" && w.peek(1) == "pg_catalog" && w.peek(3) == "set_config", w.peek(0) == "select" && w.peek(1) == "set_config":
 		st.Kind = KSet
 	case w.accept("grant"), w.accept("revoke"):
 		st.Kind = KACL
