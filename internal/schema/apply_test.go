@@ -1,0 +1,138 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pgtest"
+)
+
+func queryInt(t *testing.T, url, sql string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// TestApplyParallelAndSettings applies an index section with 4 connections: indexes on many
+// tables, partition indexes with attaches, and a search_path set at the top that every
+// connection must see (the statements use unqualified names in a non-public schema).
+func TestApplyParallelAndSettings(t *testing.T) {
+	dst := pgtest.Target(t)
+	var setup, section strings.Builder
+	setup.WriteString("CREATE SCHEMA app;\nCREATE TABLE app.p (id int, at date) PARTITION BY RANGE (at);\n")
+	section.WriteString("SELECT pg_catalog.set_config('search_path', 'app', false);\nSET maintenance_work_mem = '64MB';\n")
+	section.WriteString("CREATE INDEX p_id ON ONLY p USING btree (id);\n")
+	for i := 0; i < 4; i++ {
+		fmt.Fprintf(&setup, "CREATE TABLE app.p%d PARTITION OF app.p FOR VALUES FROM ('202%d-01-01') TO ('202%d-01-01');\n", i, i, i+1)
+		fmt.Fprintf(&section, "CREATE INDEX p%d_id ON p%d USING btree (id);\n", i, i)
+	}
+	for i := 0; i < 4; i++ {
+		fmt.Fprintf(&section, "ALTER INDEX p_id ATTACH PARTITION p%d_id;\n", i)
+	}
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&setup, "CREATE TABLE app.t%d AS SELECT g AS id, md5(g::text) AS s FROM generate_series(1, 2000) g;\n", i)
+		fmt.Fprintf(&section, "ALTER TABLE ONLY t%d\n    ADD CONSTRAINT t%d_pkey PRIMARY KEY (id);\n\nCREATE INDEX t%d_s ON t%d USING btree (s);\nCOMMENT ON INDEX t%d_s IS 'x';\n", i, i, i, i, i)
+	}
+	for i := 1; i < 12; i++ {
+		fmt.Fprintf(&section, "ALTER TABLE ONLY t%d ADD CONSTRAINT t%d_fk FOREIGN KEY (id) REFERENCES t%d(id) NOT VALID;\n", i, i, i-1)
+		fmt.Fprintf(&section, "ALTER TABLE ONLY t%d VALIDATE CONSTRAINT t%d_fk;\n", i, i)
+	}
+	dst.Exec(t, setup.String())
+	_, errs, code := run(t, section.String(), "apply", "--target", dst.URL, "-j", "4")
+	if code != 0 {
+		t.Fatalf("apply: exit %d: %s", code, errs)
+	}
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND i.indisvalid"); n != 4+1+24 {
+		t.Errorf("%d valid indexes, want 29", n)
+	}
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated"); n != 11 {
+		t.Errorf("%d validated foreign keys, want 11", n)
+	}
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_description d JOIN pg_class c ON c.oid = d.objoid WHERE c.relname LIKE 't%_s'"); n != 12 {
+		t.Errorf("%d index comments, want 12", n)
+	}
+}
+
+// TestApplyStopsAtFirstError checks the error names the line, the statement and the server's
+// message, exits 1, and that nothing after the failing barrier ran.
+func TestApplyStopsAtFirstError(t *testing.T) {
+	dst := pgtest.Target(t)
+	script := "SET lock_timeout = '5s';\nCREATE TABLE a (id int);\n\n-- comment\nCREATE INDEX a_id ON public.a (id);\nCREATE INDEX b_id\n    ON public.missing (id);\nCREATE TABLE after_error (id int);\n"
+	_, errs, code := run(t, script, "apply", "--target", dst.URL, "-j", "2")
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"apply statement at line 6", `relation "public.missing" does not exist`, "42P01", "statement: CREATE INDEX b_id\n    ON public.missing (id);", "hint:"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'a_id', 'after_error')"); n != 2 {
+		t.Errorf("%d of a, a_id, after_error exist, want a and a_id only", n)
+	}
+	// a connection failure is exit 2
+	_, errs, code = run(t, "SELECT 1;", "apply", "--target", "postgres://nobody@/none?host=/nonexistent&port=1")
+	if code != 2 || !strings.Contains(errs, "connect to target") {
+		t.Errorf("bad target: exit %d: %s", code, errs)
+	}
+}
+
+// TestRoles creates roles referenced by a source schema on the target, twice (idempotent),
+// after which the pre-data section with owners and grants applies cleanly.
+func TestRoles(t *testing.T) {
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	sfx := strings.ReplaceAll(filepath.Base(src.Name), "-", "_")
+	owner, reader, unused := "Owner "+sfx, "reader_"+sfx, "unused_"+sfx
+	src.Exec(t, fmt.Sprintf(`CREATE ROLE %q LOGIN PASSWORD 'secret' CONNECTION LIMIT 7; CREATE ROLE %q; CREATE ROLE %q;
+		GRANT %q TO %q;
+		CREATE SCHEMA s AUTHORIZATION %q;
+		CREATE TABLE s.t (id int); ALTER TABLE s.t OWNER TO %q;
+		GRANT SELECT ON s.t TO %q;`, owner, reader, unused, reader, owner, owner, owner, reader))
+	out := mustRun(t, "", "roles", "--source", src.URL)
+	if strings.Contains(out, unused) || strings.Contains(out, "secret") || strings.Contains(out, "PASSWORD") {
+		t.Errorf("roles output:\n%s", out)
+	}
+	for _, want := range []string{fmt.Sprintf(`CREATE ROLE %q LOGIN CONNECTION LIMIT 7`, owner), fmt.Sprintf(`CREATE ROLE %q NOLOGIN`, reader), fmt.Sprintf(`GRANT %q TO %q;`, reader, owner)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("roles output lacks %q:\n%s", want, out)
+		}
+	}
+	mustRun(t, out, "apply", "--target", dst.URL)
+	mustRun(t, out, "apply", "--target", dst.URL) // re-run: no error
+	if n := queryInt(t, dst.URL, fmt.Sprintf("SELECT count(*) FROM pg_roles WHERE rolname IN ('%s', '%s')", owner, reader)); n != 2 {
+		t.Errorf("%d roles on target, want 2", n)
+	}
+	pre := mustRun(t, "", "dump", "--source", src.URL, "--section", "pre-data")
+	mustRun(t, pre, "apply", "--target", dst.URL)
+	if out, errs, code := run(t, "", "diff", "--source", src.URL, "--target", dst.URL); code != 0 {
+		t.Errorf("diff: %d %s %s", code, out, errs)
+	}
+}
+
+// TestDumpChecksPgDumpVersion runs dump with a pg_dump that claims to be older than the server.
+func TestDumpChecksPgDumpVersion(t *testing.T) {
+	src := pgtest.Source(t)
+	fake := filepath.Join(t.TempDir(), "pg_dump")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := run(t, "", "dump", "--source", src.URL, "--pg-dump", fake)
+	if code != 2 || out != "" || !strings.Contains(errs, "pg_dump is too old for the source: pg_dump (PostgreSQL) 9.6.24, server is 15") || !strings.Contains(errs, "--pg-dump") {
+		t.Errorf("exit %d: %s", code, errs)
+	}
+}
