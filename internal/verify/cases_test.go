@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -245,5 +246,40 @@ func TestMaxDiffs(t *testing.T) {
 	r := byTable(rs)["public.t"]
 	if code != ExitDiffer || r == nil || len(r.Diffs) != 7 || !r.Truncated || r.Missing != 7 {
 		t.Fatalf("exit %d %+v", code, r)
+	}
+}
+
+// TestLostConnectionRedoesTheUnit: a worker whose connection is killed reconnects, imports the
+// snapshot again and redoes its unit, still reading the snapshot's rows.
+func TestLostConnectionRedoesTheUnit(t *testing.T) {
+	src := pgtest.Source(t)
+	src.Exec(t, "CREATE TABLE t(id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+	ctx := context.Background()
+	s, err := openSide(ctx, src.URL, "source", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	src.Exec(t, "INSERT INTO t VALUES (3)") // after the snapshot: must stay invisible
+	count := func() int64 {
+		var n int64
+		if err := s.inSnapshot(ctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("count %d, want 2", n)
+	}
+	var pid uint32
+	s.exporter.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgferry-pgverify' AND pid <> pg_backend_pid() AND datname = current_database()").Scan(&pid)
+	if pid == 0 {
+		t.Fatal("worker connection not found")
+	}
+	src.Exec(t, fmt.Sprintf("SELECT pg_terminate_backend(%d)", pid))
+	if n := count(); n != 2 {
+		t.Fatalf("after the lost connection: count %d, want 2", n)
 	}
 }
