@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pgtest"
+)
+
+func scalar(t *testing.T, url, sql string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// TestCopyinKillResume SIGKILLs pgcopyin in the middle of a load, then resumes with the real
+// pipeline: the target must end up with exactly the source's rows, no duplicates, no gaps.
+func TestCopyinKillResume(t *testing.T) {
+	copyinTools(t)
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	ddl := `CREATE TABLE "Big One" (id bigint PRIMARY KEY, payload text, n numeric); CREATE TABLE small (k text PRIMARY KEY);`
+	src.Exec(t, ddl+`INSERT INTO "Big One" SELECT g, repeat(md5(g::text), 3), g / 7.0 FROM generate_series(1, 120000) g;
+		INSERT INTO small SELECT 'k' || g FROM generate_series(1, 50) g; ANALYZE;`)
+	dst.Exec(t, ddl)
+
+	var streamBuf, errBuf bytes.Buffer
+	out := exec.Command("pgcopyout", "--source", src.URL, "--one-off", "-j", "2", "--split-size", "1MB", "--progress", "none")
+	out.Stdout, out.Stderr = &streamBuf, &errBuf
+	if err := out.Run(); err != nil {
+		t.Fatalf("pgcopyout: %v\n%s", err, errBuf.String())
+	}
+	data := streamBuf.Bytes()
+
+	// Feed the stream slowly and kill pgcopyin once a few chunks have committed.
+	in := exec.Command("pgcopyin", "--target", dst.URL, "--progress", "none")
+	stdin, err := in.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inErr bytes.Buffer
+	in.Stderr = &inErr
+	if err := in.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for off := 0; off < len(data); off += 32 << 10 {
+			if _, err := stdin.Write(data[off:min(off+32<<10, len(data))]); err != nil {
+				return
+			}
+			time.Sleep(4 * time.Millisecond)
+		}
+		stdin.Close()
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if scalar(t, dst.URL, "SELECT (to_regclass('pgferry.copy_chunks') IS NOT NULL)::int") == 1 &&
+			scalar(t, dst.URL, "SELECT count(*) FROM pgferry.copy_chunks") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			in.Process.Kill()
+			t.Fatalf("no chunk loaded in 60s\n%s", inErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := in.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	in.Wait()
+	total := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_plan`)
+	doneChunks := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`)
+	if doneChunks >= total {
+		t.Fatalf("the load finished (%d of %d chunks) before the kill: make the table bigger", doneChunks, total)
+	}
+	// Only whole chunks are on the target: rows equal what copy_chunks records.
+	rows := scalar(t, dst.URL, `SELECT (SELECT count(*) FROM "Big One") + (SELECT count(*) FROM small)`)
+	recorded := scalar(t, dst.URL, `SELECT sum(rows) FROM pgferry.copy_chunks`)
+	if rows != recorded {
+		t.Fatalf("after SIGKILL the target holds %d rows, copy_chunks records %d", rows, recorded)
+	}
+	t.Logf("killed after %d of %d chunks (%d rows)", doneChunks, total, rows)
+
+	// Resume the operator's way: pgcopyout skips what the target holds, pgcopyin the rest.
+	resume := exec.Command("bash", "-o", "pipefail", "-c",
+		`pgcopyout --source "$SRC" --target "$DST" --one-off -j 2 --split-size 1MB --progress none | pgcopyin --target "$DST" --progress none`)
+	resume.Env = append(os.Environ(), "SRC="+src.URL, "DST="+dst.URL)
+	outb, err := resume.CombinedOutput()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, outb)
+	}
+	t.Logf("resume: %s", outb)
+	pgtest.RequireSameTable(t, src.URL, dst.URL, `"Big One"`)
+	pgtest.RequireSameTable(t, src.URL, dst.URL, "small")
+	if got := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`); got != total {
+		t.Errorf("copy_chunks holds %d chunks, plan has %d", got, total)
+	}
+}
