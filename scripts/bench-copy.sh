@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Benchmarks the pgferry copy (pgcopyout | pgcopyin) against pg_dump/pg_restore and a raw
+# per-table `psql COPY TO | psql COPY FROM` pipe, in one run on the same data and servers, and
+# prints a markdown table with ratios (paste it into docs/benchmarks.md).
+#
+# Usage: scripts/bench-copy.sh [--scale S] [--jobs N] [--keep] [--out FILE]
+#   --scale S   dataset size: 1 is about 1.6 GB (one big table dominating, plus smaller ones);
+#               0.002 is a smoke run of a few MB (default 1)
+#   --jobs N    parallelism of every parallel method (default: number of CPUs, at least 2)
+#   --keep      keep the throwaway clusters and work directory
+#   --out FILE  also write the markdown report to FILE
+# Servers: by default two throwaway clusters (initdb in a temp dir, as the postgres OS user when
+# run as root) with identical settings. Set BENCH_SRC_ADMIN and BENCH_DST_ADMIN to URLs of a
+# database on existing servers (a role that may CREATE DATABASE) to use those instead.
+# Needs: go, psql, pg_dump, pg_restore, initdb/pg_ctl (throwaway mode), /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+export PATH="/usr/local/go/bin:$PATH"
+
+SCALE=1
+JOBS=$(nproc 2>/dev/null || echo 2)
+[ "$JOBS" -lt 2 ] && JOBS=2
+KEEP=0
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; shift 2 ;;
+    --jobs|-j) JOBS=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-copy: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+log() { echo "bench-copy: $*" >&2; }
+die() { echo "bench-copy: $*" >&2; exit 1; }
+for t in psql pg_dump pg_restore go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+TIME=/usr/bin/time
+[ -x "$TIME" ] || die "/usr/bin/time not found (apt-get install time): needed for peak RSS"
+
+WORK=$(mktemp -d /tmp/pgferry-bench-XXXXXX)
+chmod 755 "$WORK"
+PIDS_TO_STOP=()
+cleanup() {
+  local rc=$?
+  if [ "$KEEP" = 0 ]; then
+    for d in "${PIDS_TO_STOP[@]:-}"; do [ -n "$d" ] && as_pg "$PGBIN/pg_ctl" stop -m immediate -w -D "$d" >/dev/null 2>&1 || true; done
+    rm -rf "$WORK"
+  else
+    log "kept $WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+
+# --- tools under test -------------------------------------------------------------------------
+mkdir -p "$WORK/bin"
+log "building pgcopyout and pgcopyin"
+go build -o "$WORK/bin/" ./cmd/pgcopyout ./cmd/pgcopyin || die "build failed: pgcopyout and pgcopyin must both build"
+export PATH="$WORK/bin:$PATH"
+
+# --- servers --------------------------------------------------------------------------------
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PGBIN=${PGFERRY_PGBIN:-}
+if [ -z "$PGBIN" ]; then
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then PGBIN=$(pg_config --bindir)
+  else PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); fi
+fi
+start_cluster() { # name port -> admin URL on stdout
+  local name=$1 port=$2 dir="$WORK/$1"
+  mkdir -p "$dir/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
+  as_pg "$PGBIN/initdb" --no-sync -U postgres --auth=trust -E UTF8 --locale=C -D "$dir/data" >/dev/null
+  as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/server.log" -o "-c listen_addresses='' -k $dir/sock -p $port \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c max_wal_size=8GB \
+    -c maintenance_work_mem=256MB -c max_connections=100 -c unix_socket_permissions=0777 -c autovacuum=off" >/dev/null
+  PIDS_TO_STOP+=("$dir/data")
+  echo "postgres://postgres@/postgres?host=$dir/sock&port=$port&sslmode=disable"
+}
+if [ -n "${BENCH_SRC_ADMIN:-}" ] && [ -n "${BENCH_DST_ADMIN:-}" ]; then
+  SRC_ADMIN=$BENCH_SRC_ADMIN; DST_ADMIN=$BENCH_DST_ADMIN
+else
+  [ -x "$PGBIN/initdb" ] || die "no initdb found: set PGFERRY_PGBIN or BENCH_SRC_ADMIN/BENCH_DST_ADMIN"
+  base=$((26000 + RANDOM % 2000))
+  log "starting throwaway source and target clusters ($PGBIN)"
+  SRC_ADMIN=$(start_cluster src $base)
+  DST_ADMIN=$(start_cluster dst $((base + 1)))
+fi
+# db_url ADMIN_URL DBNAME: the same server, another database.
+db_url() { echo "$1" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\1$2#"; }
+SRC=$(db_url "$SRC_ADMIN" pgferry_bench_src)
+fresh_target() { # recreate the target database, print its URL
+  psql -XqAt "$DST_ADMIN" -c "DROP DATABASE IF EXISTS pgferry_bench_dst WITH (FORCE)" -c "CREATE DATABASE pgferry_bench_dst" >/dev/null
+  db_url "$DST_ADMIN" pgferry_bench_dst
+}
+
+# --- dataset --------------------------------------------------------------------------------
+n() { awk -v s="$SCALE" -v b="$1" 'BEGIN { v = int(s * b); if (v < 10) v = 10; print v }'; }
+# The tool's default split size at full scale; scaled down with the data so small runs split too.
+SPLIT=$(awk -v s="$SCALE" 'BEGIN { v = int(268435456 * s); if (v < 65536) v = 65536; if (v > 268435456) v = 268435456; print v }')
+BIG=$(n 9000000); ACC=$(n 500000); SMALL=$(n 100000); LOG=$(n 1000000)
+log "generating the dataset at scale $SCALE (events $BIG rows, accounts $ACC, 8 small tables of $SMALL, keyless log $LOG)"
+psql -XqAt "$SRC_ADMIN" -c "DROP DATABASE IF EXISTS pgferry_bench_src WITH (FORCE)" -c "CREATE DATABASE pgferry_bench_src" >/dev/null
+gen_start=$(date +%s)
+psql -Xq -v ON_ERROR_STOP=1 "$SRC" >/dev/null <<SQL
+CREATE SCHEMA bench;
+CREATE TYPE bench.kind AS ENUM ('view', 'click', 'buy', 'refund');
+CREATE TABLE bench.accounts(id uuid PRIMARY KEY, email text NOT NULL, created timestamptz NOT NULL, balance numeric(14,2), tags text[]);
+CREATE TABLE bench.events(id bigint PRIMARY KEY, account_id int NOT NULL, at timestamptz NOT NULL, kind bench.kind NOT NULL,
+  amount numeric(12,2), payload jsonb, note text);
+CREATE TABLE bench.log(at timestamptz, line text);
+SQL
+psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "INSERT INTO bench.events SELECT i, i % 100000, '2024-01-01'::timestamptz + i * interval '1 second',
+  (ARRAY['view','click','buy','refund']::bench.kind[])[1 + i % 4], (i % 100000) / 100.0,
+  jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 199), 'n', i % 1000), md5(i::text) || ' ' || repeat('x', (i % 40))
+  FROM generate_series(1, $BIG) i" &
+psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "INSERT INTO bench.accounts SELECT md5(i::text)::uuid, 'user' || i || '@example.com',
+  '2020-01-01'::timestamptz + i * interval '1 minute', i / 7.0, ARRAY['t' || (i % 10), 'u' || (i % 3)] FROM generate_series(1, $ACC) i" &
+psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "INSERT INTO bench.log SELECT now() - i * interval '1 ms', 'GET /item/' || i || ' 200 ' || md5(i::text)
+  FROM generate_series(1, $LOG) i" &
+for k in 1 2 3 4 5 6 7 8; do
+  psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "CREATE TABLE bench.small_$k(id int PRIMARY KEY, name text, v double precision, d date);
+    INSERT INTO bench.small_$k SELECT i, 'name ' || i, i * 1.5, '2000-01-01'::date + i % 9000 FROM generate_series(1, $SMALL) i"
+done
+wait
+psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "CREATE INDEX ON bench.events(account_id); CREATE INDEX ON bench.events(at);
+  CREATE UNIQUE INDEX ON bench.accounts(email); VACUUM ANALYZE; CHECKPOINT" >/dev/null
+SIZE=$(psql -XAt "$SRC" -c "SELECT pg_size_pretty(sum(pg_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bench' AND c.relkind = 'r'")
+TOTAL=$(psql -XAt "$SRC" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
+log "dataset: $SIZE of table data, $TOTAL database (generated in $(( $(date +%s) - gen_start ))s)"
+TABLES=$(psql -XAt "$SRC" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY pg_relation_size(relid) DESC")
+
+# --- helpers --------------------------------------------------------------------------------
+declare -A SECS RSS
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+rss_mb() { awk '/Maximum resident set size/ { printf "%.0f", $NF / 1024 }' "$1"; }
+counts() { # URL -> "table count" lines of the bench tables
+  local u=$1 t
+  for t in $TABLES; do echo "$t $(psql -XAt "$u" -c "SELECT count(*) FROM $t")"; done
+}
+SRC_COUNTS=$(counts "$SRC")
+check() { # name URL: the copy must have every row
+  [ "$(counts "$2")" = "$SRC_COUNTS" ] || die "$1: row counts on the target differ from the source; the benchmark is void"
+}
+pre_data() { # URL: tables, types (no indexes), as every data-only method needs them
+  pg_dump -Fc --schema-only -f "$WORK/schema.dump" "$SRC"
+  pg_restore --section=pre-data -d "$1" "$WORK/schema.dump"
+}
+indexes() { # URL: primary keys and indexes, N in parallel
+  pg_restore --section=post-data -j "$JOBS" -d "$1" "$WORK/schema.dump"
+}
+pgferry_copy() { # URL JOBS [pgcopyout filters...]
+  local u=$1 j=$2; shift 2
+  "$TIME" -v -o "$WORK/out.time" pgcopyout --source "$SRC" -j "$j" --one-off --progress none --split-size "$SPLIT" "$@" |
+    "$TIME" -v -o "$WORK/in.time" pgcopyin --target "$u" -j "$j" --progress none
+  local o i
+  o=$(rss_mb "$WORK/out.time"); i=$(rss_mb "$WORK/in.time")
+  [ "$o" -gt "${RSS[pgcopyout]:-0}" ] && RSS[pgcopyout]=$o
+  [ "$i" -gt "${RSS[pgcopyin]:-0}" ] && RSS[pgcopyin]=$i
+  return 0
+}
+run() { # key: time a method into a fresh target; the method is the function m_<key>
+  local key=$1 dst t0
+  dst=$(fresh_target)
+  log "running $key"
+  t0=$(now)
+  "m_$key" "$dst"
+  SECS[$key]=$(since "$t0")
+  check "$key" "$dst"
+  log "$key: ${SECS[$key]}s"
+}
+
+# --- methods --------------------------------------------------------------------------------
+m_pgferry_data() {   # schema first (untimed in "data"), then the parallel copy
+  pre_data "$1"; local t0; t0=$(now)
+  pgferry_copy "$1" "$JOBS"
+  DATA_ONLY_PGFERRY=$(since "$t0")
+}
+m_pgferry_full() {   # schema, copy, then indexes and keys in parallel: comparable to pg_restore
+  pre_data "$1"; pgferry_copy "$1" "$JOBS"; indexes "$1"
+}
+m_raw_pipe() {       # one psql COPY TO | psql COPY FROM per table, N tables at a time
+  pre_data "$1"; local t0; t0=$(now)
+  echo "$TABLES" | xargs -P "$JOBS" -I{} sh -c "psql -XqA '$SRC' -c 'COPY {} TO STDOUT' | psql -XqA '$1' -c 'COPY {} FROM STDIN'"
+  DATA_ONLY_RAW=$(since "$t0")
+}
+m_dump_fc() {        # the classic single stream
+  pg_dump -Fc "$SRC" | pg_restore -d "$1"
+}
+m_dump_fd() {        # directory format, parallel dump then parallel restore
+  rm -rf "$WORK/dump.d"
+  pg_dump -Fd -j "$JOBS" -f "$WORK/dump.d" "$SRC"
+  pg_restore -j "$JOBS" -d "$1" "$WORK/dump.d"
+}
+m_single_j1() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" 1 -t bench.events; SINGLE_J1=$(since "$t0"); }
+m_single_jn() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" "$JOBS" -t bench.events; SINGLE_JN=$(since "$t0"); }
+
+run pgferry_data
+run raw_pipe
+run pgferry_full
+run dump_fc
+run dump_fd
+# single-table comparison: only the big table is checked
+TABLES_ALL=$TABLES; COUNTS_ALL=$SRC_COUNTS
+TABLES=bench.events; SRC_COUNTS=$(counts "$SRC")
+run single_j1
+run single_jn
+TABLES=$TABLES_ALL; SRC_COUNTS=$COUNTS_ALL
+
+# --- report ---------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+best_dump=${SECS[dump_fc]}; best_name="pg_dump -Fc | pg_restore"
+if awk -v a="${SECS[dump_fd]}" -v b="$best_dump" 'BEGIN { exit !(a < b) }'; then best_dump=${SECS[dump_fd]}; best_name="pg_dump -Fd -j $JOBS + pg_restore -j $JOBS"; fi
+report=$(cat <<EOF
+### Copy benchmark: scale $SCALE, -j $JOBS, $(date -u +%Y-%m-%d) on $(nproc) CPUs
+
+Dataset: $SIZE of table data ($TOTAL database): bench.events $BIG rows (dominant), bench.accounts $ACC (uuid key),
+bench.log $LOG (no key: ctid ranges), 8 small tables of $SMALL rows; PostgreSQL $(psql -XAt "$SRC" -c 'SHOW server_version').
+
+| method | what | seconds | vs pgferry |
+|---|---|---:|---:|
+| pgferry \`pgcopyout -j $JOBS \| pgcopyin -j $JOBS\` | data only | $DATA_ONLY_PGFERRY | 1.00 |
+| raw \`psql COPY TO \| psql COPY FROM\`, $JOBS tables at a time | data only | $DATA_ONLY_RAW | $(ratio "$DATA_ONLY_RAW" "$DATA_ONLY_PGFERRY") |
+| pgferry + \`pg_restore --section=post-data -j $JOBS\` | schema, data, indexes | ${SECS[pgferry_full]} | 1.00 |
+| \`pg_dump -Fc \| pg_restore\` | schema, data, indexes | ${SECS[dump_fc]} | $(ratio "${SECS[dump_fc]}" "${SECS[pgferry_full]}") |
+| \`pg_dump -Fd -j $JOBS\` + \`pg_restore -j $JOBS\` | schema, data, indexes | ${SECS[dump_fd]} | $(ratio "${SECS[dump_fd]}" "${SECS[pgferry_full]}") |
+| pgferry, bench.events only, -j 1 | one table, data only | $SINGLE_J1 | $(ratio "$SINGLE_J1" "$SINGLE_JN") vs -j $JOBS |
+| pgferry, bench.events only, -j $JOBS | one table, data only | $SINGLE_JN | 1.00 |
+
+- pgferry vs the best pg_dump/pg_restore variant ($best_name): **$(ratio "$best_dump" "${SECS[pgferry_full]}")x** faster (target >= 1.5x).
+- pgferry data vs raw pipe: pgferry takes **$(ratio "$DATA_ONLY_PGFERRY" "$DATA_ONLY_RAW")x** the raw pipe's time (target <= 1.15x).
+- single table: -j $JOBS is **$(ratio "$SINGLE_J1" "$SINGLE_JN")x** faster than -j 1.
+- peak RSS over all pgferry runs: pgcopyout ${RSS[pgcopyout]} MB, pgcopyin ${RSS[pgcopyin]} MB (limit 200 MB).
+- split size $SPLIT bytes; servers: fsync=off, synchronous_commit=off, shared_buffers=256MB, autovacuum=off (same for every method).
+EOF
+)
+echo "$report"
+[ -n "$OUT" ] && echo "$report" > "$OUT"
+exit 0
