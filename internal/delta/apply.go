@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/ident"
@@ -458,6 +459,8 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 		if err := a.sendStage(ctx, s); err != nil {
 			return err
 		}
+	}
+	for _, s := range a.order {
 		if !s.onServer {
 			continue
 		}
@@ -479,9 +482,18 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 		if _, err := a.tx.Exec(ctx, ins); err != nil {
 			return fmt.Errorf("insert changed rows of %s: %w", t.name, err)
 		}
-		// The staged rows are applied; later pieces of the same transaction start afresh.
+	}
+	return nil
+}
+
+// clearStaged empties the staging tables after their rows were applied.
+func (a *Applier) clearStaged(ctx context.Context) error {
+	for _, s := range a.order {
+		if !s.onServer {
+			continue
+		}
 		if _, err := a.tx.Exec(ctx, "TRUNCATE pg_temp."+s.temp); err != nil {
-			return fmt.Errorf("clear staging of %s: %w", t.name, err)
+			return fmt.Errorf("clear staging of %s: %w", s.t.name, err)
 		}
 		s.onServer = false
 	}
@@ -489,11 +501,32 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 }
 
 // FlushPoint commits the work staged so far without moving the position (an oversized batch).
+// A part of a batch may clash with a unique constraint that the whole batch satisfies (a value
+// moved from one key to another across the cut): then the part is kept staged and applied with
+// the next one instead.
 func (a *Applier) FlushPoint(ctx context.Context) error {
 	if a.tx == nil {
 		return errors.New("flush outside a batch")
 	}
+	for _, s := range a.order {
+		if err := a.sendStage(ctx, s); err != nil {
+			return err
+		}
+	}
+	if _, err := a.tx.Exec(ctx, "SAVEPOINT pgferry_part"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
 	if err := a.applyStaged(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "23P01") {
+			if _, err := a.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgferry_part"); err != nil {
+				return fmt.Errorf("roll back part of batch: %w", err)
+			}
+			return nil
+		}
+		return err
+	}
+	if err := a.clearStaged(ctx); err != nil {
 		return err
 	}
 	if err := a.tx.Commit(ctx); err != nil {

@@ -1,0 +1,64 @@
+// Package delta streams captured changes from the source as snapshot batches and applies them to the target.
+package delta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+// Main runs the pgdelta command line and returns the exit code.
+func Main(args []string) int {
+	app := &cli.App{
+		Name:  "pgdelta",
+		Usage: "stream captured changes from the source and apply them to the target until both are equal",
+		Description: `pgdelta reads the changes pgtrig captured on the source in snapshot batches and applies
+them to the target idempotently: re-applying a batch, or starting earlier than needed, is harmless.
+
+Everyday use (one process, prunes the source's delta tables as it goes):
+   pgdelta sync --source "$SRC" --target "$DST" --follow
+
+The same through a pipe, e.g. across machines:
+   pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" --follow \
+     | pv -l | pgdelta apply --target "$DST"`,
+		Commands: []*cli.Command{
+			streamCommand(), applyCommand(), syncCommand(), positionCommand(),
+			statusCommand(), pruneCommand(), sequencesCommand(),
+		},
+	}
+	return cliutil.RunApp(app, args)
+}
+
+func captureSchemaFlag() cli.Flag {
+	return &cli.StringFlag{Name: "capture-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}, Usage: "schema holding pgtrig's capture tables on the source"}
+}
+
+func stateSchemaFlag() cli.Flag {
+	return &cli.StringFlag{Name: "state-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: "schema holding pgferry's state on the target"}
+}
+
+func connector(c *cli.Context, r dbconn.Role) func(ctx context.Context) (*pgx.Conn, error) {
+	url := dbconn.Resolve(c.String(string(r)), r)
+	return func(ctx context.Context) (*pgx.Conn, error) {
+		return dbconn.Connect(ctx, url, r, dbconn.Options{AppName: "pgferry-delta"})
+	}
+}
+
+// positionHint tells the operator how to get a start position.
+const positionHint = "load the copy first (pgcopyout | pgcopyin records its position), or pass --from with a position (pgdelta position --fork, pgtrig install prints one)"
+
+func noPosition(err error) error {
+	if errors.Is(err, ErrNoPosition) {
+		return cliutil.WithHint(cliutil.ExitFailure, err, positionHint)
+	}
+	return err
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "pgdelta: "+format+"\n", args...) }

@@ -1,0 +1,57 @@
+package delta
+
+import (
+	"errors"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/state"
+)
+
+func applyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "apply",
+		Usage:     "apply JSON-lines delta records from stdin to the target",
+		UsageText: `pgdelta apply --target URL < changes.jsonl`,
+		Description: `Applies each batch in one target transaction: per table, DELETE of every key of the batch, then
+INSERT of the present rows (staged with COPY), and the batch's end position is recorded in the
+same transaction. A bad line, an unknown table or column stops it with the line number and table;
+nothing of that batch is committed. A batch that starts after the target's position is refused.
+
+   pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" | pgdelta apply --target "$DST"`,
+		Flags: []cli.Flag{dbconn.Flag(dbconn.Target), stateSchemaFlag(),
+			&cli.BoolFlag{Name: "no-position-check", Usage: "apply batches even if they start after the target's recorded position (may lose changes)"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			conn, err := connector(c, dbconn.Target)(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(ctx)
+			a, err := NewApplier(ctx, conn, c.String("state-schema"))
+			if err != nil {
+				return err
+			}
+			a.NoCheck = c.Bool("no-position-check")
+			err = ApplyInput(ctx, a, os.Stdin)
+			if err != nil && ctx.Err() == nil {
+				if !conn.IsClosed() {
+					state.WriteApplyError(ctx, conn, c.String("state-schema"), err.Error())
+				}
+				if errors.As(err, new(*GapError)) {
+					return cliutil.WithHint(cliutil.ExitFailure, err, `restart the stream with --from "$(pgdelta position --target ...)"`)
+				}
+				return cliutil.WithHint(cliutil.ExitFailure, err, "fix the input or the target's schema, then restart the stream from 'pgdelta position'; applied batches are kept")
+			}
+			if a.Batches > 0 {
+				logf("applied %d batches, %d rows, now at %s", a.Batches, a.Rows, a.LastTo)
+			}
+			return err
+		},
+	}
+}

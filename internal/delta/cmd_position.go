@@ -1,0 +1,69 @@
+package delta
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+func positionCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "position",
+		Usage:     "print the position catch-up starts from",
+		UsageText: `pgdelta position --target URL | pgdelta position --fork --source FORK_URL [--target URL]`,
+		Description: `Prints the target's apply position; before any batch was applied, the copy's position (the
+oldest of the snapshots its chunks were read under).
+
+With --fork, the copy was taken from a physical copy (fork) of the source, whose snapshots are not
+positions on the primary: pass the FORK as --source, and pgdelta prints the newest pgtrig mark
+present in it (everything visible in it committed before the fork), else the capture start.
+An applied position on --target, when given, still wins.
+
+   pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")"
+   pgdelta sync --source "$PRIMARY" --target "$DST" --from "$(pgdelta position --fork --source "$FORK")"`,
+		Flags: []cli.Flag{dbconn.Flag(dbconn.Target), stateSchemaFlag(), dbconn.Flag(dbconn.Source), captureSchemaFlag(),
+			&cli.BoolFlag{Name: "fork", Usage: "the copy came from a fork given as --source: print its newest mark (else its capture start)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the position comes from"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			var pos Position
+			if !c.Bool("fork") || c.IsSet("target") {
+				dst, err := connector(c, dbconn.Target)(ctx)
+				if err != nil {
+					return err
+				}
+				defer dst.Close(ctx)
+				if pos, err = TargetPosition(ctx, dst, c.String("state-schema")); err != nil {
+					return err
+				}
+				if c.Bool("fork") && pos.Origin != "apply" {
+					pos = Position{}
+				}
+			}
+			if pos.Position == "" && c.Bool("fork") {
+				src, err := connector(c, dbconn.Source)(ctx)
+				if err != nil {
+					return err
+				}
+				defer src.Close(ctx)
+				if pos, err = ForkPosition(ctx, src, c.String("capture-schema")); err != nil {
+					return err
+				}
+			}
+			if pos.Position == "" {
+				return noPosition(ErrNoPosition)
+			}
+			if c.Bool("verbose") {
+				logf("position from %s", pos.Origin)
+			}
+			_, err := fmt.Println(pos.Position)
+			return err
+		},
+	}
+}
+

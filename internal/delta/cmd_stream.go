@@ -1,0 +1,73 @@
+package delta
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/deltarec"
+)
+
+func followFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "follow", EnvVars: []string{"PGFERRY_FOLLOW"}, Usage: "keep polling for new changes after catching up (stop with Ctrl-C)"},
+		&cli.BoolFlag{Name: "until-caught-up", EnvVars: []string{"PGFERRY_UNTIL_CAUGHT_UP"}, Usage: "stop at the first empty batch (the default without --follow)"},
+		&cli.Int64Flag{Name: "max-batch", EnvVars: []string{"PGFERRY_MAX_BATCH"}, Usage: "rows after which a big batch is committed in parts on the target (0 = one transaction per batch); the position still moves only at the batch's end"},
+		&cli.DurationFlag{Name: "max-interval", Value: time.Second, EnvVars: []string{"PGFERRY_MAX_INTERVAL"}, Usage: "longest wait between polls when idle (--follow)"},
+	}
+}
+
+func followOptions(c *cli.Context) FollowOptions {
+	return FollowOptions{Follow: c.Bool("follow") && !c.Bool("until-caught-up"), MaxInterval: c.Duration("max-interval"), Log: os.Stderr}
+}
+
+func streamCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "stream",
+		Usage:     "write captured changes after --from as JSON-lines delta records to stdout",
+		UsageText: `pgdelta stream --source URL --from POSITION [--follow | --until-caught-up] [--max-batch N] > changes.jsonl`,
+		Description: `Reads snapshot batches: each batch holds the keys changed by transactions visible in a new
+snapshot and not in the previous one, with each key's current row (upsert) or its absence (delete).
+Without --follow it stops when caught up. The format is described in docs/delta-format.md.
+
+   pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" --follow | pgdelta apply --target "$DST"`,
+		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),
+			&cli.StringFlag{Name: "from", EnvVars: []string{"PGFERRY_FROM"}, Usage: "position to start after (txid_current_snapshot text), e.g. from 'pgdelta position'", Required: true},
+		}, followFlags()...),
+		Action: func(c *cli.Context) error {
+			if _, err := ParseSnapshot(c.String("from")); err != nil {
+				return cliutil.Usagef("--from: %v", err)
+			}
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			connect := connector(c, dbconn.Source)
+			first, err := connect(ctx)
+			if err != nil {
+				return err
+			}
+			used := false
+			w := deltarec.NewWriter(os.Stdout)
+			batch := SourceBatches(func(ctx context.Context) (*pgx.Conn, error) {
+				if !used {
+					used = true
+					return first, nil
+				}
+				return connect(ctx)
+			}, c.String("capture-schema"), c.Int64("max-batch"), func() Sink { return w }, nil)
+			flushing := func(ctx context.Context, from string, emitEmpty bool) (BatchResult, error) {
+				res, err := batch(ctx, from, emitEmpty)
+				if ferr := w.Flush(); err == nil && ferr != nil {
+					return res, ferr
+				}
+				return res, err
+			}
+			_, err = Loop(ctx, c.String("from"), followOptions(c), flushing, nil)
+			return err
+		},
+	}
+}

@@ -1,0 +1,46 @@
+package delta
+
+import (
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+)
+
+func syncCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sync",
+		Usage:     "stream and apply in one process, pruning the source's delta tables as the target confirms",
+		UsageText: `pgdelta sync --source URL --target URL [--follow | --until-caught-up] [--from POSITION]`,
+		Description: `Starts from the target's position (the last applied batch, else the copy's position) and
+applies batches until caught up, or keeps following with --follow. Lost connections redo the batch.
+
+   pgdelta sync --source "$SRC" --target "$DST" --follow &`,
+		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureSchemaFlag(), stateSchemaFlag(),
+			&cli.StringFlag{Name: "from", EnvVars: []string{"PGFERRY_FROM"}, Usage: "start after this position instead of the target's (e.g. pgdelta position --fork)"},
+			&cli.DurationFlag{Name: "prune-every", Value: 10 * time.Second, EnvVars: []string{"PGFERRY_PRUNE_EVERY"}, Usage: "prune the source's applied delta rows at most this often (negative: never)"},
+		}, followFlags()...),
+		Action: func(c *cli.Context) error {
+			if f := c.String("from"); f != "" {
+				if _, err := ParseSnapshot(f); err != nil {
+					return cliutil.Usagef("--from: %v", err)
+				}
+			}
+			ctx, cancel := cliutil.SignalContext()
+			defer cancel()
+			res, err := Sync(ctx, SyncOptions{
+				ConnectSource: connector(c, dbconn.Source), ConnectTarget: connector(c, dbconn.Target),
+				CaptureSchema: c.String("capture-schema"), StateSchema: c.String("state-schema"),
+				From: c.String("from"), MaxBatch: c.Int64("max-batch"), PruneEvery: c.Duration("prune-every"),
+				Follow: followOptions(c), Log: os.Stderr,
+			})
+			if res.Batches > 0 {
+				logf("applied %d batches, %d rows, pruned %d delta rows, now at %s", res.Batches, res.Rows, res.Pruned, res.Position)
+			}
+			return noPosition(err)
+		},
+	}
+}

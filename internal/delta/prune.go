@@ -1,0 +1,38 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/ident"
+)
+
+// Prune deletes the source's delta rows (and truncate records) visible in pos, the position the
+// target has confirmed, and returns how many rows it removed. One table per transaction.
+func Prune(ctx context.Context, src *pgx.Conn, captureSchema, pos string) (int64, error) {
+	p, err := ParseSnapshot(pos)
+	if err != nil {
+		return 0, err
+	}
+	cs := ident.Quote(orDefault(captureSchema))
+	rows, err := src.Query(ctx, "SELECT delta_table FROM "+cs+".capture_tables ORDER BY table_name")
+	if err != nil {
+		return 0, fmt.Errorf("read %s.capture_tables on source: %w", orDefault(captureSchema), err)
+	}
+	deltas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("read capture_tables: %w", err)
+	}
+	var total int64
+	xmax := fmt.Sprint(p.Xmax)
+	for _, d := range append(deltas, "truncates") {
+		tag, err := src.Exec(ctx, fmt.Sprintf("DELETE FROM %s.%s WHERE txid < $1 AND txid_visible_in_snapshot(txid, $2::text::txid_snapshot)", cs, ident.Quote(d)), xmax, pos)
+		if err != nil {
+			return total, fmt.Errorf("prune %s.%s: %w", orDefault(captureSchema), d, err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
+}

@@ -1,0 +1,145 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/retry"
+	"github.com/pgferry/pgferry/internal/state"
+)
+
+// SyncOptions configure Sync.
+type SyncOptions struct {
+	ConnectSource func(ctx context.Context) (*pgx.Conn, error)
+	ConnectTarget func(ctx context.Context) (*pgx.Conn, error)
+	CaptureSchema string
+	StateSchema   string
+	From          string // start here instead of the target's position
+	MaxBatch      int64
+	PruneEvery    time.Duration // 0 = after every batch; negative = never
+	Follow        FollowOptions
+	Log           io.Writer
+}
+
+// SyncResult summarises a Sync run.
+type SyncResult struct {
+	Position string
+	Batches  int64
+	Rows     int64
+	Pruned   int64
+}
+
+// Sync reads batches from the source and applies them to the target in one process, pruning the
+// source's delta tables behind the target's confirmed position.
+func Sync(ctx context.Context, o SyncOptions) (SyncResult, error) {
+	var res SyncResult
+	src, err := o.ConnectSource(ctx)
+	if err != nil {
+		return res, err
+	}
+	dst, err := o.ConnectTarget(ctx)
+	if err != nil {
+		src.Close(context.Background())
+		return res, err
+	}
+	defer func() {
+		if src != nil {
+			src.Close(context.Background())
+		}
+		if dst != nil {
+			dst.Close(context.Background())
+		}
+	}()
+	ap, err := NewApplier(ctx, dst, o.StateSchema)
+	if err != nil {
+		return res, err
+	}
+	from := o.From
+	if from == "" {
+		pos, err := TargetPosition(ctx, dst, o.StateSchema)
+		if err != nil {
+			return res, err
+		}
+		from = pos.Position
+	}
+	if from == "" {
+		return res, ErrNoPosition
+	}
+	reconnect := func(ctx context.Context) error {
+		if src == nil || src.IsClosed() {
+			c, err := o.ConnectSource(ctx)
+			if err != nil {
+				return err
+			}
+			src = c
+		}
+		if dst == nil || dst.IsClosed() || ap == nil {
+			c, err := o.ConnectTarget(ctx)
+			if err != nil {
+				return err
+			}
+			dst = c
+			if ap, err = NewApplier(ctx, dst, o.StateSchema); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	batch := func(ctx context.Context, from string, emitEmpty bool) (BatchResult, error) {
+		if err := reconnect(ctx); err != nil {
+			return BatchResult{}, err
+		}
+		r := &Reader{Conn: src, CaptureSchema: o.CaptureSchema, MaxBatch: o.MaxBatch}
+		br, err := r.Batch(ctx, from, ap.AsSink(ctx), emitEmpty)
+		if err != nil {
+			ap.Abort(ctx)
+			if retry.Transient(err) {
+				src.Close(context.Background())
+				dst.Close(context.Background())
+				src, dst, ap = nil, nil, nil
+			}
+		}
+		return br, err
+	}
+	lastPrune := time.Time{}
+	after := func(br BatchResult) error {
+		res.Batches++
+		res.Rows += br.Rows
+		if o.PruneEvery < 0 || time.Since(lastPrune) < o.PruneEvery {
+			return nil
+		}
+		lastPrune = time.Now()
+		n, err := Prune(ctx, src, o.CaptureSchema, br.To)
+		if err != nil {
+			if o.Log != nil {
+				fmt.Fprintf(o.Log, "pgdelta: %v (will try again after the next batch)\n", err)
+			}
+			return nil
+		}
+		res.Pruned += n
+		return nil
+	}
+	o.Follow.Log = o.Log
+	pos, err := Loop(ctx, from, o.Follow, batch, after)
+	res.Position = pos
+	if err != nil && ctx.Err() == nil {
+		recordError(o, err)
+	}
+	return res, err
+}
+
+// recordError writes err as the target's last_error, on a fresh connection, best effort.
+func recordError(o SyncOptions, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, cerr := o.ConnectTarget(ctx)
+	if cerr != nil {
+		return
+	}
+	defer c.Close(ctx)
+	state.WriteApplyError(ctx, c, o.StateSchema, err.Error())
+}
