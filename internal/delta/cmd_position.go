@@ -66,4 +66,3 @@ An applied position on --target, when given, still wins.
 		},
 	}
 }
-
