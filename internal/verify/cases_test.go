@@ -283,3 +283,16 @@ func TestLostConnectionRedoesTheUnit(t *testing.T) {
 		t.Fatalf("after the lost connection: count %d, want 2", n)
 	}
 }
+
+// TestDuplicateOnKeylessTarget: a target without the primary key yet, holding a row twice
+// (a chunk loaded twice), is a difference, and the fix leaves one copy.
+func TestDuplicateOnKeylessTarget(t *testing.T) {
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	src.Exec(t, "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g")
+	dst.Exec(t, "CREATE TABLE t(id int NOT NULL, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g; INSERT INTO t VALUES (42, 'v')")
+	code, rs, _ := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL})
+	r := byTable(rs)["public.t"]
+	if code != ExitDiffer || r == nil || r.Duplicate != 1 || len(r.Diffs) != 1 || r.Diffs[0].Key["id"] != "42" {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+}

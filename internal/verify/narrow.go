@@ -13,7 +13,7 @@ import (
 
 // Diff is one key whose row differs between the sides.
 type Diff struct {
-	Kind    string            `json:"kind"` // missing (on source, not on target), extra (on target only), changed
+	Kind    string            `json:"kind"` // missing (on source, not on target), extra (on target only), changed, duplicate (key held more than once)
 	Key     map[string]string `json:"key"`
 	Columns []string          `json:"columns,omitempty"` // changed: the columns that differ
 	vals    []string          // key values in key order
@@ -143,6 +143,7 @@ func keyArgs(p *pair, keys [][]string) []any {
 type fetched struct {
 	cmp []*string
 	raw []*string
+	n   int // rows with this key (more than 1 only where the side has no unique key)
 }
 
 // fetchRows reads the rows of keys on one side, indexed by their joined key text.
@@ -180,7 +181,8 @@ func fetchRows(ctx context.Context, tx pgx.Tx, p *pair, keys [][]string) (map[st
 				kv[i] = *vals[i]
 			}
 			n := len(p.Key)
-			out[joinKey(kv)] = fetched{cmp: vals[n : n+len(p.Cols)], raw: vals[n+len(p.Cols):]}
+			jk := joinKey(kv)
+			out[jk] = fetched{cmp: vals[n : n+len(p.Cols)], raw: vals[n+len(p.Cols):], n: out[jk].n + 1}
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
@@ -227,6 +229,10 @@ func classify(ctx context.Context, p *pair, keys [][]string, runSrc, runDst func
 			d.Kind = "extra"
 		case !ina && !inb:
 			continue
+		case a.n > 1 || b.n > 1:
+			// A side without a unique index holds the key more than once (a chunk loaded twice).
+			d.Kind = "duplicate"
+			d.Columns = nil
 		default:
 			for i, c := range p.Cols {
 				if !sameVal(a.cmp[i], b.cmp[i]) {

@@ -76,7 +76,13 @@ func details(r *Result) string {
 	switch r.Status {
 	case StatusDiffer:
 		if r.Mode == "hash" {
+			if r.Reason != "" {
+				return r.Reason
+			}
 			s := fmt.Sprintf("%d missing, %d extra, %d changed", r.Missing, r.Extra, r.Changed)
+			if r.Duplicate > 0 {
+				s += fmt.Sprintf(", %d duplicate", r.Duplicate)
+			}
 			if r.Truncated {
 				s += " (at least)"
 			}

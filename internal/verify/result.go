@@ -20,6 +20,7 @@ type Result struct {
 	Missing    int     `json:"missing,omitempty"`
 	Extra      int     `json:"extra,omitempty"`
 	Changed    int     `json:"changed,omitempty"`
+	Duplicate  int     `json:"duplicate,omitempty"`
 	Truncated  bool    `json:"truncated,omitempty"` // more differing keys than --max-diffs
 	Rechecked  bool    `json:"rechecked,omitempty"`
 	Diffs      []Diff  `json:"diffs,omitempty"`
@@ -37,7 +38,7 @@ type Check struct {
 }
 
 func (r *Result) setDiffs(ds []Diff) {
-	r.Diffs, r.Missing, r.Extra, r.Changed = ds, 0, 0, 0
+	r.Diffs, r.Missing, r.Extra, r.Changed, r.Duplicate = ds, 0, 0, 0, 0
 	for _, d := range ds {
 		switch d.Kind {
 		case "missing":
@@ -46,6 +47,8 @@ func (r *Result) setDiffs(ds []Diff) {
 			r.Extra++
 		case "changed":
 			r.Changed++
+		case "duplicate":
+			r.Duplicate++
 		}
 	}
 	if len(ds) == 0 && !r.Truncated {

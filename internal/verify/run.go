@@ -108,6 +108,11 @@ func runHash(ctx context.Context, src, dst *side, pairs []*pair, cfg Config, dia
 			return nil, err
 		}
 		r.setDiffs(ds)
+		if r.Status == StatusSame {
+			// Cannot happen within one snapshot per side, short of a 64-bit hash collision: say so
+			// rather than report a table whose bucket sums differ as the same.
+			r.Status, r.Reason = StatusDiffer, fmt.Sprintf("%d buckets differ but no differing key was found (hash collision?)", len(bad))
+		}
 	}
 	if cfg.Recheck > 0 && exitCode(out) == ExitDiffer {
 		fmt.Fprintf(diag, "pgverify: differences found; re-checking them in %s\n", cfg.Recheck)
