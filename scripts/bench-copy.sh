@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 export PATH="/usr/local/go/bin:$PATH"
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
 SCALE=1
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -125,7 +126,7 @@ for k in 1 2 3 4 5 6 7 8; do
 done
 wait
 psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "CREATE INDEX ON bench.events(account_id); CREATE INDEX ON bench.events(at);
-  CREATE UNIQUE INDEX ON bench.accounts(email); VACUUM ANALYZE; CHECKPOINT" >/dev/null
+  CREATE UNIQUE INDEX ON bench.accounts(email)" -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
 SIZE=$(psql -XAt "$SRC" -c "SELECT pg_size_pretty(sum(pg_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bench' AND c.relkind = 'r'")
 TOTAL=$(psql -XAt "$SRC" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
 log "dataset: $SIZE of table data, $TOTAL database (generated in $(( $(date +%s) - gen_start ))s)"
@@ -229,9 +230,10 @@ bench.log $LOG (no key: ctid ranges), 8 small tables of $SMALL rows; PostgreSQL 
 | pgferry, bench.events only, -j 1 | one table, data only | $SINGLE_J1 | $(ratio "$SINGLE_J1" "$SINGLE_JN") vs -j $JOBS |
 | pgferry, bench.events only, -j $JOBS | one table, data only | $SINGLE_JN | 1.00 |
 
-- pgferry vs the best pg_dump/pg_restore variant ($best_name): **$(ratio "$best_dump" "${SECS[pgferry_full]}")x** faster (target >= 1.5x).
-- pgferry data vs raw pipe: pgferry takes **$(ratio "$DATA_ONLY_PGFERRY" "$DATA_ONLY_RAW")x** the raw pipe's time (target <= 1.15x).
-- single table: -j $JOBS is **$(ratio "$SINGLE_J1" "$SINGLE_JN")x** faster than -j 1.
+- speed-up of pgferry over the best pg_dump/pg_restore variant ($best_name): **$(ratio "$best_dump" "${SECS[pgferry_full]}")x** (above 1 = pgferry faster; target >= 1.5).
+- pgferry data time / raw pipe time: **$(ratio "$DATA_ONLY_PGFERRY" "$DATA_ONLY_RAW")** (target <= 1.15).
+- single table, -j 1 time / -j $JOBS time: **$(ratio "$SINGLE_J1" "$SINGLE_JN")** (above 1 = -j helps).
+- at small scales process start-up dominates every method; only full-scale numbers (--scale 1 or more) are meaningful.
 - peak RSS over all pgferry runs: pgcopyout ${RSS[pgcopyout]} MB, pgcopyin ${RSS[pgcopyin]} MB (limit 200 MB).
 - split size $SPLIT bytes; servers: fsync=off, synchronous_commit=off, shared_buffers=256MB, autovacuum=off (same for every method).
 EOF
