@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,12 +27,32 @@ var tools = []string{"pgschema", "pgtrig", "pgcopyout", "pgcopyin", "pgdelta", "
 // missing binary is a failure.
 func requireTools(t *testing.T) {
 	t.Helper()
+	buildOnce.Do(buildMissing)
 	for _, name := range tools {
 		if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s is not built (CI=true makes a missing tool a failure)", name)
 			}
 			t.Skip("waiting for " + name)
+		}
+	}
+}
+
+var buildOnce sync.Once
+
+// buildMissing builds, from the repository root, the tools TestMain did not manage to build.
+func buildMissing() {
+	for _, name := range tools {
+		if _, err := os.Stat(filepath.Join(binDir, name)); err == nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(repoRoot, "cmd", name)); err != nil {
+			continue
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", name, err, out)
 		}
 	}
 }
@@ -192,7 +213,7 @@ func (m *migration) checkMigrated(t *testing.T, cutoverOut string) {
 	} else {
 		t.Logf("write downtime: %ss", d[1])
 	}
-	verify := exec.Command("pgverify", "--source", m.srcSuper, "--target", m.dstSuper, "--mode", "hash", "-N", "pgferry")
+	verify := exec.Command("pgverify", "--source", m.srcSuper, "--target", m.dstSuper, "--mode", "hash")
 	if out, err := verify.CombinedOutput(); err != nil {
 		t.Errorf("pgverify after cutover: %v\n%s", err, out)
 	}

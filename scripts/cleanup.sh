@@ -12,8 +12,8 @@ Usage: scripts/cleanup.sh --source URL --target URL [--state-dir DIR] [--keep-st
 Leaves both databases as if pgferry had never touched them:
   - stops the background follower (pgdelta sync --follow) if it still runs
   - 'pgtrig remove --source': capture triggers, functions and delta tables off the source
-  - 'pgtrig remove --target': the same on the target, in case capture objects were copied there
-  - drops the target's pgferry state schema (copy chunks, apply position)
+  - drops the target's pgferry state schema (copy chunks, apply position), and with
+    'pgtrig remove --target' a capture schema of another name, in case it was copied there
   - removes the state directory (unless --keep-state-dir)
 It does NOT give writes back to a frozen source: that is 'scripts/cutover.sh --restore-writes'.
 Safe to re-run: what is already gone is skipped.
@@ -48,6 +48,7 @@ done
 [ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
 [ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
 STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
+CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry}
 need_bin psql pgtrig
 # the source may be frozen by cutover.sh: pgferry's own session still needs to write.
 export PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off"
@@ -58,12 +59,16 @@ if pid_alive "$STATE_DIR/sync.pid"; then
   wait_for 30 "the follower to stop" bash -c "! kill -0 $(cat "$STATE_DIR/sync.pid") 2>/dev/null" || true
 fi
 rc=0
-pgtrig remove --source "$SOURCE" || rc=$?
+env -u PGFERRY_TARGET pgtrig remove --source "$SOURCE" || rc=$?
 [ "$rc" -ne 2 ] || exit 2
 [ "$rc" -eq 0 ] || die "pgtrig remove --source failed (exit $rc)" "re-run; removal is one table per transaction and resumes"
-pgtrig remove --target "$TARGET" || rc=$?
-[ "$rc" -ne 2 ] || exit 2
-[ "$rc" -eq 0 ] || die "pgtrig remove --target failed (exit $rc)"
+# On the target the state schema usually IS the capture schema's name ("pgferry"): dropping it
+# removes anything capture-related that came along. A separate capture schema is pgtrig's job.
+if [ "$CAPTURE_SCHEMA" != "$STATE_SCHEMA" ]; then
+  env -u PGFERRY_SOURCE pgtrig remove --target "$TARGET" || rc=$?
+  [ "$rc" -ne 2 ] || exit 2
+  [ "$rc" -eq 0 ] || die "pgtrig remove --target failed (exit $rc)"
+fi
 psql_q "$TARGET" "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"${STATE_SCHEMA//\"/\"\"}\" CASCADE" ||
   die "dropping the state schema $STATE_SCHEMA on the target failed"
 log "removed capture from the source and pgferry's state from the target"

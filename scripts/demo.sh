@@ -19,7 +19,7 @@ scripts/migrate.sh and scripts/cutover.sh into a database owned by another non-s
 ("migrator"), and prints a summary: rows, bytes, copy rate, lag, downtime. Everything is
 removed on exit, also on failure or Ctrl-C.
 
-  --mb N       approximate size of the sample database in MB (default 100, env PGFERRY_DEMO_MB)
+  --mb N       approximate size of the sample database in MB (default 50, env PGFERRY_DEMO_MB)
   --rate TPS   writer transactions per second (default 30, env PGFERRY_DEMO_RATE)
   -j N         copy workers and index builds (default 2, env PGFERRY_JOBS)
   --keep       keep the clusters and state after the demo; prints how to reach them
@@ -31,7 +31,7 @@ Example:
 USAGE
 }
 
-MB=${PGFERRY_DEMO_MB:-100}
+MB=${PGFERRY_DEMO_MB:-50}
 RATE=${PGFERRY_DEMO_RATE:-30}
 JOBS=${PGFERRY_JOBS:-2}
 KEEP=0
@@ -78,8 +78,10 @@ log "starting two throwaway clusters"
 mkdir -p "$TMP/src" "$TMP/dst"
 cluster_start "$TMP/src" 5432
 cluster_start "$TMP/dst" 5433
-psql_q "$(cluster_url "$TMP/src" 5432 postgres)" "CREATE ROLE app LOGIN; CREATE DATABASE shop OWNER app"
-psql_q "$(cluster_url "$TMP/dst" 5433 postgres)" "CREATE ROLE migrator LOGIN CREATEROLE; CREATE DATABASE shop OWNER migrator"
+psql_q "$(cluster_url "$TMP/src" 5432 postgres)" "CREATE ROLE app LOGIN"
+psql_q "$(cluster_url "$TMP/src" 5432 postgres)" "CREATE DATABASE shop OWNER app"
+psql_q "$(cluster_url "$TMP/dst" 5433 postgres)" "CREATE ROLE migrator LOGIN CREATEROLE"
+psql_q "$(cluster_url "$TMP/dst" 5433 postgres)" "CREATE DATABASE shop OWNER migrator"
 SRC=$(cluster_url "$TMP/src" 5432 shop app)
 DST=$(cluster_url "$TMP/dst" 5433 shop migrator)
 export PGFERRY_SOURCE=$SRC PGFERRY_TARGET=$DST PGFERRY_STATE_DIR=$TMP/state
@@ -99,7 +101,7 @@ mig_s=$(elapsed "$t_mig")
 
 log "letting the follower run for a few seconds under load"
 sleep 5
-lag=$(pgdelta status --source "$SRC" --target "$DST" 2>&1 | tr '\n' ' ' | cut -c1-200 || true)
+lag=$(pgdelta status --source "$SRC" --target "$DST" 2>/dev/null | grep -E '^(lag|keys waiting):' | sed -E 's/: +/ /' | paste -sd, - || true)
 kill -0 "$WRITER_PID" 2>/dev/null || { cat "$TMP/writer.log" >&2; die "the writer stopped before the cutover"; }
 
 "$here/cutover.sh" --app-role app -j "$JOBS"
@@ -120,7 +122,7 @@ cat <<EOF
 pgferry demo: done in $(elapsed "$t_demo")s
   copied        $rows rows in $chunks chunks, $(human_bytes "$bytes") in ${copy_s}s ($rate)
   migrate.sh    ${mig_s}s (schema, capture, copy, indexes, catch-up started)
-  lag           $lag
+  lag           $lag (under load, just before the cutover)
   writer        $writer_tx transactions during the migration, ended by the freeze
   verify        pgverify --mode hash: same rows on both sides
   downtime      ${downtime}s of write downtime (freeze -> target ready)

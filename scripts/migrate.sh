@@ -145,9 +145,10 @@ preflight() {
   log "preflight: target $(psql_q "$TARGET" "SELECT current_user || '@' || current_database() || ', PostgreSQL ' || current_setting('server_version')")"
   if ! step_done capture; then
     local rc=0
-    pgtrig check --source "$SOURCE" "${FILTERS[@]}" >&2 || rc=$?
+    pgtrig check --source "$SOURCE" "${FILTERS[@]}" >"$STATE_DIR/check.txt" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ]; then
-      log "preflight: 'pgtrig check' found something that blocks capture on the source (see above)"
+      cat "$STATE_DIR/check.txt" >&2
+      log "preflight: 'pgtrig check' found something that blocks capture on the source (see above, also in $STATE_DIR/check.txt)"
       [ "$rc" -eq 2 ] && exit 2
       exit 1
     fi
@@ -179,6 +180,16 @@ roles() {
     cat "$STATE_DIR/roles.err" >&2
     exit 1
   fi
+  # A non-superuser target role can only hand tables to a role it is a member of (the schema's
+  # ALTER ... OWNER TO): join every role the schema needs, where allowed (CREATEROLE, RDS admin).
+  if [ "$(psql_q "$TARGET" "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" != t ]; then
+    local r n
+    grep -o 'CREATE ROLE "[^"]*"' "$STATE_DIR/roles.sql" | sed 's/^CREATE ROLE //' | sort -u | while IFS= read -r r; do
+      n=${r#\"}; n=${n%\"}; n=${n//\'/\'\'}
+      psql -X -q -d "$TARGET" -c "DO \$\$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$n' AND NOT rolsuper)
+        AND NOT pg_has_role(current_user, '$n', 'MEMBER') THEN GRANT $r TO CURRENT_USER; END IF; END \$\$" 2>>"$STATE_DIR/roles.err" || true
+    done
+  fi
   if grep -q 'ERROR' "$STATE_DIR/roles.err"; then
     grep 'ERROR' "$STATE_DIR/roles.err" | sed "s/^/$PROG: roles: warning: /" >&2
     log "roles: some roles were not created (above); create them yourself if the schema needs them"
@@ -188,6 +199,14 @@ roles() {
 # --- 3. schema (pre-data) --------------------------------------------------------------------------
 schema() {
   tool pgschema dump --source "$SOURCE" --section pre-data "${FILTERS[@]}" >"$STATE_DIR/pre-data.sql"
+  # The owners the schema assigns need CREATE on the target's public schema (on the source they
+  # usually own the database, which owns public; on the target the admin does): grant it.
+  local o
+  grep -oE '^ALTER [A-Z ]+ public\..* OWNER TO [^;]+;$' "$STATE_DIR/pre-data.sql" | sed -E 's/.* OWNER TO (.*);$/\1/' | sort -u |
+    while IFS= read -r o; do
+      psql_q "$TARGET" "GRANT USAGE, CREATE ON SCHEMA public TO $o" 2>/dev/null ||
+        log "schema: warning: could not GRANT CREATE ON SCHEMA public TO $o on the target"
+    done
   # One transaction: a kill leaves nothing behind, so the step can simply run again.
   if ! PGAPPNAME=pgferry-migrate psql -X -q -1 -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/pre-data.sql" >/dev/null; then
     die "applying the pre-data schema failed (nothing of it was committed)" \
@@ -271,7 +290,31 @@ copy_summary() {
 # --- 6. indexes ---------------------------------------------------------------------------------------
 indexes() {
   tool pgschema dump --source "$SOURCE" --section indexes "${FILTERS[@]}" >"$STATE_DIR/indexes.sql"
+  # 'pgschema apply' stops at an index that exists. A killed build commits nothing, but the
+  # indexes finished before the kill remain: drop what an earlier, unfinished run built (the
+  # target's indexes all come from this step, nothing else reads them yet) and build all again.
+  if [ -f "$STATE_DIR/indexes.started" ]; then
+    log "indexes: an earlier run was interrupted; dropping the indexes it built before building all again"
+    drop_built_indexes
+  fi
+  touch "$STATE_DIR/indexes.started"
   tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes.sql"
+  rm -f "$STATE_DIR/indexes.started"
+}
+
+drop_built_indexes() {
+  local skip="'pg_catalog', 'information_schema', '$STATE_SCHEMA', '$CAPTURE_SCHEMA'"
+  psql_q "$TARGET" "SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I CASCADE;', c.conrelid::regclass, c.conname)
+      FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+      WHERE c.contype IN ('p', 'u', 'x') AND c.conparentid = 0 AND n.nspname NOT IN ($skip)
+    UNION ALL
+    SELECT format('DROP INDEX IF EXISTS %s CASCADE;', i.indexrelid::regclass)
+      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE n.nspname NOT IN ($skip) AND n.nspname NOT LIKE 'pg_toast%'
+        AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
+        AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)" >"$STATE_DIR/indexes-drop.sql"
+  PGAPPNAME=pgferry-migrate psql -X -q -1 -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/indexes-drop.sql" >/dev/null ||
+    die "dropping the indexes of the interrupted run failed" "the statements are in $STATE_DIR/indexes-drop.sql"
 }
 
 # --- 7. sync ------------------------------------------------------------------------------------------

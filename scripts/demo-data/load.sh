@@ -37,6 +37,6 @@ need_bin psql
 
 # pagila's dump assigns everything to "postgres": drop those lines so the loading role owns it all.
 sed -E '/^ALTER [A-Z ]+ .* OWNER TO postgres;$/d' "$here/pagila-schema.sql" |
-  PGAPPNAME=pgferry-demo-load psql -X -q -v ON_ERROR_STOP=1 -d "$url" >/dev/null
-PGAPPNAME=pgferry-demo-load psql -X -q -v ON_ERROR_STOP=1 -v mb="$mb" -d "$url" -f "$here/generate.sql" >/dev/null
+  PGAPPNAME=demo-load psql -X -q -v ON_ERROR_STOP=1 -d "$url" >/dev/null
+PGAPPNAME=demo-load psql -X -q -v ON_ERROR_STOP=1 -v mb="$mb" -d "$url" -f "$here/generate.sql" >/dev/null
 log "loaded $(psql_q "$url" "SELECT pg_size_pretty(pg_database_size(current_database()))") into $(psql_q "$url" "SELECT current_database()")"

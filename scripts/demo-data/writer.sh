@@ -46,7 +46,7 @@ read -r ncust ninv nrental nev < <(psql_q "$url" "SELECT (SELECT max(customer_id
 [ -n "$nev" ] || die "the database has no demo data" "load it first with scripts/demo-data/load.sh"
 
 w=$here/writer
-exec env PGAPPNAME=pgferry-demo-writer pgbench -n -c "$clients" -j 1 -R "$rate" -T "$duration" -P 5 --max-tries=20 \
+exec env PGAPPNAME=demo-writer pgbench -n -c "$clients" -j 1 -R "$rate" -T "$duration" -P 5 --max-tries=20 \
   -D ncust="$ncust" -D ninv="$ninv" -D nrental="$nrental" -D nev="$nev" \
   -f "$w/rent.sql@4" -f "$w/refund.sql@2" -f "$w/events.sql@4" -f "$w/kv.sql@3" -f "$w/orders.sql@3" -f "$w/cache.sql@1" \
   "$url"

@@ -39,7 +39,7 @@ human_bytes() {
   awk -v n="${1:-0}" 'BEGIN { split("B kB MB GB TB", u, " "); i = 1; while (n >= 1024 && i < 5) { n /= 1024; i++ }; printf (i == 1 ? "%d %s" : "%.1f %s"), n, u[i] }'
 }
 
-# wait_for SECONDS DESCRIPTION CMD...: re-runs CMD every second until it succeeds; 1 on timeout.
+# wait_for SECONDS DESCRIPTION CMD...: re-runs CMD every 0.2s until it succeeds; 1 on timeout.
 wait_for() {
   local timeout=$1 what=$2 start
   shift 2
@@ -49,7 +49,7 @@ wait_for() {
       log "timed out after ${timeout}s waiting for $what"
       return 1
     fi
-    sleep 1
+    sleep 0.2
   done
 }
 
