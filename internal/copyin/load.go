@@ -215,6 +215,9 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 	if err := state.ChunkDone(ctx, tx, l.cfg.StateSchema, name, id, src.summary.Snapshot, src.summary.Rows, src.summary.Bytes); err != nil {
 		return &errChunk{name, id, err}
 	}
+	if testHookBeforeCommit != nil {
+		testHookBeforeCommit(conn.PgConn().PID(), name, id)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return &errChunk{name, id, fmt.Errorf("commit: %w", err)}
 	}
@@ -223,6 +226,9 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 }
 
 type chunkKey struct{ table, chunk int }
+
+// testHookBeforeCommit lets tests break a chunk's connection just before it commits.
+var testHookBeforeCommit func(pid uint32, table string, chunk int)
 
 // runStream dispatches the frames of the stream to one goroutine per open chunk. It can hold
 // max(-j, header jobs) chunks at once, the most the stream may have open, so it never deadlocks.

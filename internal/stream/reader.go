@@ -80,7 +80,11 @@ func (fr *frameReader) next() (*Frame, error) {
 	}
 	var fh frameHeader
 	if err := fh.parse(fr.hb[:]); err != nil {
-		// The header itself is damaged: name the chunk it claims only if it is an open one.
+		// The header itself is damaged: its table and chunk cannot be trusted. Name the chunk of
+		// a chunk file, or the one open chunk of a stream, or list the open ones.
+		if k := fr.tr.only; k != nil {
+			return nil, fr.errAt(start, k.table, k.chunk, err)
+		}
 		ti, c, _ := fr.tr.firstOpen()
 		if len(fr.tr.open) == 1 {
 			return nil, fr.errAt(start, ti, c, err)

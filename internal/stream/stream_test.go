@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
 	"strings"
 	"testing"
 )
@@ -347,5 +348,57 @@ func TestParseCodec(t *testing.T) {
 		if _, err := ParseCodec(in); err == nil {
 			t.Errorf("ParseCodec(%q) accepted", in)
 		}
+	}
+}
+
+func TestDirCorruptNamesChunk(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewDirWriter(dir, testHeader("lz4", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeStreamN(t, w, 300, 20)
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := dir + "/" + ChunkFile(1, 7)
+	good, _ := os.ReadFile(path)
+	// Every byte of the chunk file, header bytes included, is checked and the chunk named.
+	for i := range good {
+		b := bytes.Clone(good)
+		b[i] ^= 0x01
+		os.WriteFile(path, b, 0o644)
+		err := readChunkFile(d, 1, 7)
+		var se *Error
+		if err == nil || !errors.As(err, &se) || se.Table != "My Schema.b c" || se.Chunk != 7 {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+	os.WriteFile(path, good[:len(good)-3], 0o644)
+	if err := readChunkFile(d, 1, 7); !errors.Is(err, ErrTruncated) {
+		t.Errorf("cut chunk file: %v", err)
+	}
+	os.Remove(dir + "/end.json")
+	if _, err := OpenDir(dir); !errors.Is(err, ErrTruncated) {
+		t.Errorf("directory without end.json: %v", err)
+	}
+}
+
+func readChunkFile(d *Dir, ti, c int) error {
+	cr, err := d.Open(ti, c)
+	if err != nil {
+		return err
+	}
+	defer cr.Close()
+	for {
+		f, err := cr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f.Release()
 	}
 }
