@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,38 +48,8 @@ func TestCopyinKillResume(t *testing.T) {
 	}
 	data := streamBuf.Bytes()
 
-	// Feed the stream slowly and kill pgcopyin once a few chunks have committed.
-	in := exec.Command("pgcopyin", "--target", dst.URL, "--progress", "none")
-	stdin, err := in.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var inErr bytes.Buffer
-	in.Stderr = &inErr
-	if err := in.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for off := 0; off < len(data); off += 32 << 10 {
-			if _, err := stdin.Write(data[off:min(off+32<<10, len(data))]); err != nil {
-				return
-			}
-			time.Sleep(4 * time.Millisecond)
-		}
-		stdin.Close()
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if scalar(t, dst.URL, "SELECT (to_regclass('pgferry.copy_chunks') IS NOT NULL)::int") == 1 &&
-			scalar(t, dst.URL, "SELECT count(*) FROM pgferry.copy_chunks") >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			in.Process.Kill()
-			t.Fatalf("no chunk loaded in 60s\n%s", inErr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	in, inErr := slowLoad(t, data, dst.URL)
+	waitChunks(t, dst.URL, 2, in, inErr)
 	if err := in.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -110,4 +81,87 @@ func TestCopyinKillResume(t *testing.T) {
 	if got := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`); got != total {
 		t.Errorf("copy_chunks holds %d chunks, plan has %d", got, total)
 	}
+}
+
+// slowLoad starts pgcopyin on dstURL and feeds it data at a few MB/s.
+func slowLoad(t *testing.T, data []byte, dstURL string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	in := exec.Command("pgcopyin", "--target", dstURL, "--progress", "none")
+	stdin, err := in.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inErr := new(bytes.Buffer)
+	in.Stderr = inErr
+	if err := in.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for off := 0; off < len(data); off += 32 << 10 {
+			if _, err := stdin.Write(data[off:min(off+32<<10, len(data))]); err != nil {
+				return
+			}
+			time.Sleep(4 * time.Millisecond)
+		}
+		stdin.Close()
+	}()
+	return in, inErr
+}
+
+// waitChunks waits until copy_chunks on url holds n rows.
+func waitChunks(t *testing.T, url string, n int64, in *exec.Cmd, inErr *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if scalar(t, url, "SELECT (to_regclass('pgferry.copy_chunks') IS NOT NULL)::int") == 1 &&
+			scalar(t, url, "SELECT count(*) FROM pgferry.copy_chunks") >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			in.Process.Kill()
+			t.Fatalf("%d chunks not loaded in 60s\n%s", n, inErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCopyinSIGTERM interrupts a load: in-flight chunks roll back, committed ones stay, the exit
+// status says so, and a re-run completes the copy.
+func TestCopyinSIGTERM(t *testing.T) {
+	copyinTools(t)
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	src.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY, v text); INSERT INTO t SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 60000) g; ANALYZE t;`)
+	dst.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY, v text)`)
+	out := exec.Command("pgcopyout", "--source", src.URL, "--one-off", "-j", "2", "--split-size", "512kB", "--progress", "none")
+	data, err := out.Output()
+	if err != nil {
+		t.Fatalf("pgcopyout: %v", err)
+	}
+	in, inErr := slowLoad(t, data, dst.URL)
+	waitChunks(t, dst.URL, 1, in, inErr)
+	in.Process.Signal(syscall.SIGTERM)
+	err = in.Wait()
+	if code := in.ProcessState.ExitCode(); code == 0 || !strings.Contains(inErr.String(), "interrupted") {
+		t.Fatalf("after SIGTERM: exit %d, %v\n%s", code, err, inErr.String())
+	}
+	rows := scalar(t, dst.URL, `SELECT count(*) FROM t`)
+	if recorded := scalar(t, dst.URL, `SELECT sum(rows) FROM pgferry.copy_chunks`); rows != recorded {
+		t.Fatalf("after SIGTERM the target holds %d rows, copy_chunks records %d", rows, recorded)
+	}
+	for i := 0; ; i++ { // sessions end asynchronously after the client is gone
+		n := scalar(t, dst.URL, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry-pgcopyin'`)
+		if n == 0 {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("%d pgcopyin sessions left on the target", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	re := exec.Command("pgcopyin", "--target", dst.URL, "--progress", "none")
+	re.Stdin = bytes.NewReader(data)
+	if b, err := re.CombinedOutput(); err != nil {
+		t.Fatalf("re-run: %v\n%s", err, b)
+	}
+	pgtest.RequireSameTable(t, src.URL, dst.URL, "t")
 }
