@@ -40,6 +40,9 @@ type Planner struct {
 	Jobs      int   // a split table gets at least this many chunks
 	// SampleRows is the target sample size for quantiles when no histogram exists.
 	SampleRows int64
+	// NoTIDRangeScan is set for servers before PostgreSQL 14, which scan the whole table for a
+	// ctid range: a table without a usable key is then read as one chunk.
+	NoTIDRangeScan bool
 }
 
 // chunkCount is how many chunks a table of bytes should get.
@@ -75,6 +78,10 @@ func (p Planner) Plan(ctx context.Context, conn *pgx.Conn, t *catalog.Table) (*T
 			tp.Chunks = rangeChunks(KindKey, cuts, t.Bytes)
 			return tp, nil
 		}
+	}
+	if p.NoTIDRangeScan {
+		tp.Chunks = []Chunk{{ID: 0, Kind: KindAll, EstBytes: t.Bytes}}
+		return tp, nil
 	}
 	blocks, err := relBlocks(ctx, conn, t)
 	if err != nil {

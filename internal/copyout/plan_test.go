@@ -227,3 +227,14 @@ func TestCopySQL(t *testing.T) {
 		t.Errorf("pickCuts on a short histogram = %s", got)
 	}
 }
+
+func TestPlanNoTIDRangeScan(t *testing.T) {
+	db := pgtest.Source(t)
+	db.Exec(t, `CREATE TABLE heap(a int, b text); INSERT INTO heap SELECT i, repeat('z', 80) FROM generate_series(1, 5000) i;`)
+	conn := connect(t, db.URL)
+	tb := table(t, conn, "public.heap")
+	tp, err := Planner{SplitSize: 1024, Jobs: 4, NoTIDRangeScan: true}.Plan(context.Background(), conn, tb)
+	if err != nil || len(tp.Chunks) != 1 || tp.Chunks[0].Kind != KindAll {
+		t.Fatalf("before PostgreSQL 14 a keyless table is one chunk: %+v %v", tp, err)
+	}
+}

@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs}
+	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: coord.versionNum < 140000}
 	plans := make([]*TablePlan, 0, len(tables))
 	for _, t := range tables {
 		var tp *TablePlan

@@ -21,6 +21,7 @@ type coordinator struct {
 	snapshotID    string // pg_export_snapshot()
 	position      string // txid_current_snapshot()::text
 	serverVersion string
+	versionNum    int // server_version_num
 	open          bool
 }
 
@@ -31,8 +32,8 @@ func beginSnapshot(ctx context.Context, conn *pgx.Conn) (*coordinator, error) {
 		return nil, fmt.Errorf("begin snapshot transaction: %w", err)
 	}
 	c.open = true
-	err := conn.QueryRow(ctx, "SELECT pg_export_snapshot(), txid_current_snapshot()::text, current_setting('server_version')").
-		Scan(&c.snapshotID, &c.position, &c.serverVersion)
+	err := conn.QueryRow(ctx, "SELECT pg_export_snapshot(), txid_current_snapshot()::text, current_setting('server_version'), current_setting('server_version_num')::int").
+		Scan(&c.snapshotID, &c.position, &c.serverVersion, &c.versionNum)
 	if err != nil {
 		return nil, fmt.Errorf("export snapshot: %w", err)
 	}

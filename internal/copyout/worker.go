@@ -73,8 +73,11 @@ func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
 			return err
 		})
 		if err != nil {
+			if ctx.Err() != nil { // interrupted (or another worker failed): whatever the server said
+				return ctx.Err()
+			}
 			var pe *partialError
-			if errors.As(err, &pe) || ctx.Err() != nil {
+			if errors.As(err, &pe) {
 				return err
 			}
 			return fmt.Errorf("copy table %s chunk %d: %w", j.tp.Key(), j.c.ID, err)
