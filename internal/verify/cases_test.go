@@ -16,6 +16,7 @@ import (
 	"github.com/pgferry/pgferry/internal/delta"
 	"github.com/pgferry/pgferry/internal/deltarec"
 	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pgferry/pgferry/internal/state"
 )
 
 // TestNotComparable: no key, a column missing, a type change and a missing table are each
@@ -155,11 +156,20 @@ func TestEmitFixRepairs(t *testing.T) {
 func TestFixKeepsApplyPosition(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	src.Exec(t, "CREATE TABLE t(id int PRIMARY KEY); INSERT INTO t VALUES (1)")
-	dst.Exec(t, `CREATE TABLE t(id int PRIMARY KEY); CREATE SCHEMA pgferry;
-CREATE TABLE pgferry.apply_position(id int PRIMARY KEY, position text NOT NULL); INSERT INTO pgferry.apply_position VALUES (1, '100:100:')`)
+	dst.Exec(t, `CREATE TABLE t(id int PRIMARY KEY)`)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dst.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := state.Ensure(ctx, conn, "pgferry"); err != nil {
+		t.Fatal(err)
+	}
+	dst.Exec(t, `INSERT INTO pgferry.apply_position(id, position) VALUES (1, '100:100:')`)
 	var fix bytes.Buffer
 	cfg := Config{SourceURL: src.URL, TargetURL: dst.URL, Mode: "hash", Jobs: 1, MaxDiffs: 10, HashFunc: "auto", EmitFix: true, SkipSchemas: []string{"pgferry"}, StateSchema: "pgferry"}
-	if _, err := Run(context.Background(), cfg, io.Discard, &fix, io.Discard); err != nil {
+	if _, err := Run(ctx, cfg, io.Discard, &fix, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(fix.String()), "\n")
@@ -289,10 +299,10 @@ func TestLostConnectionRedoesTheUnit(t *testing.T) {
 func TestDuplicateOnKeylessTarget(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	src.Exec(t, "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g")
-	dst.Exec(t, "CREATE TABLE t(id int NOT NULL, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g; INSERT INTO t VALUES (42, 'v')")
+	dst.Exec(t, "CREATE TABLE t(id int NOT NULL, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g; INSERT INTO t VALUES (42, 'v'), (7, 'w'), (7, 'w')")
 	code, rs, _ := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL})
 	r := byTable(rs)["public.t"]
-	if code != ExitDiffer || r == nil || r.Duplicate != 1 || len(r.Diffs) != 1 || r.Diffs[0].Key["id"] != "42" {
+	if code != ExitDiffer || r == nil || r.Duplicate != 2 || len(r.Diffs) != 2 || r.Diffs[0].Key["id"] != "42" || r.Diffs[1].Key["id"] != "7" {
 		t.Fatalf("exit %d %+v", code, r)
 	}
 }

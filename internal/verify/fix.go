@@ -8,42 +8,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/delta"
 	"github.com/pgferry/pgferry/internal/deltarec"
-	"github.com/pgferry/pgferry/internal/ident"
 )
 
 // fixPosition is the position the repair batch claims for begin/commit. It must never move the
 // target's apply position forward (that would skip changes pgdelta has not applied yet), so it
-// is the target's current apply position; before any apply, the oldest copied chunk's snapshot;
-// with no pgferry state at all (a one-off copy), the snapshot the repair rows were read in.
+// is where pgdelta stands on the target (its apply position, else the copy's position); with no
+// pgferry state at all (a one-off copy), the snapshot the repair rows were read in.
 func fixPosition(ctx context.Context, dst *side, stateSchema, readAt string) (from, to string, err error) {
 	err = dst.fresh(ctx, func(tx pgx.Tx) error {
-		s := ident.Quote(stateSchema)
-		var ap, cc bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", s+".apply_position", s+".copy_chunks").Scan(&ap, &cc); err != nil {
+		pos, err := delta.TargetPosition(ctx, tx, stateSchema)
+		if err != nil {
 			return err
 		}
-		if ap {
-			err := tx.QueryRow(ctx, "SELECT position FROM "+s+".apply_position WHERE id = 1").Scan(&from)
-			if err == nil {
-				to = from
-				return nil
-			}
-			if err != pgx.ErrNoRows {
-				return err
-			}
+		if pos.Position != "" {
+			from, to = pos.Position, pos.Position
+		} else {
+			from, to = "", readAt
 		}
-		if cc {
-			err := tx.QueryRow(ctx, "SELECT snapshot FROM "+s+".copy_chunks ORDER BY txid_snapshot_xmin(snapshot::txid_snapshot), txid_snapshot_xmax(snapshot::txid_snapshot) LIMIT 1").Scan(&from)
-			if err == nil {
-				to = from
-				return nil
-			}
-			if err != pgx.ErrNoRows {
-				return err
-			}
-		}
-		from, to = "", readAt
 		return nil
 	})
 	if err != nil {

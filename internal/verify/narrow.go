@@ -68,19 +68,27 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 			})
 		}()
 	}
+	// A key held twice by a side without a unique index comes twice in a row: name it once.
+	var last string
+	add := func(r keyRow) {
+		if len(keys) == 0 || r.kt != last {
+			keys = append(keys, r.vals)
+			last = r.kt
+		}
+	}
 	a, aok := <-chans[0]
 	b, bok := <-chans[1]
 	for aok || bok {
 		switch {
 		case aok && (!bok || a.kt < b.kt):
-			keys = append(keys, a.vals)
+			add(a)
 			a, aok = <-chans[0]
 		case bok && (!aok || b.kt < a.kt):
-			keys = append(keys, b.vals)
+			add(b)
 			b, bok = <-chans[1]
 		default:
 			if a.h != b.h {
-				keys = append(keys, a.vals)
+				add(a)
 			}
 			a, aok = <-chans[0]
 			b, bok = <-chans[1]
