@@ -55,6 +55,10 @@ Example:
 			if c.Bool("dry-run") {
 				return plan.Print(c.App.Writer)
 			}
+			if plan.Serial && jobs > 1 {
+				fmt.Fprintf(c.App.ErrWriter, "%s: note: the script has transaction control statements (BEGIN, COMMIT, ...): running it on one connection\n", tool)
+				jobs = 1
+			}
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			url := dbconn.Resolve(c.String("target"), dbconn.Target)
@@ -80,6 +84,9 @@ type Step struct {
 // Plan is a script cut into steps.
 type Plan struct {
 	Steps []Step
+	// Serial is set when the script controls transactions itself (BEGIN ... COMMIT):
+	// it then runs statement by statement on one connection.
+	Serial bool
 }
 
 // PlanApply splits a script into steps and works out which may run in parallel.
@@ -137,6 +144,11 @@ func PlanApply(src []byte) (*Plan, error) {
 			if st.Table.Name != "" {
 				step.Tables = []string{key(st.Table)}
 			}
+			if st.Parent.Name != "" {
+				step.Tables = append(step.Tables, key(st.Parent))
+			}
+		case KTxn:
+			p.Serial = true
 		case KIndexAttach:
 			a, b := indexTable[st.Table.Schema+"."+st.Name], indexTable[key(st.AttachName)]
 			if a != "" && b != "" {
@@ -160,6 +172,11 @@ func PlanApply(src []byte) (*Plan, error) {
 		}
 		step.Barrier = len(step.Tables) == 0
 		p.Steps = append(p.Steps, step)
+	}
+	if p.Serial {
+		for i := range p.Steps {
+			p.Steps[i].Tables, p.Steps[i].Barrier = nil, true
+		}
 	}
 	if len(p.Steps) == 0 {
 		return nil, cliutil.WithHint(cliutil.ExitFailure, errors.New("read script: no SQL statements in the input"),
@@ -215,9 +232,10 @@ func (e *StepError) Unwrap() error { return e.Err }
 
 // worker is one target connection with the settings replayed on it.
 type worker struct {
-	url  string
-	conn *pgx.Conn
-	sets []string
+	url     string
+	conn    *pgx.Conn
+	sets    []string
+	noRetry bool // inside a script's own transaction a lost statement cannot be redone alone
 }
 
 func (w *worker) ensure(ctx context.Context) error {
@@ -248,7 +266,11 @@ func (w *worker) close() {
 // after a lost connection that finds its object already there counts as done.
 func (w *worker) exec(ctx context.Context, s Step) error {
 	attempt := 0
-	err := retry.Default.Do(ctx, func(ctx context.Context) error {
+	policy := retry.Default
+	if w.noRetry {
+		policy.Attempts = 1
+	}
+	err := policy.Do(ctx, func(ctx context.Context) error {
 		attempt++
 		if err := w.ensure(ctx); err != nil {
 			return err
@@ -274,7 +296,7 @@ func (w *worker) exec(ctx context.Context, s Step) error {
 func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 	workers := make([]*worker, jobs)
 	for i := range workers {
-		workers[i] = &worker{url: url}
+		workers[i] = &worker{url: url, noRetry: p.Serial}
 		if err := workers[i].ensure(ctx); err != nil {
 			for _, w := range workers[:i] {
 				w.close()

@@ -74,11 +74,14 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	indexTable := map[string]ident.Table{} // index name -> table, for COMMENT ON INDEX and ALTER INDEX
+	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}}
 	for _, e := range sc.Entries {
 		for _, c := range e.Chunks {
 			if c.Stmt.Kind == KIndex && c.Stmt.Name != "" {
-				indexTable[c.Stmt.Name] = c.Stmt.Table
+				fc.indexTable[c.Stmt.Name] = c.Stmt.Table
+			}
+			if c.Stmt.Parent.Name != "" && (c.Stmt.Kind == KCreateTable || c.Stmt.Kind == KAlterTable) {
+				fc.parent[c.Stmt.Table] = c.Stmt.Parent
 			}
 		}
 	}
@@ -88,7 +91,7 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 	for _, e := range sc.Entries {
 		keep := true
 		if e.HasHeader {
-			keep = secs[sections[e]] && o.keepEntry(e, indexTable) && !isCaptureEntry(e, o.CaptureSchema)
+			keep = secs[sections[e]] && o.keepEntry(e, fc) && !isCaptureEntry(e, o.CaptureSchema)
 		}
 		if keep {
 			out.WriteString(e.Lead)
@@ -101,7 +104,7 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 			if !keep {
 				continue
 			}
-			if !e.HasHeader && (!secs[chunkSection(c)] || !o.keepStmt(c.Stmt, indexTable) || isCaptureStmt(c.Stmt, o.CaptureSchema)) {
+			if !e.HasHeader && (!secs[chunkSection(c)] || !o.keepStmt(c.Stmt, fc) || isCaptureStmt(c.Stmt, o.CaptureSchema)) {
 				continue
 			}
 			if o.NoOwner && c.Stmt.Kind == KOwner {
@@ -132,8 +135,32 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 	return err
 }
 
+// filterCtx holds what filtering learns from the whole script.
+type filterCtx struct {
+	indexTable map[string]ident.Table      // index name -> its table, for COMMENT ON INDEX and ALTER INDEX
+	parent     map[ident.Table]ident.Table // partition -> its parent
+}
+
+// root is the partition root of t (t itself when it is no partition).
+func (fc *filterCtx) root(t ident.Table) ident.Table {
+	for i := 0; i < 100; i++ {
+		p, ok := fc.parent[t]
+		if !ok {
+			break
+		}
+		t = p
+	}
+	return t
+}
+
+// matchTable applies the table filters; a partition is selected when its root is.
+func (o Options) matchTable(t ident.Table, fc *filterCtx) bool {
+	r := fc.root(t)
+	return o.Filter.MatchName(r.Schema, r.Name)
+}
+
 // keepEntry applies the name filters, --exclude-type, --no-acl and --no-comments to an entry.
-func (o Options) keepEntry(e *Entry, indexTable map[string]ident.Table) bool {
+func (o Options) keepEntry(e *Entry, fc *filterCtx) bool {
 	h := e.Header
 	for _, t := range o.ExcludeTypes {
 		if strings.EqualFold(strings.TrimSpace(t), h.Type) {
@@ -156,12 +183,12 @@ func (o Options) keepEntry(e *Entry, indexTable map[string]ident.Table) bool {
 	if n := strings.ReplaceAll(h.Name, `"`, ""); strings.HasPrefix(n, "SCHEMA ") && schema == "" {
 		schema = strings.TrimPrefix(n, "SCHEMA ")
 	}
-	t, ok := entryTable(e, indexTable)
+	t, ok := entryTable(e, fc.indexTable)
 	if ok {
 		if t.Schema == "" {
 			t.Schema = schema
 		}
-		return o.Filter.MatchName(t.Schema, t.Name)
+		return o.matchTable(t, fc)
 	}
 	if schema != "" {
 		return o.schemaOnly().MatchName(schema, "")
@@ -175,13 +202,13 @@ func (o Options) schemaOnly() catalog.Filter {
 }
 
 // keepStmt applies the filters to a statement outside any pg_dump header.
-func (o Options) keepStmt(st Stmt, indexTable map[string]ident.Table) bool {
+func (o Options) keepStmt(st Stmt, fc *filterCtx) bool {
 	if o.NoACL && st.Kind == KACL || o.NoComments && st.Kind == KComment {
 		return false
 	}
 	t := st.Table
 	if st.Kind == KAlterIndex || st.Kind == KIndexAttach || st.Kind == KComment && st.CommentOn == "index" {
-		t = indexTable[st.Name]
+		t = fc.indexTable[st.Name]
 	}
 	if t.Name == "" {
 		return true
@@ -189,14 +216,14 @@ func (o Options) keepStmt(st Stmt, indexTable map[string]ident.Table) bool {
 	if t.Schema == "" {
 		t.Schema = "public"
 	}
-	return o.Filter.MatchName(t.Schema, t.Name)
+	return o.matchTable(t, fc)
 }
 
 // entryTable is the table an entry belongs to, when it belongs to one.
 func entryTable(e *Entry, indexTable map[string]ident.Table) (ident.Table, bool) {
 	h := e.Header
 	switch h.Type {
-	case "TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "TABLE ATTACH":
+	case "TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "TABLE ATTACH", "TABLE DATA", "MATERIALIZED VIEW DATA":
 		return ident.Table{Schema: h.Schema, Name: h.Name}, true
 	case "COMMENT", "ACL", "SECURITY LABEL":
 		for _, p := range []string{"TABLE ", "VIEW ", "MATERIALIZED VIEW ", "FOREIGN TABLE "} {
@@ -222,7 +249,7 @@ func entryTable(e *Entry, indexTable map[string]ident.Table) (ident.Table, bool)
 	}
 	for _, c := range e.Chunks {
 		switch c.Stmt.Kind {
-		case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate, KTrigger, KRule, KAlterTable:
+		case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate, KTrigger, KRule, KAlterTable, KSequenceOwned, KCreateTable:
 			if c.Stmt.Table.Name != "" {
 				return c.Stmt.Table, true
 			}

@@ -322,7 +322,7 @@ DO $$BEGIN END$$;
 	out := mustRun(t, in, "apply", "--dry-run")
 	want := []string{
 		"line 1\tset\tsetting, on every connection",
-		"line 2\tother\talone",
+		"line 2\tcreate table\talone",
 		"line 3\tindex\tparallel on public.a",
 		"line 4\tindex\tparallel on public.b",
 		"line 5\tindex\tparallel on public.b_p1",
@@ -343,5 +343,95 @@ DO $$BEGIN END$$;
 	_, errs, code := run(t, "\\connect other\nSELECT 1;\n", "apply", "--dry-run")
 	if code != 1 || !strings.Contains(errs, `line 1: psql meta-command "\\connect other" cannot be applied`) {
 		t.Errorf("\\connect: exit %d: %s", code, errs)
+	}
+}
+
+// partDump has a partitioned table whose partitions pg_dump creates as tables and attaches,
+// a serial sequence owned by a table, and data entries.
+const partDump = `SET statement_timeout = 0;
+
+--
+-- Name: ev; Type: TABLE; Schema: public; Owner: app
+--
+
+CREATE TABLE public.ev (id integer NOT NULL, at date) PARTITION BY RANGE (at);
+
+--
+-- Name: ev_2024; Type: TABLE; Schema: public; Owner: app
+--
+
+CREATE TABLE public.ev_2024 (id integer NOT NULL, at date);
+
+--
+-- Name: keep; Type: TABLE; Schema: public; Owner: app
+--
+
+CREATE TABLE public.keep (id integer NOT NULL);
+
+--
+-- Name: ev_id_seq; Type: SEQUENCE; Schema: public; Owner: app
+--
+
+CREATE SEQUENCE public.ev_id_seq AS integer;
+
+--
+-- Name: ev_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: app
+--
+
+ALTER SEQUENCE public.ev_id_seq OWNED BY public.ev.id;
+
+--
+-- Name: ev_2024; Type: TABLE ATTACH; Schema: public; Owner: app
+--
+
+ALTER TABLE ONLY public.ev ATTACH PARTITION public.ev_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+
+--
+-- Data for Name: keep; Type: TABLE DATA; Schema: public; Owner: app
+--
+
+COPY public.keep (id) FROM stdin;
+1
+\.
+
+
+--
+-- Name: ev_2024 ev_2024_pkey; Type: CONSTRAINT; Schema: public; Owner: app
+--
+
+ALTER TABLE ONLY public.ev_2024
+    ADD CONSTRAINT ev_2024_pkey PRIMARY KEY (id, at);
+
+`
+
+func TestFilterPartitionsAndData(t *testing.T) {
+	out := filterOut(t, partDump, "--exclude-table", "ev")
+	for _, n := range []string{"ev_2024", "ev_id_seq OWNED BY", "ATTACH PARTITION", "CREATE TABLE public.ev "} {
+		if strings.Contains(out, n) {
+			t.Errorf("--exclude-table ev holds %q:\n%s", n, out)
+		}
+	}
+	if !strings.Contains(out, "CREATE TABLE public.keep") || !strings.Contains(out, "COPY public.keep") {
+		t.Errorf("--exclude-table ev dropped too much:\n%s", out)
+	}
+	out = filterOut(t, partDump, "--table", "ev")
+	if !strings.Contains(out, "CREATE TABLE public.ev_2024") || !strings.Contains(out, "ev_2024_pkey") || strings.Contains(out, "keep") {
+		t.Errorf("--table ev:\n%s", out)
+	}
+	for _, sec := range []string{"pre-data", "post-data"} {
+		if out := filterOut(t, partDump, "--section", sec); strings.Contains(out, "COPY") {
+			t.Errorf("section %s holds table data", sec)
+		}
+	}
+	if out := filterOut(t, partDump); out != partDump {
+		t.Errorf("all is not the identity:\n%s", out)
+	}
+}
+
+func TestApplySerialWithTransactions(t *testing.T) {
+	in := "BEGIN;\nCREATE INDEX a ON public.t (x);\nCREATE INDEX b ON public.u (x);\nCOMMIT;\n"
+	out := mustRun(t, in, "apply", "--dry-run", "-j", "4")
+	if strings.Contains(out, "parallel") || strings.Count(out, "alone") != 4 {
+		t.Errorf("plan:\n%s", out)
 	}
 }

@@ -17,6 +17,7 @@ const (
 	Constraints                // foreign keys and separately dumped (NOT VALID) check constraints
 	Triggers                   // user triggers, rules, event triggers
 	OtherPost                  // other post-data objects: publications, subscriptions
+	Data                       // table data, sequence values, large objects: only in "all"
 )
 
 // SectionNames lists the values of --section.
@@ -36,13 +37,13 @@ func sectionSet(name string) (map[Section]bool, error) {
 	case "post-data":
 		return map[Section]bool{Indexes: true, Constraints: true, Triggers: true, OtherPost: true}, nil
 	case "all", "":
-		return map[Section]bool{PreData: true, Indexes: true, Constraints: true, Triggers: true, OtherPost: true}, nil
+		return map[Section]bool{PreData: true, Indexes: true, Constraints: true, Triggers: true, OtherPost: true, Data: true}, nil
 	}
 	return nil, cliutil.Usagef("bad --section %q: want one of %s", name, strings.Join(SectionNames, ", "))
 }
 
 func (s Section) String() string {
-	return [...]string{"pre-data", "indexes", "constraints", "triggers", "other post-data"}[s]
+	return [...]string{"pre-data", "indexes", "constraints", "triggers", "other post-data", "data"}[s]
 }
 
 // sectionOfKind is the section a statement's text implies, if it implies one.
@@ -107,6 +108,8 @@ func classify(sc *Script) (map[*Entry]Section, error) {
 			sec = OtherPost
 		case "COMMENT", "SECURITY LABEL":
 			sec = commentSection(e.Header.Name, objSection)
+		case "TABLE DATA", "SEQUENCE SET", "BLOB", "BLOBS", "BLOB DATA", "LARGE OBJECT", "LARGE OBJECTS", "MATERIALIZED VIEW DATA":
+			sec = Data
 		default:
 			sec = PreData
 		}

@@ -28,13 +28,16 @@ const (
 	KOwner                    // ALTER ... OWNER TO
 	KACL                      // GRANT, REVOKE
 	KComment                  // COMMENT ON
+	KTxn                      // BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT...
+	KCreateTable              // CREATE TABLE (Parent set for PARTITION OF)
+	KSequenceOwned            // ALTER SEQUENCE ... OWNED BY table.column (Table is that table)
 )
 
 var kindNames = map[StmtKind]string{
 	KOther: "other", KSet: "set", KIndex: "index", KIndexConstraint: "index constraint", KForeignKey: "foreign key",
 	KCheck: "check constraint", KValidate: "validate constraint", KIndexAttach: "index attach", KAlterTable: "alter table",
 	KAlterIndex: "alter index", KTrigger: "trigger", KRule: "rule", KEventTrigger: "event trigger", KOwner: "owner",
-	KACL: "acl", KComment: "comment",
+	KACL: "acl", KComment: "comment", KTxn: "transaction control", KCreateTable: "create table", KSequenceOwned: "sequence owned by",
 }
 
 func (k StmtKind) String() string { return kindNames[k] }
@@ -49,6 +52,7 @@ type Stmt struct {
 	Function   ident.Table // a trigger's EXECUTE FUNCTION name
 	CommentOn  string      // COMMENT ON <what>: the object type words, lower case
 	AttachName ident.Table // ALTER INDEX ... ATTACH PARTITION <index>
+	Parent     ident.Table // ALTER TABLE <parent> ATTACH PARTITION <Table>, CREATE TABLE <Table> PARTITION OF <parent>
 }
 
 // words is a cursor over a statement's significant tokens.
@@ -170,6 +174,16 @@ func ParseStmt(text string) Stmt {
 	case w.accept("create"):
 		w.accept("or", "replace")
 		switch {
+		case w.peek(0) == "table" || w.peek(1) == "table" && (w.peek(0) == "unlogged" || w.peek(0) == "foreign"):
+			w.accept("unlogged")
+			w.accept("foreign")
+			w.accept("table")
+			w.accept("if", "not", "exists")
+			st.Kind = KCreateTable
+			st.Table = w.table()
+			if w.accept("partition", "of") {
+				st.Parent = w.table()
+			}
 		case w.peek(0) == "unique" || w.peek(0) == "index":
 			w.accept("unique")
 			w.accept("index")
@@ -224,12 +238,42 @@ func ParseStmt(text string) Stmt {
 				st.Table = w.table()
 			}
 		}
-	case w.accept("alter", "table"), w.accept("alter", "foreign", "table"):
+	case w.accept("begin"), w.accept("start", "transaction"), w.accept("commit"), w.accept("end"), w.accept("rollback"),
+		w.accept("abort"), w.accept("savepoint"), w.accept("release"), w.accept("prepare", "transaction"):
+		st.Kind = KTxn
+	case w.accept("alter", "sequence"):
+		w.accept("if", "exists")
+		w.name()
+		start := w.i
+		for w.i < len(w.t) {
+			if w.accept("owned", "by") {
+				if p := w.name(); len(p) >= 2 {
+					st.Kind = KSequenceOwned
+					st.Table = ident.Table{Name: p[len(p)-2]}
+					if len(p) >= 3 {
+						st.Table.Schema = p[len(p)-3]
+					}
+				}
+				break
+			}
+			w.i++
+		}
+		w.i = start
+		if st.Kind == KOther && isOwnerTo(w) {
+			st.Kind = KOwner
+		}
+	case w.peek(0) == "alter" && (w.peek(1) == "table" || w.peek(1) == "foreign" && w.peek(2) == "table"):
+		w.accept("alter")
+		w.accept("foreign")
+		w.accept("table")
 		st.Kind = KAlterTable
 		w.accept("if", "exists")
 		st.Only = w.accept("only")
 		st.Table = w.table()
 		switch {
+		case w.accept("attach", "partition"):
+			st.Parent = st.Table
+			st.Table = w.table()
 		case w.accept("add", "constraint"):
 			if n := w.name(); len(n) > 0 {
 				st.Name = n[0]
