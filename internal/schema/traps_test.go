@@ -96,7 +96,9 @@ func TestTrapsRoundTrip(t *testing.T) {
 
 	// one dump; the sections are cut from it by filter, exactly as dump would
 	dumped := mustRun(t, "", "dump", "--source", src.URL, "--section", "all")
-	section := func(args ...string) string { return mustRun(t, dumped, append([]string{"filter", "--section"}, args...)...) }
+	section := func(args ...string) string {
+		return mustRun(t, dumped, append([]string{"filter", "--section"}, args...)...)
+	}
 	pre := section("pre-data")
 	for _, bad := range []string{`CREATE TRIGGER "Order`, "pgferry", "CREATE INDEX", "CREATE UNIQUE INDEX", "FOREIGN KEY"} {
 		if strings.Contains(pre, bad) {
