@@ -136,3 +136,24 @@ func TestDumpChecksPgDumpVersion(t *testing.T) {
 		t.Errorf("exit %d: %s", code, errs)
 	}
 }
+
+// TestApplyRedoesAfterLostConnection kills the connection running a statement once: apply
+// reconnects, replays the settings (the search_path the later statements rely on) and redoes it.
+func TestApplyRedoesAfterLostConnection(t *testing.T) {
+	dst := pgtest.Target(t)
+	dst.Exec(t, "CREATE SCHEMA app; CREATE SEQUENCE app.kill_once;")
+	script := `SELECT pg_catalog.set_config('search_path', 'app', false);
+SELECT CASE WHEN nextval('kill_once') = 1 THEN pg_terminate_backend(pg_backend_pid()) END;
+CREATE TABLE t_after (id int);
+`
+	_, errs, code := run(t, script, "apply", "--target", dst.URL, "-j", "2")
+	if code != 0 {
+		t.Fatalf("apply: exit %d: %s", code, errs)
+	}
+	if n := queryInt(t, dst.URL, "SELECT last_value FROM app.kill_once"); n != 2 {
+		t.Errorf("the killed statement ran %d times, want 2", n)
+	}
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_tables WHERE schemaname = 'app' AND tablename = 't_after'"); n != 1 {
+		t.Errorf("t_after is not in app: settings were not replayed after the reconnect")
+	}
+}
