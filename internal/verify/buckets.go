@@ -85,14 +85,18 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 	masks := map[*pair]int64{}
 	res := map[*pair][2]*buckets{}
 	for _, p := range pairs {
-		if p.Reason != "" {
+		if p.Reason != "" && !p.NoKey {
 			continue
 		}
-		cs, err := splitTable(ctx, src, p, chunkRows)
-		if err != nil {
-			return nil, nil, err
+		cs := []chunk{{where: "true"}}
+		masks[p] = 0 // a keyless table is one bucket: its rows compared as a multiset
+		if !p.NoKey {
+			var err error
+			if cs, err = splitTable(ctx, src, p, chunkRows); err != nil {
+				return nil, nil, err
+			}
+			masks[p] = bucketCount(p.EstRows) - 1
 		}
-		masks[p] = bucketCount(p.EstRows) - 1
 		res[p] = [2]*buckets{{}, {}}
 		for _, c := range cs {
 			list = append(list, job{p, c})

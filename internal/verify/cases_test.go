@@ -24,16 +24,19 @@ import (
 func TestNotComparable(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	src.Exec(t, `CREATE TABLE nokey(a int, b text); CREATE TABLE cols(id int PRIMARY KEY, a int, gone text);
-CREATE TABLE typ(id int PRIMARY KEY, a int); CREATE TABLE lonely(id int PRIMARY KEY); INSERT INTO nokey VALUES (1, 'x')`)
+CREATE TABLE typ(id int PRIMARY KEY, a int); CREATE TABLE lonely(id int PRIMARY KEY); INSERT INTO nokey VALUES (1, 'x');
+CREATE TABLE nokey2(a int); INSERT INTO nokey2 VALUES (1), (1)`)
 	dst.Exec(t, `CREATE TABLE nokey(a int, b text); CREATE TABLE cols(id int PRIMARY KEY, a int, added int);
-CREATE TABLE typ(id int PRIMARY KEY, a bigint); INSERT INTO nokey VALUES (1, 'x')`)
+CREATE TABLE typ(id int PRIMARY KEY, a bigint); INSERT INTO nokey VALUES (1, 'x');
+CREATE TABLE nokey2(a int); INSERT INTO nokey2 VALUES (1)`)
 	code, rs, _ := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL})
 	if code != ExitNotComparable {
 		t.Fatalf("exit %d, want 3", code)
 	}
 	m := byTable(rs)
 	for name, want := range map[string][]string{
-		"public.nokey":  {"no primary key"},
+		"public.nokey":  {"no primary key", "compared as a whole (a multiset of rows) it is the same"},
+		"public.nokey2": {"no primary key", "it DIFFERS"},
 		"public.cols":   {`column "gone" missing on the target`, `column "added" exists only on the target`},
 		"public.typ":    {`column "a" is integer on the source but bigint on the target`},
 		"public.lonely": {"missing on the target"},

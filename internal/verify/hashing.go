@@ -94,6 +94,9 @@ func rowText(cols []catalog.Column) string {
 
 // bucketExpr maps a row to its bucket (0..mask) by a hash of its key's text.
 func bucketExpr(p *pair, fn string, mask int64) string {
+	if p.NoKey {
+		return "0::bigint"
+	}
 	kt := rowText(p.Key)
 	if fn == hashHTE {
 		return fmt.Sprintf("(hashtextextended(%s, 0) & %d)", kt, mask)

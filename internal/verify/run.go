@@ -86,6 +86,18 @@ func runHash(ctx context.Context, src, dst *side, pairs []*pair, cfg Config, dia
 	for _, p := range pairs {
 		r := &Result{Table: p.Name, Mode: "hash", pair: p}
 		out = append(out, r)
+		if p.NoKey {
+			// Still exit 3 (no key names a row), but say whether the contents hash the same.
+			b := res[p]
+			r.Status, r.Reason, r.Hash = StatusNotComparable, p.Reason, fn
+			r.SourceRows, r.TargetRows = &b[0].rows, &b[1].rows
+			if len(mismatched(b[0], b[1])) == 0 {
+				r.Reason += "; compared as a whole (a multiset of rows) it is the same"
+			} else {
+				r.Reason += "; compared as a whole (a multiset of rows) it DIFFERS"
+			}
+			continue
+		}
 		if p.Reason != "" {
 			r.Status, r.Reason = StatusNotComparable, p.Reason
 			continue

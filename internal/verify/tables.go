@@ -21,6 +21,7 @@ type pair struct {
 	Reason    string // not comparable: why
 	EstRows   int64
 	KeyIsInts bool // single integer key column: split by key range
+	NoKey     bool // comparable only as a whole (a multiset of rows), not key by key
 }
 
 // listPairs lists the selected tables of both sides and matches them by name.
@@ -98,11 +99,12 @@ func (p *pair) check() {
 		p.Reason = "schema mismatch: " + strings.Join(problems, "; ")
 		return
 	}
+	p.Cols = p.Src.Columns
 	if len(p.Src.KeyColumns) == 0 {
-		p.Reason = "no primary key or unique index over NOT NULL columns on the source: rows cannot be matched (use --mode count, or add a key)"
+		p.Reason = "no primary key or unique index over NOT NULL columns on the source: rows cannot be matched by key"
+		p.NoKey = true
 		return
 	}
-	p.Cols = p.Src.Columns
 	for _, k := range p.Src.KeyColumns {
 		p.Key = append(p.Key, scols[k])
 	}
