@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
@@ -20,6 +21,7 @@ type Options struct {
 	NoACL         bool
 	NoComments    bool
 	NotValid      bool
+	Keys          string // "all", "primary" or "secondary": which part of the indexes section
 	CaptureSchema string
 	Warn          io.Writer // notes about rewritten statements; nil discards them
 }
@@ -31,6 +33,8 @@ func filterFlags() []cli.Flag {
 			Usage: "part of the schema to write: " + strings.Join(SectionNames, " | ") + " (indexes = indexes and PRIMARY KEY/UNIQUE/EXCLUDE; constraints = foreign keys and separate CHECKs; triggers = triggers, rules, event triggers)"},
 		&cli.BoolFlag{Name: "not-valid", EnvVars: []string{"PGFERRY_NOT_VALID"}, Usage: "add foreign keys NOT VALID, then VALIDATE CONSTRAINT each at the end (validation does not block writes)"},
 		&cli.StringSliceFlag{Name: "exclude-type", EnvVars: []string{"PGFERRY_EXCLUDE_TYPE"}, Usage: "leave out objects of this pg_dump type, e.g. 'TRIGGER', 'FK CONSTRAINT', 'PUBLICATION' (repeatable)"},
+		&cli.StringFlag{Name: "keys", Value: "all", EnvVars: []string{"PGFERRY_KEYS"},
+			Usage: "within the indexes section: all | primary (PRIMARY KEYs only: build them before catch-up) | secondary (the other indexes and UNIQUE/EXCLUDE constraints: after the first catch-up when chunks used several snapshots)"},
 		&cli.BoolFlag{Name: "no-owner", EnvVars: []string{"PGFERRY_NO_OWNER"}, Usage: "leave out ALTER ... OWNER TO"},
 		&cli.BoolFlag{Name: "no-acl", EnvVars: []string{"PGFERRY_NO_ACL"}, Usage: "leave out GRANT and REVOKE"},
 		&cli.BoolFlag{Name: "no-comments", EnvVars: []string{"PGFERRY_NO_COMMENTS"}, Usage: "leave out COMMENT ON"},
@@ -53,6 +57,12 @@ func optionsFromCLI(c *cli.Context) (Options, error) {
 		Section: c.String("section"), Filter: f, ExcludeTypes: c.StringSlice("exclude-type"),
 		NoOwner: c.Bool("no-owner"), NoACL: c.Bool("no-acl"), NoComments: c.Bool("no-comments"),
 		NotValid: c.Bool("not-valid"), CaptureSchema: c.String("capture-schema"), Warn: c.App.ErrWriter,
+		Keys: c.String("keys"),
+	}
+	switch o.Keys {
+	case "", "all", "primary", "secondary":
+	default:
+		return o, cliutil.Usagef("bad --keys %q: want all, primary or secondary", o.Keys)
 	}
 	if _, err := sectionSet(o.Section); err != nil {
 		return o, err
@@ -74,9 +84,12 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}}
+	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}, primary: map[string]bool{}}
 	for _, e := range sc.Entries {
 		for _, c := range e.Chunks {
+			if c.Stmt.Kind == KIndexConstraint && c.Stmt.Primary {
+				fc.primary[c.Stmt.Name] = true
+			}
 			if c.Stmt.Kind == KIndex && c.Stmt.Name != "" {
 				fc.indexTable[c.Stmt.Name] = c.Stmt.Table
 			}
@@ -92,6 +105,9 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 		keep := true
 		if e.HasHeader {
 			keep = secs[sections[e]] && o.keepEntry(e, fc) && !isCaptureEntry(e, o.CaptureSchema)
+			if keep && sections[e] == Indexes && (o.Keys == "primary" || o.Keys == "secondary") {
+				keep = fc.isPrimary(e) == (o.Keys == "primary")
+			}
 		}
 		if keep {
 			out.WriteString(e.Lead)
@@ -139,6 +155,31 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 type filterCtx struct {
 	indexTable map[string]ident.Table      // index name -> its table, for COMMENT ON INDEX and ALTER INDEX
 	parent     map[ident.Table]ident.Table // partition -> its parent
+	primary    map[string]bool             // names of PRIMARY KEY constraints (and so of their indexes)
+}
+
+// isPrimary reports whether an indexes-section entry is a primary key, its index attach or its comment.
+func (fc *filterCtx) isPrimary(e *Entry) bool {
+	for _, c := range e.Chunks {
+		switch c.Stmt.Kind {
+		case KIndexConstraint:
+			return c.Stmt.Primary
+		case KIndexAttach:
+			return fc.primary[c.Stmt.Name]
+		case KIndex:
+			return false
+		}
+	}
+	if e.Header.Type == "COMMENT" || e.Header.Type == "SECURITY LABEL" {
+		n := strings.ReplaceAll(e.Header.Name, `"`, "")
+		for _, p := range []string{"CONSTRAINT ", "INDEX "} {
+			if rest, ok := strings.CutPrefix(n, p); ok {
+				rest, _, _ = strings.Cut(rest, " ON ")
+				return fc.primary[rest]
+			}
+		}
+	}
+	return false
 }
 
 // root is the partition root of t (t itself when it is no partition).

@@ -435,3 +435,23 @@ func TestApplySerialWithTransactions(t *testing.T) {
 		t.Errorf("plan:\n%s", out)
 	}
 }
+
+func TestFilterKeys(t *testing.T) {
+	prim := filterOut(t, miniDump, "--section", "indexes", "--keys", "primary")
+	sec := filterOut(t, miniDump, "--section", "indexes", "--keys", "secondary")
+	if !strings.Contains(prim, "t_pkey PRIMARY KEY") || strings.Contains(prim, "t_s") {
+		t.Errorf("--keys primary:\n%s", prim)
+	}
+	if strings.Contains(sec, "t_pkey") || !strings.Contains(sec, "CREATE INDEX t_s") || !strings.Contains(sec, "COMMENT ON INDEX public.t_s") {
+		t.Errorf("--keys secondary:\n%s", sec)
+	}
+	if all := filterOut(t, miniDump, "--keys", "primary"); !strings.Contains(all, "CREATE TABLE public.t") || !strings.Contains(all, "CREATE TRIGGER trg") {
+		t.Errorf("--keys must only narrow the indexes section:\n%s", all)
+	}
+	pagila := readPagila(t)
+	p := strings.Count(filterOut(t, pagila, "--section", "indexes", "--keys", "primary"), "\n-- Name: ")
+	s := strings.Count(filterOut(t, pagila, "--section", "indexes", "--keys", "secondary"), "\n-- Name: ")
+	if p != 14 || s != 34 {
+		t.Errorf("pagila: %d primary, %d secondary entries, want 14 and 34", p, s)
+	}
+}

@@ -49,6 +49,7 @@ type Stmt struct {
 	Table      ident.Table // the table it is on, when there is one
 	RefTable   ident.Table // FOREIGN KEY ... REFERENCES table
 	Only       bool        // ALTER TABLE ONLY
+	Primary    bool        // ADD CONSTRAINT ... PRIMARY KEY
 	Function   ident.Table // a trigger's EXECUTE FUNCTION name
 	CommentOn  string      // COMMENT ON <what>: the object type words, lower case
 	AttachName ident.Table // ALTER INDEX ... ATTACH PARTITION <index>
@@ -279,7 +280,9 @@ func ParseStmt(text string) Stmt {
 				st.Name = n[0]
 			}
 			switch {
-			case w.accept("primary", "key"), w.accept("unique"), w.accept("exclude"):
+			case w.accept("primary", "key"):
+				st.Kind, st.Primary = KIndexConstraint, true
+			case w.accept("unique"), w.accept("exclude"):
 				st.Kind = KIndexConstraint
 			case w.accept("foreign", "key"):
 				st.Kind = KForeignKey
