@@ -75,6 +75,13 @@ func readTargetState(ctx context.Context, url, schema string) (*targetState, err
 func (ts *targetState) apply(tp *TablePlan) error {
 	name := tp.Key()
 	if plan, ok := ts.plans[name]; ok && len(plan) > 0 {
+		for _, c := range plan {
+			if c.Kind == KindKey && len(tp.KeyColumns) == 0 {
+				return cliutil.WithHint(cliutil.ExitFailure,
+					fmt.Errorf("table %s was planned by key ranges in an earlier run but has no usable key now", name),
+					"empty that table on the target (pgcopyin --truncate) and re-run")
+			}
+		}
 		chunks := make([]Chunk, len(plan))
 		for i, c := range plan {
 			c.EstBytes = tp.Bytes / int64(len(plan))

@@ -398,6 +398,13 @@ CREATE TABLE st.copy_plan(table_name text, chunk int, kind text NOT NULL, lower_
 	if err == nil || !strings.Contains(err.Error(), "public.heap was split by ctid ranges") {
 		t.Fatalf("err = %v", err)
 	}
+	// A plan by key ranges for a table that has no key any more is refused, not guessed at.
+	dconn.Exec(ctx, "DELETE FROM st.copy_chunks WHERE table_name = 'public.heap'")
+	dconn.Exec(ctx, "UPDATE st.copy_plan SET kind = 'key' WHERE table_name = 'public.heap'")
+	_, _, err = runCopy(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), "public.heap was planned by key ranges in an earlier run but has no usable key now") {
+		t.Fatalf("err = %v", err)
+	}
 }
 
 // sumRows adds the rows of the chunks of tb from id on in c.
