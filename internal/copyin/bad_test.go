@@ -95,3 +95,54 @@ func TestPerChunkSnapshots(t *testing.T) {
 		t.Errorf("%d rows, want 3", n)
 	}
 }
+
+func TestSkippedChunkMustBeOnTarget(t *testing.T) {
+	h := &stream.Header{Position: "500:510:505", SnapshotMode: "shared", Jobs: 1, Codec: "lz4",
+		Tables: []stream.Table{{Name: "public.a", Columns: []string{"id"}, Chunks: []stream.Chunk{{ID: 0, Kind: "key"}, {ID: 1, Kind: "key", Skip: true}}}}}
+	var buf bytes.Buffer
+	w, err := stream.NewWriter(&buf, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteData(0, 0, 0, []byte("1\n"), nil)
+	w.EndChunk(0, 0, stream.ChunkSummary{Rows: 1})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dst := pgtest.Target(t)
+	dst.Exec(t, "CREATE TABLE a (id int)")
+	err, stderr := load(t, dst.URL, buf.Bytes(), Config{})
+	if err == nil || !strings.Contains(stderr, "table public.a chunk 1: the stream skips it as already loaded, but the target has no record of it") {
+		t.Errorf("gap: %v\n%s", err, stderr)
+	}
+	err, stderr = load(t, dst.URL, buf.Bytes(), Config{Truncate: true})
+	if err == nil || !strings.Contains(stderr, "--truncate with a stream that skips chunks") {
+		t.Errorf("--truncate with skipped chunks: %v\n%s", err, stderr)
+	}
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM a"); n != 0 {
+		t.Errorf("%d rows loaded", n)
+	}
+}
+
+func TestOneLoadAtATime(t *testing.T) {
+	dst := pgtest.Target(t)
+	dst.Exec(t, "CREATE TABLE a (id int)")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dst.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('pgferry-pgcopyin:' || 'pgferry'))"); err != nil {
+		t.Fatal(err)
+	}
+	in := handStream(t, []string{"1:1:"}, []string{"1\n"}, []int64{1})
+	err, stderr := load(t, dst.URL, in, Config{})
+	if err == nil || !strings.Contains(stderr, "another pgcopyin is loading into this target") {
+		t.Errorf("concurrent load: %v\n%s", err, stderr)
+	}
+	conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+	if err, stderr := load(t, dst.URL, in, Config{}); err != nil {
+		t.Errorf("after unlock: %v\n%s", err, stderr)
+	}
+}

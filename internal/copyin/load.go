@@ -272,7 +272,7 @@ loop:
 				f.Release()
 				break loop
 			}
-			ch = make(chan *stream.Frame, 4)
+			ch = make(chan *stream.Frame, 2)
 			open[k] = ch
 			wg.Add(1)
 			go func(ti, id int, ch chan *stream.Frame) {
