@@ -17,6 +17,8 @@ type tableSpec struct {
 	Relid      uint32
 	KeyColumns []string
 	KeyTypes   []string
+	EqOps      []string      // schema-qualified equality operator of each key column's index opclass
+	Statement  bool          // statement-level triggers with transition tables (see docs/benchmarks.md)
 	Owner      bool          // the installing role owns the table: triggers are made ENABLE ALWAYS
 	Children   []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
 	OldDelta   string        // a stale delta table to drop (the table was dropped and re-created)
@@ -35,37 +37,114 @@ func dollarQuote(body string) string {
 	return tag + "\n" + body + tag
 }
 
-// functionSQL is the row trigger function of one table: SECURITY DEFINER, so every role that may
-// write the table may write its delta table, with a pinned search_path and qualified names.
+// Trigger name suffixes: one row trigger, or one statement trigger per event.
+const (
+	sufRow = "_capture"
+	sufIns = "_capture_ins"
+	sufUpd = "_capture_upd"
+	sufDel = "_capture_del"
+)
+
+// captureTriggerNames are every capture trigger name a table may carry, for either design.
+func captureTriggerNames(schema string) []string {
+	return []string{limitName(schema + sufRow), limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel)}
+}
+
+// keyEqual is the SQL condition "the keys of a and b are equal", with the key index's own
+// equality operators, so neither search_path nor a user-defined type can change its meaning.
+func keyEqual(s tableSpec, a, b string) string {
+	c := make([]string, len(s.KeyColumns))
+	for i, k := range s.KeyColumns {
+		c[i] = fmt.Sprintf("%s.%s %s %s.%s", a, ident.Quote(k), s.EqOps[i], b, ident.Quote(k))
+	}
+	return strings.Join(c, " AND ")
+}
+
+func keyList(s tableSpec, rec string) string {
+	v := make([]string, len(s.KeyColumns))
+	for i, c := range s.KeyColumns {
+		v[i] = rec + "." + ident.Quote(c)
+	}
+	return strings.Join(v, ", ")
+}
+
+func functionHead(schema, name string) string {
+	return fmt.Sprintf("CREATE OR REPLACE FUNCTION %s.%s() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ",
+		ident.Quote(schema), ident.Quote(name))
+}
+
+// functionSQL creates the trigger functions of one table: SECURITY DEFINER, so every role that
+// may write the table may write its delta table, with a pinned search_path and qualified names.
+// Row design: one function, INSERT records NEW's key, DELETE OLD's, UPDATE NEW's and OLD's when
+// the key changed. Statement design: one function per event reading the transition tables.
 func functionSQL(schema string, s tableSpec) string {
-	qs := ident.Quote(schema)
-	delta := qs + "." + ident.Quote(DeltaName(s.Relid))
+	delta := ident.Quote(schema) + "." + ident.Quote(DeltaName(s.Relid))
 	cols := ident.QuoteList(s.KeyColumns) + ", txid"
-	vals := func(rec string) string {
-		v := make([]string, len(s.KeyColumns))
-		for i, c := range s.KeyColumns {
-			v[i] = rec + "." + ident.Quote(c)
+	if !s.Statement {
+		ins := func(rec string) string {
+			return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s, pg_catalog.txid_current());", delta, cols, keyList(s, rec))
 		}
-		return strings.Join(v, ", ")
-	}
-	row := func(rec string) string { return "ROW(" + vals(rec) + ")" }
-	ins := func(rec string) string {
-		return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s, pg_catalog.txid_current());", delta, cols, vals(rec))
-	}
-	body := fmt.Sprintf(`BEGIN
+		body := fmt.Sprintf(`BEGIN
   IF TG_OP = 'DELETE' THEN
     %s
     RETURN NULL;
   END IF;
   %s
-  IF TG_OP = 'UPDATE' AND %s IS DISTINCT FROM %s THEN
+  IF TG_OP = 'UPDATE' AND NOT (%s) THEN
     %s
   END IF;
   RETURN NULL;
 END
-`, ins("OLD"), ins("NEW"), row("OLD"), row("NEW"), ins("OLD"))
-	return fmt.Sprintf("CREATE OR REPLACE FUNCTION %s.%s() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %s;\n",
-		qs, ident.Quote(FuncName(s.Relid)), dollarQuote(body))
+`, ins("OLD"), ins("NEW"), keyEqual(s, "OLD", "NEW"), ins("OLD"))
+		return functionHead(schema, FuncName(s.Relid)) + dollarQuote(body) + ";\n"
+	}
+	ins := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_new n;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "n"))
+	del := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_old o;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "o"))
+	upd := fmt.Sprintf(`BEGIN
+  INSERT INTO %s (%s)
+  SELECT %s, pg_catalog.txid_current() FROM pgferry_new n
+  UNION ALL
+  SELECT %s, pg_catalog.txid_current() FROM pgferry_old o
+  WHERE NOT EXISTS (SELECT 1 FROM pgferry_new n WHERE %s);
+  RETURN NULL;
+END
+`, delta, cols, keyList(s, "n"), keyList(s, "o"), keyEqual(s, "n", "o"))
+	return functionHead(schema, FuncName(s.Relid)+"_i") + dollarQuote(ins) + ";\n" +
+		functionHead(schema, FuncName(s.Relid)+"_u") + dollarQuote(upd) + ";\n" +
+		functionHead(schema, FuncName(s.Relid)+"_d") + dollarQuote(del) + ";\n"
+}
+
+// triggersSQL replaces the capture triggers of a table (dropping those of the other design).
+func triggersSQL(schema string, s tableSpec) string {
+	var b strings.Builder
+	for _, n := range captureTriggerNames(schema) {
+		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", ident.Quote(n), s.Table)
+	}
+	qs := ident.Quote(schema)
+	var made []string
+	if !s.Statement {
+		n := ident.Quote(limitName(schema + sufRow))
+		fmt.Fprintf(&b, "CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE PROCEDURE %s.%s();\n",
+			n, s.Table, qs, ident.Quote(FuncName(s.Relid)))
+		made = append(made, n)
+	} else {
+		for _, e := range []struct{ suf, event, ref, fn string }{
+			{sufIns, "INSERT", "NEW TABLE AS pgferry_new", "_i"},
+			{sufUpd, "UPDATE", "OLD TABLE AS pgferry_old NEW TABLE AS pgferry_new", "_u"},
+			{sufDel, "DELETE", "OLD TABLE AS pgferry_old", "_d"},
+		} {
+			n := ident.Quote(limitName(schema + e.suf))
+			fmt.Fprintf(&b, "CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE PROCEDURE %s.%s();\n",
+				n, e.event, s.Table, e.ref, qs, ident.Quote(FuncName(s.Relid)+e.fn))
+			made = append(made, n)
+		}
+	}
+	if s.Owner {
+		for _, n := range made {
+			fmt.Fprintf(&b, "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", s.Table, n)
+		}
+	}
+	return b.String()
 }
 
 func deltaTableSQL(schema string, s tableSpec) string {
@@ -99,7 +178,6 @@ func truncateTriggerSQL(schema string, on, captured ident.Table, owner bool) str
 // and the registry row's snapshot is taken after that lock is granted.
 func installSQL(schema string, s tableSpec, lockTimeout time.Duration) string {
 	qs := ident.Quote(schema)
-	trg := ident.Quote(TriggerName(schema))
 	var b strings.Builder
 	b.WriteString(lockTimeoutSQL(lockTimeout))
 	if s.OldDelta != "" && s.OldDelta != DeltaName(s.Relid) {
@@ -107,12 +185,7 @@ func installSQL(schema string, s tableSpec, lockTimeout time.Duration) string {
 	}
 	b.WriteString(deltaTableSQL(schema, s))
 	b.WriteString(functionSQL(schema, s))
-	fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", trg, s.Table)
-	fmt.Fprintf(&b, "CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE PROCEDURE %s.%s();\n",
-		trg, s.Table, qs, ident.Quote(FuncName(s.Relid)))
-	if s.Owner {
-		fmt.Fprintf(&b, "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", s.Table, trg)
-	}
+	b.WriteString(triggersSQL(schema, s))
 	b.WriteString(truncateTriggerSQL(schema, s.Table, s.Table, s.Owner))
 	for _, c := range s.Children {
 		b.WriteString(truncateTriggerSQL(schema, c, s.Table, s.Owner))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/ident"
 )
 
 // NoKeyError lists selected tables that have no usable key.
@@ -82,7 +83,10 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 		name := s.Table.Key()
 		r, ok := reg[name]
 		complete := ok && r.Relid == s.Relid && slices.Equal(r.KeyColumns, s.KeyColumns) && slices.Equal(r.KeyTypes, s.KeyTypes) &&
-			trig[trigKey{s.Relid, TriggerName(opt.Schema)}] && trig[trigKey{s.Relid, TruncateTriggerName(opt.Schema)}]
+			trig[trigKey{s.Relid, TruncateTriggerName(opt.Schema)}]
+		for _, n := range s.triggerNames(opt.Schema) {
+			complete = complete && trig[trigKey{s.Relid, n}]
+		}
 		if complete {
 			// New partitions get the row trigger by cloning, but the TRUNCATE trigger only here.
 			for j, c := range s.Children {
@@ -126,6 +130,53 @@ type plannedTable struct {
 	tableSpec
 	KeySource string
 	ChildOIDs []uint32
+	kind      string
+}
+
+// UseStatementTriggers selects statement-level triggers with transition tables for ordinary
+// tables outside inheritance trees (PostgreSQL 10+); docs/benchmarks.md "## Capture" says why.
+const UseStatementTriggers = true
+
+// triggerNames are the capture triggers the table's design creates.
+func (s tableSpec) triggerNames(schema string) []string {
+	if s.Statement {
+		return []string{limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel)}
+	}
+	return []string{limitName(schema + sufRow)}
+}
+
+// keyEqualityOps returns, per key column, the schema-qualified equality operator of the key
+// index's operator class, e.g. "OPERATOR(pg_catalog.=)".
+func keyEqualityOps(ctx context.Context, conn *pgx.Conn, relid uint32, keySource string, cols []string) ([]string, error) {
+	idx := "i.indisprimary"
+	if name, ok := strings.CutPrefix(keySource, "unique index "); ok {
+		idx = "i.indisunique AND ic.relname = " + ident.Literal(name)
+	}
+	rows, err := conn.Query(ctx, `SELECT a.attname::text, format('OPERATOR(%I.%s)', opn.nspname, op.oprname)
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[]) u(attnum, opclass) ON true
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum
+JOIN pg_opclass oc ON oc.oid = u.opclass
+JOIN pg_amop am ON am.amopfamily = oc.opcfamily AND am.amopmethod = oc.opcmethod AND am.amopstrategy = 3
+  AND am.amoplefttype = oc.opcintype AND am.amoprighttype = oc.opcintype
+JOIN pg_operator op ON op.oid = am.amopopr JOIN pg_namespace opn ON opn.oid = op.oprnamespace
+WHERE i.indrelid = $1 AND `+idx, relid)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	var c, o string
+	if _, err := pgx.ForEachRow(rows, []any{&c, &o}, func() error { m[c] = o; return nil }); err != nil {
+		return nil, err
+	}
+	ops := make([]string, len(cols))
+	for i, c := range cols {
+		if m[c] == "" {
+			return nil, fmt.Errorf("no btree equality operator for key column %s", c)
+		}
+		ops[i] = m[c]
+	}
+	return ops, nil
 }
 
 // planInstall selects the tables to capture: roots of partition trees and ordinary tables,
@@ -150,7 +201,7 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 		for _, c := range t.Columns {
 			types[c.Name] = c.Type
 		}
-		p := &plannedTable{tableSpec: tableSpec{Table: t.Table, Relid: t.OID, KeyColumns: t.KeyColumns}, KeySource: t.KeySource}
+		p := &plannedTable{tableSpec: tableSpec{Table: t.Table, Relid: t.OID, KeyColumns: t.KeyColumns}, KeySource: t.KeySource, kind: t.Kind}
 		for _, k := range t.KeyColumns {
 			p.KeyTypes = append(p.KeyTypes, types[k])
 		}
@@ -168,11 +219,21 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 			}
 		}
 	}
-	// Ownership decides whether the triggers can be made ENABLE ALWAYS (ALTER TABLE needs it).
 	for _, p := range out {
-		if err := conn.QueryRow(ctx, "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = $1", p.Relid).Scan(&p.Owner); err != nil {
+		// Ownership decides whether the triggers can be made ENABLE ALWAYS (ALTER TABLE needs it).
+		// Statement triggers with transition tables see only rows of the table they are on, and
+		// only for statements naming it: partitioned tables and inheritance trees get row triggers.
+		var inherits bool
+		if err := conn.QueryRow(ctx, `SELECT pg_has_role(relowner, 'USAGE'), EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = $1 OR inhparent = $1)
+  FROM pg_class WHERE oid = $1`, p.Relid).Scan(&p.Owner, &inherits); err != nil {
 			return nil, fmt.Errorf("check owner of %s: %w", p.Table.Key(), err)
 		}
+		p.Statement = UseStatementTriggers && ver >= 100000 && p.kind == "r" && !inherits
+		ops, err := keyEqualityOps(ctx, conn, p.Relid, p.KeySource, p.KeyColumns)
+		if err != nil {
+			return nil, fmt.Errorf("read key operators of %s: %w", p.Table.Key(), err)
+		}
+		p.EqOps = ops
 	}
 	res := make([]plannedTable, len(out))
 	for i, p := range out {
@@ -189,7 +250,7 @@ type trigKey struct {
 // existingTriggers lists the capture triggers present, by table oid and name.
 func existingTriggers(ctx context.Context, conn *pgx.Conn, schema string) (map[trigKey]bool, error) {
 	rows, err := conn.Query(ctx, "SELECT tgrelid, tgname FROM pg_trigger WHERE tgname = ANY($1)",
-		[]string{TriggerName(schema), TruncateTriggerName(schema)})
+		append(captureTriggerNames(schema), TruncateTriggerName(schema)))
 	if err != nil {
 		return nil, fmt.Errorf("list capture triggers: %w", err)
 	}

@@ -87,8 +87,9 @@ func SchemaExists(ctx context.Context, q Querier, schema string) (bool, error) {
 	return ok, nil
 }
 
-// TriggerName is the name of the row trigger that records changes into the schema's delta tables.
-func TriggerName(schema string) string { return limitName(schema + "_capture") }
+// TriggerName is the name of the row trigger that records changes into the schema's delta tables;
+// tables with statement-level capture carry TriggerName+"_ins", "_upd" and "_del" instead.
+func TriggerName(schema string) string { return limitName(schema + sufRow) }
 
 // TruncateTriggerName is the name of the statement trigger that records TRUNCATE.
 func TruncateTriggerName(schema string) string { return limitName(schema + "_truncate") }

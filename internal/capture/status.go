@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,10 +62,14 @@ func GetStatus(ctx context.Context, conn *pgx.Conn, schema string) (*Status, err
 	for _, c := range reg {
 		ts := TableStatus{Table: c.Table.Key(), DeltaTable: c.DeltaTable, Key: c.KeyColumns, InstalledAt: c.InstalledAt}
 		d := qs + "." + ident.Quote(c.DeltaTable)
-		err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), min(txid), pg_total_relation_size(%s::regclass),
-  NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %d AND tgname = %s),
-  NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %d AND n.nspname = %s AND c.relname = %s)
-FROM %s`, ident.Literal(d), c.Relid, ident.Literal(TriggerName(schema)), c.Relid, ident.Literal(c.Table.Schema), ident.Literal(c.Table.Name), d)).
+		err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), min(txid), pg_total_relation_size(%[1]s::regclass),
+  NOT ((EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %[2]d AND tgname = %[3]s)
+        OR (SELECT count(*) FROM pg_trigger WHERE tgrelid = %[2]d AND tgname = ANY(%[4]s::text[])) = 3)
+       AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %[2]d AND tgname = %[5]s)),
+  NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %[2]d AND n.nspname = %[6]s AND c.relname = %[7]s)
+FROM %[8]s`, ident.Literal(d), c.Relid, ident.Literal(TriggerName(schema)),
+			ident.Literal("{"+strings.Join(quoteArrayElems(captureTriggerNames(schema)[1:]), ",")+"}"), ident.Literal(TruncateTriggerName(schema)),
+			ident.Literal(c.Table.Schema), ident.Literal(c.Table.Name), d)).
 			Scan(&ts.Rows, &ts.OldestTxid, &ts.Bytes, &ts.TriggerMissing, &ts.TableMissing)
 		if err != nil {
 			return nil, fmt.Errorf("read delta table of %s: %w", c.Table.Key(), err)
@@ -85,4 +90,13 @@ FROM %s`, ident.Literal(d), c.Relid, ident.Literal(TriggerName(schema)), c.Relid
 		st.LastMark = *mark
 	}
 	return st, nil
+}
+
+// quoteArrayElems double-quotes elements for an array literal.
+func quoteArrayElems(v []string) []string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(x) + `"`
+	}
+	return out
 }

@@ -1,0 +1,78 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestCaptureStatementShapes runs statements whose row effects are tricky for triggers
+// (FK cascades, writable CTEs, MERGE, multi-row inserts, key shifts, writes through an inheritance parent,
+// TRUNCATE of a partitioned root) one transaction each, and checks the exact delta rows.
+func TestCaptureStatementShapes(t *testing.T) {
+	db := newOwnerDB(t, `
+CREATE TABLE public.items (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);
+CREATE TABLE public.notes (id int PRIMARY KEY, item_id int REFERENCES public.items ON DELETE CASCADE ON UPDATE CASCADE);
+CREATE TABLE public.parent (id int PRIMARY KEY, v int);
+CREATE TABLE public.child (id int PRIMARY KEY, v int, extra text) ;
+ALTER TABLE public.child INHERIT public.parent;
+CREATE TABLE public.ev (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public.ev_b PARTITION OF public.ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE public.uq (code varchar(10) NOT NULL, n int NOT NULL, v int, UNIQUE (n, code));
+INSERT INTO public.items SELECT g FROM generate_series(1, 5) g;
+INSERT INTO public.notes VALUES (10, 1), (11, 1), (12, 2);
+INSERT INTO public.parent VALUES (1, 0); INSERT INTO public.child VALUES (2, 0, 'x');
+INSERT INTO public.ev VALUES (1, '2024-05-01'), (2, '2025-05-01');
+INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);`)
+	ctx := context.Background()
+	conn := db.Conn(t, db.Owner)
+	if _, err := Install(ctx, conn, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var want, wantTrunc []string
+	step := func(sql string, rows ...string) {
+		t.Helper()
+		var x int64
+		if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, "SELECT txid_current()").Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if strings.HasPrefix(r, "TRUNCATE ") {
+				wantTrunc = append(wantTrunc, fmt.Sprintf("%s %d", strings.TrimPrefix(r, "TRUNCATE "), x))
+				continue
+			}
+			want = append(want, fmt.Sprintf("%s %d", r, x))
+		}
+	}
+	step("DELETE FROM public.items WHERE id = 1", "public.items 1", "public.notes 10", "public.notes 11")
+	step("UPDATE public.items SET id = 20 WHERE id = 2", "public.items 20", "public.items 2", "public.notes 12")
+	step("UPDATE public.items SET id = id + 1000 WHERE id IN (3, 4)", "public.items 1003", "public.items 1004", "public.items 3", "public.items 4")
+	step("WITH d AS (DELETE FROM public.items WHERE id = 5 RETURNING id) INSERT INTO public.items SELECT id + 100 FROM d",
+		"public.items 5", "public.items 105")
+	step("MERGE INTO public.items i USING (VALUES (1003), (6)) s(id) ON i.id = s.id WHEN MATCHED THEN UPDATE SET v = 9 WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
+		"public.items 1003", "public.items 6")
+	step("INSERT INTO public.items (id) VALUES (7), (8)", "public.items 7", "public.items 8")
+	step("UPDATE public.parent SET v = v + 1", "public.parent 1", "public.child 2")
+	step("DELETE FROM public.parent WHERE id = 2", "public.child 2")
+	step("UPDATE public.ev SET at = '2025-06-01' WHERE id = 1", "public.ev 1|2024-05-01", "public.ev 1|2025-06-01")
+	step("UPDATE public.uq SET code = 'z' WHERE n = 1", "public.uq 1|z", "public.uq 1|a")
+	step("UPDATE public.uq SET v = 5", "public.uq 1|z", "public.uq 2|b")
+	step("TRUNCATE public.ev", "TRUNCATE public.ev public.ev", "TRUNCATE public.ev_a public.ev", "TRUNCATE public.ev_b public.ev")
+	step("TRUNCATE public.items CASCADE", "TRUNCATE public.items public.items", "TRUNCATE public.notes public.notes")
+	sort.Strings(want)
+	sort.Strings(wantTrunc)
+	diffLines(t, "delta rows", deltaRows(t, conn, DefaultSchema), want)
+	diffLines(t, "truncates", truncateRows(t, conn, DefaultSchema), wantTrunc)
+}
