@@ -63,7 +63,8 @@ Partitioned tables are verified at their root (reading the root covers all parti
 the target partitions them). The capture and state schemas are skipped.
 
 Exit status: 0 identical, 1 differences, 2 error, 3 not comparable (no key, or the table's
-columns differ: the report says which). When several apply, 2 wins over 1, 1 over 3.
+columns differ: the report says which). When several apply, 2 wins over 1, 1 over 3. A table
+without a key is still hashed as a whole and the report says whether it matched.
 
 Examples:
   pgverify --source "$SRC" --target "$DST" -j 4
