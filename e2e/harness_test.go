@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 	cmds, _ := filepath.Glob(filepath.Join(repoRoot, "cmd", "*"))
 	for _, c := range cmds {
 		name := filepath.Base(c)
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name).CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
+		cmd.Dir = repoRoot
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			// A tool that does not build fails the tests that use it, not every test.
 			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", name, err, out)
