@@ -109,3 +109,48 @@ func TestPerChunkReleasesSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestRowBiggerThanAFrame: a single row larger than the biggest frame is split across frames
+// (readers do not rely on row boundaries) and arrives whole.
+func TestRowBiggerThanAFrame(t *testing.T) {
+	db := pgtest.Source(t)
+	db.Exec(t, `CREATE TABLE fat(id int PRIMARY KEY, body text);
+INSERT INTO fat VALUES (1, repeat('abcdefgh', 2150000)), (2, 'small'), (3, repeat(E'\t', 10));`)
+	cfg := baseConfig(db.URL)
+	cfg.OneOff = true
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), cfg, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	r, err := stream.NewReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data bytes.Buffer
+	frames := 0
+	for {
+		f, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Kind == stream.KindData {
+			frames++
+			if len(f.Data) > stream.MaxFrameSize {
+				t.Fatalf("frame of %d bytes", len(f.Data))
+			}
+			data.Write(f.Data)
+		}
+		f.Release()
+	}
+	var want strings.Builder
+	conn := connect(t, db.URL)
+	if _, err := conn.PgConn().CopyTo(context.Background(), &want, `COPY fat (id, body) TO STDOUT`); err != nil {
+		t.Fatal(err)
+	}
+	if frames < 2 || data.String() != want.String() {
+		t.Fatalf("%d frames, %d bytes; want more than one frame and the %d bytes of COPY", frames, data.Len(), want.Len())
+	}
+}
