@@ -70,11 +70,13 @@ func (p Planner) Plan(ctx context.Context, conn *pgx.Conn, t *catalog.Table) (*T
 		return tp, nil
 	}
 	if len(t.KeyColumns) > 0 {
-		cuts, err := p.keyCuts(ctx, conn, t, n)
+		cuts, wanted, err := p.keyCuts(ctx, conn, t, n)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", t.Key(), err)
 		}
-		if len(cuts) > 0 {
+		// A first key column with too few distinct values (a tenant id leading a composite key)
+		// cannot split evenly: ctid ranges do better, where the server scans them by range.
+		if len(cuts) > 0 && (len(cuts)*4 >= wanted*3 || p.NoTIDRangeScan) {
 			tp.Chunks = rangeChunks(KindKey, cuts, t.Bytes)
 			return tp, nil
 		}
@@ -130,27 +132,36 @@ func keyColumn(t *catalog.Table) (name, typ string) {
 	return name, ""
 }
 
-// keyCuts finds n-1 cut points of the first key column that split the rows evenly,
-// from pg_stats histogram bounds when present, else from a sample. Nil when the column
-// does not have enough distinct values to split.
-func (p Planner) keyCuts(ctx context.Context, conn *pgx.Conn, t *catalog.Table, n int) ([]string, error) {
+// keyCuts finds n-1 cut points of the first key column that split the rows evenly, from
+// pg_stats histogram bounds when present, else from a sample. It also returns how many distinct
+// cuts an even split needs: fewer means a few values hold most rows.
+func (p Planner) keyCuts(ctx context.Context, conn *pgx.Conn, t *catalog.Table, n int) ([]string, int, error) {
 	col, _ := keyColumn(t)
 	var bounds []string
-	err := conn.QueryRow(ctx, `SELECT histogram_bounds::text::text[] FROM pg_stats
-		WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited`, t.Schema, t.Name, col).Scan(&bounds)
+	var mcf []float64
+	err := conn.QueryRow(ctx, `SELECT histogram_bounds::text::text[], most_common_freqs::float8[] FROM pg_stats
+		WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited`, t.Schema, t.Name, col).Scan(&bounds, &mcf)
 	if err != nil && err != pgx.ErrNoRows {
-		return nil, fmt.Errorf("read histogram of %s: %w", col, err)
+		return nil, 0, fmt.Errorf("read histogram of %s: %w", col, err)
 	}
-	// A histogram describes the rows outside the most common values; a unique key has none,
-	// and for a non-unique first column the cuts still cover every row exactly once.
-	if len(bounds) < 3 {
-		bounds, err = p.sampleQuantiles(ctx, conn, t, col, n)
-		if err != nil {
-			return nil, err
+	// A histogram describes the rows outside the most common values: it splits evenly only when
+	// those are few. For a non-unique first column the cuts still cover every row exactly once.
+	common := 0.0
+	for _, f := range mcf {
+		common += f
+	}
+	if len(bounds) >= 3 && common < 0.1 {
+		wanted := n - 1
+		if inner := len(bounds) - 2; inner < wanted {
+			wanted = inner
 		}
-		return pickCuts(bounds, n, false), nil
+		return pickCuts(bounds, n, true), wanted, nil
 	}
-	return pickCuts(bounds, n, true), nil
+	bounds, err = p.sampleQuantiles(ctx, conn, t, col, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pickCuts(bounds, n, false), n - 1, nil
 }
 
 // pickCuts chooses n-1 inner cut points from ordered bounds. Histogram bounds include the
