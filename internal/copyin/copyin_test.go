@@ -31,14 +31,14 @@ SELECT g, (g % 32767)::smallint, g::bigint * 1000000007, g / 7.0, CASE g % 5 WHE
   '{"k": [1, 2.50, "x"]}', jsonb_build_object('id', g, 'n', NULL), md5(g::text)::uuid, '10.0.0.1/8', '10.0.0.0/8',
   make_interval(0, 0, 0, g, 0, 0, 0.5), CASE g % 9 WHEN 0 THEN 'infinity' WHEN 1 THEN '-infinity' ELSE '2024-02-29 12:00:00.123456+05' END::timestamptz,
   '2024-01-01'::date + g, B'1010', B'10101', to_tsvector('simple', 'the quick fox ' || g), 'mc' || g
-FROM generate_series(1, 3000) g;
+FROM generate_series(1, 1200) g;
 CREATE TABLE public.small (k text PRIMARY KEY, v int);
 INSERT INTO public.small SELECT 'k' || g, g FROM generate_series(1, 10) g;
 CREATE TABLE public.empty (x int);
 `
 
 var typesTables = []srcTable{
-	{name: "Sales Dept.Order Lines", split: "id", bounds: []int{700, 1500, 2200}},
+	{name: "Sales Dept.Order Lines", split: "id", bounds: []int{300, 600, 900}},
 	{name: "public.small"},
 	{name: "public.empty"},
 }

@@ -247,70 +247,99 @@ func (l *loader) runStream(parent context.Context, r *stream.Reader, input io.Re
 	})
 	defer stopRead()
 	sem := make(chan struct{}, n)
-	open := map[chunkKey]chan *stream.Frame{}
-	var wg sync.WaitGroup
-loop:
-	for {
-		f, err := r.Next()
-		if err == io.EOF {
-			break
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		stopped bool // set once runStream stops waiting: no more workers may start
+	)
+	start := func(ti, id int, ch chan *stream.Frame) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return false
 		}
-		if err != nil {
-			cancel(streamError(err)) // no-op when a failure elsewhere came first (and closed the input)
-			break
-		}
-		k := chunkKey{f.Table, f.Chunk}
-		if l.done[f.Name][f.Chunk] {
-			f.Release() // loaded by an earlier run: the reader has verified it, nothing to do
-			continue
-		}
-		ch := open[k]
-		if ch == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			next := func() (*stream.Frame, error) {
+				select {
+				case f, ok := <-ch:
+					if !ok {
+						if err := context.Cause(ctx); err != nil {
+							return nil, err
+						}
+						return nil, errors.New("stream ended inside the chunk")
+					}
+					return f, nil
+				case <-ctx.Done():
+					return nil, context.Cause(ctx)
+				}
+			}
+			if err := l.loadChunk(ctx, ti, id, next); err != nil {
+				cancel(l.streamChunkError(ctx, err))
+			}
+		}()
+		return true
+	}
+	// The reader runs on its own: a read blocked on a stalled pipe must not delay an interrupt.
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		open := map[chunkKey]chan *stream.Frame{}
+		defer func() {
+			for _, ch := range open {
+				close(ch)
+			}
+		}()
+		for {
+			f, err := r.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				cancel(streamError(err)) // no-op when a failure elsewhere came first (and closed the input)
+				return
+			}
+			k := chunkKey{f.Table, f.Chunk}
+			if l.done[f.Name][f.Chunk] {
+				f.Release() // loaded by an earlier run: the reader has verified it, nothing to do
+				continue
+			}
+			ch := open[k]
+			if ch == nil {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					f.Release()
+					return
+				}
+				ch = make(chan *stream.Frame, 2)
+				if !start(f.Table, f.Chunk, ch) {
+					f.Release()
+					return
+				}
+				open[k] = ch
+			}
 			select {
-			case sem <- struct{}{}:
+			case ch <- f:
 			case <-ctx.Done():
 				f.Release()
-				break loop
+				return
 			}
-			ch = make(chan *stream.Frame, 2)
-			open[k] = ch
-			wg.Add(1)
-			go func(ti, id int, ch chan *stream.Frame) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				next := func() (*stream.Frame, error) {
-					select {
-					case f, ok := <-ch:
-						if !ok {
-							if err := context.Cause(ctx); err != nil {
-								return nil, err
-							}
-							return nil, errors.New("stream ended inside the chunk")
-						}
-						return f, nil
-					case <-ctx.Done():
-						return nil, context.Cause(ctx)
-					}
-				}
-				if err := l.loadChunk(ctx, ti, id, next); err != nil {
-					cancel(l.streamChunkError(ctx, err))
-				}
-			}(f.Table, f.Chunk, ch)
+			if f.Kind == stream.KindChunkEnd {
+				close(ch)
+				delete(open, k)
+			}
 		}
-		select {
-		case ch <- f:
-		case <-ctx.Done():
-			f.Release()
-			break loop
-		}
-		if f.Kind == stream.KindChunkEnd {
-			close(ch)
-			delete(open, k)
-		}
+	}()
+	select {
+	case <-readDone:
+	case <-ctx.Done():
 	}
-	for _, ch := range open {
-		close(ch)
-	}
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
 	wg.Wait()
 	if err := parent.Err(); err != nil {
 		return err // interrupted: in-flight chunks were rolled back
