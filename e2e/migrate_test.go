@@ -77,7 +77,8 @@ func TestMigrateKilledAndResumed(t *testing.T) {
 }
 
 // TestMigrateNonSuperuser migrates tables owned by a non-superuser source role into a database
-// owned by a non-superuser target role, as on Heroku and RDS, with the writer running.
+// owned by a non-superuser target role, as on Heroku and RDS, with the writer running, copying
+// with one snapshot per chunk.
 func TestMigrateNonSuperuser(t *testing.T) {
 	requireTools(t)
 	m := newMigration(t, sizeMB(t, 10), true)
@@ -90,8 +91,13 @@ func TestMigrateNonSuperuser(t *testing.T) {
 	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = 'postgres'`); n != 0 {
 		t.Fatalf("%d source tables are owned by postgres, want all owned by the app role", n)
 	}
+	// also the per-chunk snapshot mode: keys first, first catch-up, then the other indexes
+	m.env = append(m.env, "PGFERRY_SNAPSHOT=per-chunk", "PGFERRY_SPLIT_SIZE=256kB")
 	w := m.startWriter(t)
-	m.script(t, 0, "migrate.sh")
+	out := m.script(t, 0, "migrate.sh")
+	if !strings.Contains(out, "first catch-up before the other indexes") {
+		t.Errorf("migrate.sh did not build keys before the first catch-up in per-chunk mode")
+	}
 	time.Sleep(2 * time.Second)
 	cut := m.script(t, 0, "cutover.sh")
 	w.stoppedByFreeze(t)

@@ -298,21 +298,72 @@ indexes() {
     drop_built_indexes
   fi
   touch "$STATE_DIR/indexes.started"
-  tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes.sql"
+  if [ "$SNAPSHOT" = per-chunk ]; then
+    # Chunks read under different snapshots leave the target in a state the source never had
+    # until catch-up passes the newest one: only primary keys can be built before that (keys
+    # never collide across key ranges); the other unique indexes wait for the first catch-up.
+    key_indexes >"$STATE_DIR/key-indexes.txt"
+    split_indexes "$STATE_DIR/indexes.sql" "$STATE_DIR/indexes-pk.sql" "$STATE_DIR/indexes-rest.sql" "$STATE_DIR/key-indexes.txt"
+    tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes-pk.sql"
+    log "indexes: primary keys built; first catch-up before the other indexes (--snapshot per-chunk)"
+    tool pgdelta sync --source "$SOURCE" --target "$TARGET" --until-caught-up "${FROM_ARGS[@]}"
+    tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes-rest.sql"
+  else
+    tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes.sql"
+  fi
   rm -f "$STATE_DIR/indexes.started"
 }
 
+# key_indexes prints the quoted names of the unique indexes capture uses as the key of tables
+# that have no primary key: apply needs them before catch-up, like primary keys.
+key_indexes() {
+  psql_q "$SOURCE" "SELECT quote_ident(ic.relname) FROM \"$CAPTURE_SCHEMA\".capture_tables ct
+    JOIN pg_index i ON i.indrelid = ct.relid AND i.indisunique AND NOT i.indisprimary
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE NOT EXISTS (SELECT FROM pg_index p WHERE p.indrelid = ct.relid AND p.indisprimary)
+      AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = ct.relid AND a.attnum = k.attnum) = ct.key_columns::text[]"
+}
+
+# split_indexes IN PK REST KEYS: pg_dump's post-data script, one statement per blank-line
+# separated paragraph, into the key statements (PRIMARY KEY, or the unique index named in the
+# file KEYS) and the rest; settings and comments go to both.
+split_indexes() {
+  awk -v pk="$2" -v rest="$3" -v keys="$4" '
+    BEGIN { while ((getline k < keys) > 0) if (k != "") key[k] = 1; RS = ""; ORS = "\n\n" }
+    /(^|\n)(CREATE|ALTER) / {
+      iskey = ($0 ~ /PRIMARY KEY/)
+      for (k in key) if (index($0, "CONSTRAINT " k " ") || index($0, "INDEX " k " ON ")) iskey = 1
+      if (iskey && match($0, /ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE)/)) {
+        n = substr($0, RSTART + 15, RLENGTH - 15); sub(/ (PRIMARY KEY|UNIQUE)$/, "", n); built[n] = 1
+      }
+      # a partitioned key is valid only once every partition index is attached: keep those too
+      if (match($0, /ALTER INDEX .* ATTACH PARTITION/)) {
+        n = substr($0, RSTART + 12, RLENGTH - 29); sub(/^.*\./, "", n)
+        if (n in built || n in key) iskey = 1
+      }
+      if (iskey) print > pk; else print > rest
+      next
+    }
+    { print > pk; print > rest }' "$1"
+}
+
 drop_built_indexes() {
-  local skip="'pg_catalog', 'information_schema', '$STATE_SCHEMA', '$CAPTURE_SCHEMA'"
-  psql_q "$TARGET" "SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I CASCADE;', c.conrelid::regclass, c.conname)
+  local skip="'pg_catalog', 'information_schema', '$STATE_SCHEMA', '$CAPTURE_SCHEMA'" name stmt
+  # name<TAB>statement for every key and index on the target; only those named in indexes.sql
+  # (which built them) are dropped.
+  psql_q "$TARGET" "SELECT quote_ident(c.conname) || E'\t' || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I CASCADE;', c.conrelid::regclass, c.conname)
       FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
       WHERE c.contype IN ('p', 'u', 'x') AND c.conparentid = 0 AND n.nspname NOT IN ($skip)
     UNION ALL
-    SELECT format('DROP INDEX IF EXISTS %s CASCADE;', i.indexrelid::regclass)
+    SELECT quote_ident(ic.relname) || E'\t' || format('DROP INDEX IF EXISTS %s CASCADE;', i.indexrelid::regclass)
       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
       WHERE n.nspname NOT IN ($skip) AND n.nspname NOT LIKE 'pg_toast%'
         AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
-        AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)" >"$STATE_DIR/indexes-drop.sql"
+        AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)" |
+    while IFS=$'\t' read -r name stmt; do
+      if grep -qF -e "CONSTRAINT $name " -e "INDEX $name ON " "$STATE_DIR/indexes.sql"; then echo "$stmt"; fi
+    done >"$STATE_DIR/indexes-drop.sql"
   PGAPPNAME=pgferry-migrate psql -X -q -1 -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/indexes-drop.sql" >/dev/null ||
     die "dropping the indexes of the interrupted run failed" "the statements are in $STATE_DIR/indexes-drop.sql"
 }
@@ -370,9 +421,9 @@ else
 fi
 log "copy: $(copy_summary)"
 stop_after copy
+[ -z "$COPY_FROM" ] || fork_position
 run_step indexes "indexes: building indexes and keys ($JOBS at a time)" indexes
 stop_after indexes
-[ -z "$COPY_FROM" ] || fork_position
 start_follower
 log "status:"
 pgdelta status --source "$SOURCE" --target "$TARGET" >&2 || true
