@@ -73,7 +73,8 @@ func TestPerChunkReleasesSnapshot(t *testing.T) {
 	db := pgtest.Source(t)
 	db.Exec(t, fixture)
 	cfg := baseConfig(db.URL)
-	cfg.OneOff, cfg.SnapshotMode, cfg.Jobs = true, SnapshotPerChunk, 1
+	db.Exec(t, registerAll)
+	cfg.SnapshotMode, cfg.Jobs = SnapshotPerChunk, 1
 	cfg.Filter.Tables = []string{"App Data.Order Items"}
 	var mu sync.Mutex
 	var states []string

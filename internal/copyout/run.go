@@ -59,6 +59,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	default:
 		return cliutil.Usagef("bad --snapshot %q: want shared or per-chunk", cfg.SnapshotMode)
 	}
+	if cfg.SnapshotMode == SnapshotPerChunk && cfg.OneOff {
+		return cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("--snapshot per-chunk cannot be combined with --one-off: chunks read under different snapshots are only consistent after catch-up"),
+			"install capture (pgtrig install) for a per-chunk copy, or use --snapshot shared for a one-off copy")
+	}
 	if cfg.FrameSize <= 0 {
 		cfg.FrameSize = 1 << 20
 	}

@@ -139,6 +139,7 @@ var positionRE = regexp.MustCompile(`^\d+:\d+:(\d+(,\d+)*)?$`)
 func TestRunCopiesEverySelectedTable(t *testing.T) {
 	db := pgtest.Source(t)
 	db.Exec(t, fixture)
+	db.Exec(t, registerAll)
 	conn := connect(t, db.URL)
 	for _, mode := range []string{SnapshotShared, SnapshotPerChunk} {
 		for _, codec := range []string{"lz4", "none", "zstd:3", "gzip"} {
@@ -147,7 +148,7 @@ func TestRunCopiesEverySelectedTable(t *testing.T) {
 			}
 			t.Run(mode+"/"+codec, func(t *testing.T) {
 				cfg := baseConfig(db.URL)
-				cfg.OneOff, cfg.SnapshotMode, cfg.Codec = true, mode, codec
+				cfg.OneOff, cfg.SnapshotMode, cfg.Codec = mode == SnapshotShared, mode, codec
 				c, _, err := runCopy(t, cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -539,6 +540,7 @@ func TestUsageErrors(t *testing.T) {
 		{Config{Codec: "brotli", Jobs: 1}, "codec"},
 		{Config{Codec: "lz4", Jobs: 0}, "--jobs"},
 		{Config{Codec: "lz4", Jobs: 1, SnapshotMode: "sometimes"}, "--snapshot"},
+		{Config{Codec: "lz4", Jobs: 1, SnapshotMode: SnapshotPerChunk, OneOff: true}, "cannot be combined with --one-off"},
 	} {
 		err := Run(context.Background(), tc.cfg, io.Discard, io.Discard)
 		var ee *cliutil.ExitError
