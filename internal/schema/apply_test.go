@@ -102,7 +102,8 @@ func TestRoles(t *testing.T) {
 		GRANT %q TO %q;
 		CREATE SCHEMA s AUTHORIZATION %q;
 		CREATE TABLE s.t (id int); ALTER TABLE s.t OWNER TO %q;
-		GRANT SELECT ON s.t TO %q;`, owner, reader, unused, reader, owner, owner, owner, reader))
+		GRANT SELECT ON s.t TO %q;
+		CREATE ROLE %q; ALTER TABLE s.t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON s.t TO %q USING (true);`, owner, reader, unused, reader, owner, owner, owner, reader, "pol_"+sfx, "pol_"+sfx))
 	out := mustRun(t, "", "roles", "--source", src.URL)
 	if strings.Contains(out, unused) || strings.Contains(out, "secret") || strings.Contains(out, "PASSWORD") {
 		t.Errorf("roles output:\n%s", out)
@@ -114,8 +115,8 @@ func TestRoles(t *testing.T) {
 	}
 	mustRun(t, out, "apply", "--target", dst.URL)
 	mustRun(t, out, "apply", "--target", dst.URL) // re-run: no error
-	if n := queryInt(t, dst.URL, fmt.Sprintf("SELECT count(*) FROM pg_roles WHERE rolname IN ('%s', '%s')", owner, reader)); n != 2 {
-		t.Errorf("%d roles on target, want 2", n)
+	if n := queryInt(t, dst.URL, fmt.Sprintf("SELECT count(*) FROM pg_roles WHERE rolname IN ('%s', '%s', 'pol_%s')", owner, reader, sfx)); n != 3 {
+		t.Errorf("%d roles on target, want 3", n)
 	}
 	pre := mustRun(t, "", "dump", "--source", src.URL, "--section", "pre-data")
 	mustRun(t, pre, "apply", "--target", dst.URL)

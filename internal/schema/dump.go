@@ -102,7 +102,8 @@ func PgDump(ctx context.Context, bin, url string) ([]byte, error) {
 			fmt.Errorf("pg_dump is too old for the source: %s, server is %s", dumpVersion, majorString(serverMajor)),
 			fmt.Sprintf("install pg_dump %s or newer (e.g. postgresql-client-%s) and point --pg-dump (PGFERRY_PG_DUMP) at it", majorString(serverMajor), majorString(serverMajor)))
 	}
-	args := []string{"--schema-only", "--no-password"}
+	// UTF8 output whatever the database encoding: apply's connections speak UTF8.
+	args := []string{"--schema-only", "--no-password", "--encoding=UTF8"}
 	if url != "" {
 		args = append(args, "--dbname="+url)
 	}

@@ -71,6 +71,7 @@ WITH acl AS (
   UNION ALL SELECT lanowner, lanacl, NULL FROM pg_language WHERE lanispl
   UNION ALL SELECT defaclrole, defaclacl, defaclnamespace FROM pg_default_acl
   UNION ALL SELECT c.relowner, a.attacl, c.relnamespace FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE a.attacl IS NOT NULL
+  UNION ALL SELECT umuser, NULL, NULL FROM pg_user_mappings WHERE umuser <> 0
   %s
 ), filtered AS (
   SELECT * FROM acl WHERE nsp IS NULL OR nsp NOT IN (SELECT oid FROM pg_namespace WHERE nspname = $1 OR nspname IN ('pg_catalog', 'information_schema') OR nspname LIKE 'pg\_toast%%' OR nspname LIKE 'pg\_temp\_%%')
@@ -94,6 +95,10 @@ func Roles(ctx context.Context, conn *pgx.Conn, capture string, w io.Writer) err
 	extra, brls := "", "false"
 	if num >= 100000 {
 		extra = "UNION ALL SELECT pubowner, NULL, NULL FROM pg_publication UNION ALL SELECT stxowner, NULL, stxnamespace FROM pg_statistic_ext"
+	}
+	if num >= 90500 {
+		// roles named in CREATE POLICY ... TO role (0 is PUBLIC)
+		extra += " UNION ALL SELECT r, NULL, c.relnamespace FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid, unnest(p.polroles) r WHERE r <> 0"
 	}
 	if num >= 90500 {
 		brls = "r.rolbypassrls"
