@@ -76,3 +76,28 @@ INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);`)
 	diffLines(t, "delta rows", deltaRows(t, conn, DefaultSchema), want)
 	diffLines(t, "truncates", truncateRows(t, conn, DefaultSchema), wantTrunc)
 }
+
+// TestReinstallAfterKeyChange: when a table's key changes, a re-run recreates its delta table
+// with the new key columns and captures again.
+func TestReinstallAfterKeyChange(t *testing.T) {
+	db := newOwnerDB(t, `CREATE TABLE public.t (id int PRIMARY KEY, code text NOT NULL)`)
+	ctx := context.Background()
+	conn := db.Conn(t, db.Owner)
+	if _, err := Install(ctx, conn, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (1, 'a');
+ALTER TABLE public.t DROP CONSTRAINT t_pkey; ALTER TABLE public.t ADD PRIMARY KEY (code)`)
+	res, err := Install(ctx, conn, InstallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Installed) != 1 || strings.Join(res.Tables[0].KeyColumns, ",") != "code" {
+		t.Fatalf("re-install after key change: %+v", res)
+	}
+	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (2, 'b')`)
+	got := deltaRows(t, conn, DefaultSchema)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "public.t b ") {
+		t.Fatalf("delta rows = %v", got)
+	}
+}

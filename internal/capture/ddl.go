@@ -21,7 +21,7 @@ type tableSpec struct {
 	Statement  bool          // statement-level triggers with transition tables (see docs/benchmarks.md)
 	Owner      bool          // the installing role owns the table: triggers are made ENABLE ALWAYS
 	Children   []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
-	OldDelta   string        // a stale delta table to drop (the table was dropped and re-created)
+	OldDelta   string        // a stale delta table to drop (the table was re-created or its key changed)
 }
 
 func lockTimeoutSQL(d time.Duration) string {
@@ -180,7 +180,7 @@ func installSQL(schema string, s tableSpec, lockTimeout time.Duration) string {
 	qs := ident.Quote(schema)
 	var b strings.Builder
 	b.WriteString(lockTimeoutSQL(lockTimeout))
-	if s.OldDelta != "" && s.OldDelta != DeltaName(s.Relid) {
+	if s.OldDelta != "" {
 		fmt.Fprintf(&b, "DROP TABLE IF EXISTS %s.%s;\n", qs, ident.Quote(s.OldDelta))
 	}
 	b.WriteString(deltaTableSQL(schema, s))

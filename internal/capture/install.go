@@ -102,7 +102,8 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: already captured\n", i+1, len(specs), name)
 			continue
 		}
-		if ok && r.Relid != s.Relid {
+		if ok && (r.Relid != s.Relid || !slices.Equal(r.KeyColumns, s.KeyColumns) || !slices.Equal(r.KeyTypes, s.KeyTypes)) {
+			// The table was re-created or its key changed: its old delta table cannot be reused.
 			s.OldDelta = r.DeltaTable
 		}
 		sql := installSQL(opt.Schema, s.tableSpec, opt.LockTimeout)

@@ -1,9 +1,11 @@
 package trig
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -49,18 +51,29 @@ position (a txid snapshot; catch-up from it covers every captured table) to stdo
 			}
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
-			conn, err := connect(ctx, c, dbconn.Source)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(ctx)
 			opt := capture.InstallOptions{Schema: c.String("capture-schema"), Filter: f, LockTimeout: lt, Retries: retries(c), Progress: os.Stderr}
 			if c.Bool("dry-run") {
 				opt.DryRun = os.Stdout
 			}
-			res, err := capture.Install(ctx, conn, opt)
-			if err != nil {
-				return err
+			// A lost connection rolls back only the table in flight; install is idempotent, so
+			// reconnect and carry on, a bounded number of times.
+			var res *capture.InstallResult
+			for attempt := 1; ; attempt++ {
+				conn, err := connect(ctx, c, dbconn.Source)
+				if err != nil {
+					return err
+				}
+				res, err = capture.Install(ctx, conn, opt)
+				lost := err != nil && conn.IsClosed() && ctx.Err() == nil
+				conn.Close(context.WithoutCancel(ctx))
+				if err == nil {
+					break
+				}
+				if !lost || attempt >= 3 {
+					return err
+				}
+				logf("connection lost (%v); reconnecting and resuming the install", err)
+				time.Sleep(time.Duration(attempt) * time.Second)
 			}
 			if opt.DryRun != nil {
 				return nil
