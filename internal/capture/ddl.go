@@ -22,6 +22,12 @@ type tableSpec struct {
 	Owner      bool          // the installing role owns the table: triggers are made ENABLE ALWAYS
 	Children   []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
 	OldDelta   string        // a stale delta table to drop (the table was re-created or its key changed)
+	// Present names the capture triggers already on the table, and ChildHasTruncate says which
+	// children already carry the TRUNCATE trigger. Only those are dropped: DROP TRIGGER takes an
+	// ACCESS EXCLUSIVE lock (even with IF EXISTS), which would stall readers too, so a fresh
+	// install takes nothing stronger than CREATE TRIGGER's SHARE ROW EXCLUSIVE.
+	Present          map[string]bool
+	ChildHasTruncate []bool
 }
 
 func lockTimeoutSQL(d time.Duration) string {
@@ -118,7 +124,9 @@ END
 func triggersSQL(schema string, s tableSpec) string {
 	var b strings.Builder
 	for _, n := range captureTriggerNames(schema) {
-		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", ident.Quote(n), s.Table)
+		if s.Present[n] {
+			fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", ident.Quote(n), s.Table)
+		}
 	}
 	qs := ident.Quote(schema)
 	var made []string
@@ -162,10 +170,14 @@ func deltaTableSQL(schema string, s tableSpec) string {
 		qs, ident.Quote(name), strings.Join(defs, ", "), ident.Quote(name+"_txid"), qs, ident.Quote(name), using)
 }
 
-func truncateTriggerSQL(schema string, on, captured ident.Table, owner bool) string {
+func truncateTriggerSQL(schema string, on, captured ident.Table, owner, present bool) string {
 	trg := ident.Quote(TruncateTriggerName(schema))
-	s := fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s;\nCREATE TRIGGER %s AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE PROCEDURE %s.capture_truncate(%s);\n",
-		trg, on, trg, on, ident.Quote(schema), ident.Literal(captured.Key()))
+	s := ""
+	if present {
+		s = fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s;\n", trg, on)
+	}
+	s += fmt.Sprintf("CREATE TRIGGER %s AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE PROCEDURE %s.capture_truncate(%s);\n",
+		trg, on, ident.Quote(schema), ident.Literal(captured.Key()))
 	if owner {
 		s += fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", on, trg)
 	}
@@ -186,9 +198,9 @@ func installSQL(schema string, s tableSpec, lockTimeout time.Duration) string {
 	b.WriteString(deltaTableSQL(schema, s))
 	b.WriteString(functionSQL(schema, s))
 	b.WriteString(triggersSQL(schema, s))
-	b.WriteString(truncateTriggerSQL(schema, s.Table, s.Table, s.Owner))
-	for _, c := range s.Children {
-		b.WriteString(truncateTriggerSQL(schema, c, s.Table, s.Owner))
+	b.WriteString(truncateTriggerSQL(schema, s.Table, s.Table, s.Owner, s.Present[TruncateTriggerName(schema)]))
+	for i, c := range s.Children {
+		b.WriteString(truncateTriggerSQL(schema, c, s.Table, s.Owner, i < len(s.ChildHasTruncate) && s.ChildHasTruncate[i]))
 	}
 	lits := func(v []string) string {
 		q := make([]string, len(v))

@@ -93,7 +93,7 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 				if trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}] {
 					continue
 				}
-				sql := lockTimeoutSQL(opt.LockTimeout) + truncateTriggerSQL(opt.Schema, c, s.Table, s.Owner)
+				sql := lockTimeoutSQL(opt.LockTimeout) + truncateTriggerSQL(opt.Schema, c, s.Table, s.Owner, false)
 				if err := runTable(ctx, conn, opt.DryRun, opt.Progress, c.Key(), sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
 					return nil, err
 				}
@@ -105,6 +105,14 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 		if ok && (r.Relid != s.Relid || !slices.Equal(r.KeyColumns, s.KeyColumns) || !slices.Equal(r.KeyTypes, s.KeyTypes)) {
 			// The table was re-created or its key changed: its old delta table cannot be reused.
 			s.OldDelta = r.DeltaTable
+		}
+		s.Present = map[string]bool{}
+		for _, n := range append(captureTriggerNames(opt.Schema), TruncateTriggerName(opt.Schema)) {
+			s.Present[n] = trig[trigKey{s.Relid, n}]
+		}
+		s.ChildHasTruncate = make([]bool, len(s.Children))
+		for j := range s.Children {
+			s.ChildHasTruncate[j] = trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}]
 		}
 		sql := installSQL(opt.Schema, s.tableSpec, opt.LockTimeout)
 		if err := runTable(ctx, conn, opt.DryRun, opt.Progress, name, sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {

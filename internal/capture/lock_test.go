@@ -151,3 +151,34 @@ func TestInstallUnderPgbench(t *testing.T) {
 		t.Fatalf("no change captured while pgbench ran after install:\n%s", out.String())
 	}
 }
+
+// TestFreshInstallLetsReadersThrough: a fresh install takes no lock stronger than CREATE
+// TRIGGER's SHARE ROW EXCLUSIVE, so readers are not blocked while it waits for writers.
+func TestFreshInstallLetsReadersThrough(t *testing.T) {
+	db := newOwnerDB(t, `CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t VALUES (1)`)
+	ctx := context.Background()
+	holder := db.Conn(t, db.Owner)
+	reader := db.Conn(t, db.Owner)
+	installer := db.Conn(t, db.Owner)
+	if _, err := holder.Exec(ctx, "BEGIN; INSERT INTO public.t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Install(ctx, installer, InstallOptions{LockTimeout: 3 * time.Second, Retries: -1})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // install now waits for the holder's ROW EXCLUSIVE lock
+	start := time.Now()
+	var n int
+	if err := reader.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a reader waited %s behind the install", d)
+	}
+	holder.Exec(ctx, "COMMIT")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
