@@ -54,6 +54,27 @@ CREATE INDEX plain_label ON public.plain (lower(label)) WHERE label <> ';';
 CREATE TABLE public.ev (id int, at date, item int REFERENCES "My Schema"."Order Items"(id)) PARTITION BY RANGE (at);
 CREATE TABLE public.ev_2024 PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE INDEX ev_at ON public.ev (at);
+-- breadth: extension, exclusion constraint, identity and generated columns, NOT VALID checks,
+-- a domain with a NOT VALID check, views, a materialized view with an index, a rule, an event trigger
+CREATE EXTENSION btree_gist;
+CREATE DOMAIN public.posint AS int;
+ALTER DOMAIN public.posint ADD CONSTRAINT posint_check CHECK (VALUE > 0) NOT VALID;
+CREATE TABLE public.booking (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  room int NOT NULL,
+  during tstzrange NOT NULL,
+  nights public.posint,
+  total numeric GENERATED ALWAYS AS (nights * 100) STORED,
+  EXCLUDE USING gist (room WITH =, during WITH &&)
+);
+ALTER TABLE public.booking ADD CONSTRAINT booking_room_check CHECK (room > 0) NOT VALID;
+CREATE VIEW public.booking_v AS SELECT id, room FROM public.booking WHERE room < 100;
+CREATE MATERIALIZED VIEW public.booking_mv AS SELECT room, count(*) AS n FROM public.booking GROUP BY room;
+CREATE UNIQUE INDEX booking_mv_room ON public.booking_mv (room);
+CREATE TABLE public.booking_log (room int);
+CREATE RULE booking_log_rule AS ON DELETE TO public.booking DO ALSO INSERT INTO public.booking_log VALUES (OLD.room);
+CREATE FUNCTION public.ddl_note() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;
+CREATE EVENT TRIGGER ddl_note ON ddl_command_end EXECUTE FUNCTION public.ddl_note();
 
 -- pgferry's own capture objects (as pgtrig creates them) must never be copied
 CREATE SCHEMA pgferry;
@@ -126,12 +147,13 @@ func TestTrapsRoundTrip(t *testing.T) {
 	idx := section("indexes")
 	mustRun(t, idx, "apply", "--target", dst.URL, "-j", "3")
 	fks := section("constraints", "--not-valid")
-	if strings.Count(fks, " NOT VALID;") != 2 || strings.Count(fks, "VALIDATE CONSTRAINT") != 2 || !strings.Contains(fks, "ALTER TABLE public.ev\n    ADD CONSTRAINT ev_item_fkey FOREIGN KEY (item) REFERENCES \"My Schema\".\"Order Items\"(id);") {
+	if len(regexp.MustCompile(`FOREIGN KEY [^;]* NOT VALID;`).FindAllString(fks, -1)) != 2 || !strings.Contains(fks, "CHECK ((VALUE > 0)) NOT VALID;") || strings.Count(fks, "VALIDATE CONSTRAINT") != 2 || !strings.Contains(fks, "ALTER TABLE public.ev\n    ADD CONSTRAINT ev_item_fkey FOREIGN KEY (item) REFERENCES \"My Schema\".\"Order Items\"(id);") {
 		t.Errorf("--not-valid output:\n%s", fks)
 	}
 	mustRun(t, fks, "apply", "--target", dst.URL, "-j", "2")
 	trg := section("triggers")
-	if strings.Count(trg, "CREATE TRIGGER \"Order Trigger\"") != 1 || strings.Contains(trg, "CREATE TABLE") {
+	if strings.Count(trg, "CREATE TRIGGER \"Order Trigger\"") != 1 || strings.Contains(trg, "CREATE TABLE") ||
+		!strings.Contains(trg, "CREATE RULE booking_log_rule") || !strings.Contains(trg, "CREATE EVENT TRIGGER ddl_note") {
 		t.Errorf("triggers section:\n%s", trg)
 	}
 	mustRun(t, trg, "apply", "--target", dst.URL)
