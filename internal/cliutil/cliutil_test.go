@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -40,5 +41,27 @@ func TestRunAppUsageError(t *testing.T) {
 	app.Action = func(*cli.Context) error { return errors.New("copy failed") }
 	if code := RunApp(app, []string{"tool"}); code != ExitFailure || errOut.String() != "tool: copy failed\n" {
 		t.Fatalf("failure: code %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if IsTerminal(null) {
+		t.Fatal("/dev/null taken for a terminal")
+	}
+	if IsTerminal(&bytes.Buffer{}) {
+		t.Fatal("a buffer taken for a terminal")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if IsTerminal(f) || RefuseTerminal(f, "data") != nil {
+		t.Fatal("a regular file taken for a terminal")
 	}
 }

@@ -4,19 +4,20 @@ import (
 	"errors"
 	"io"
 	"os"
+	"syscall"
+	"unsafe"
 )
 
-// IsTerminal reports whether w is a character device such as a terminal.
+// IsTerminal reports whether w is an *os.File connected to a terminal (not merely a character
+// device: /dev/null is one too, and writing a stream there is fine).
 func IsTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	return fi.Mode()&os.ModeCharDevice != 0
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), uintptr(syscall.TCGETS), uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }
 
 // RefuseTerminal returns a usage error when binary output would go to a terminal.
