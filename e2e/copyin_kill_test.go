@@ -36,12 +36,12 @@ func TestCopyinKillResume(t *testing.T) {
 	copyinTools(t)
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	ddl := `CREATE TABLE "Big One" (id bigint PRIMARY KEY, payload text, n numeric); CREATE TABLE small (k text PRIMARY KEY);`
-	src.Exec(t, ddl+`INSERT INTO "Big One" SELECT g, repeat(md5(g::text), 3), g / 7.0 FROM generate_series(1, 120000) g;
+	src.Exec(t, ddl+`INSERT INTO "Big One" SELECT g, repeat(md5(g::text), 3), g / 7.0 FROM generate_series(1, 60000) g;
 		INSERT INTO small SELECT 'k' || g FROM generate_series(1, 50) g; ANALYZE;`)
 	dst.Exec(t, ddl)
 
 	var streamBuf, errBuf bytes.Buffer
-	out := exec.Command("pgcopyout", "--source", src.URL, "--one-off", "-j", "2", "--split-size", "1MB", "--progress", "none")
+	out := exec.Command("pgcopyout", "--source", src.URL, "--one-off", "-j", "2", "--split-size", "512kB", "--progress", "none")
 	out.Stdout, out.Stderr = &streamBuf, &errBuf
 	if err := out.Run(); err != nil {
 		t.Fatalf("pgcopyout: %v\n%s", err, errBuf.String())
@@ -69,7 +69,7 @@ func TestCopyinKillResume(t *testing.T) {
 
 	// Resume the operator's way: pgcopyout skips what the target holds, pgcopyin the rest.
 	resume := exec.Command("bash", "-o", "pipefail", "-c",
-		`pgcopyout --source "$SRC" --target "$DST" --one-off -j 2 --split-size 1MB --progress none | pgcopyin --target "$DST" --progress none`)
+		`pgcopyout --source "$SRC" --target "$DST" --one-off -j 2 --split-size 512kB --progress none | pgcopyin --target "$DST" --progress none`)
 	resume.Env = append(os.Environ(), "SRC="+src.URL, "DST="+dst.URL)
 	outb, err := resume.CombinedOutput()
 	if err != nil {

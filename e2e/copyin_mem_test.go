@@ -13,12 +13,12 @@ import (
 )
 
 // TestCopyinMemory loads a stream with pgcopyin and checks its peak RSS stays under 200 MB; it
-// also logs the load rate. PGFERRY_COPYIN_ROWS scales it (rows of ~1 KB; default 20000 = ~20 MB):
+// also logs the load rate. PGFERRY_COPYIN_ROWS scales it (rows of ~1 KB; default 5000 = ~5 MB):
 //
 //	PGFERRY_COPYIN_ROWS=2000000 go test -run TestCopyinMemory -v ./e2e   # ~2 GB
 func TestCopyinMemory(t *testing.T) {
 	copyinTools(t)
-	rows := 20000
+	rows := 5000
 	if s := os.Getenv("PGFERRY_COPYIN_ROWS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
@@ -29,7 +29,7 @@ func TestCopyinMemory(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	ddl := `CREATE TABLE wide (id bigint PRIMARY KEY, body text, blob bytea); `
 	src.Exec(t, ddl+`INSERT INTO wide SELECT g, repeat(md5(g::text), 24), NULL FROM generate_series(1, `+strconv.Itoa(rows)+`) g;
-		INSERT INTO wide VALUES (0, 'one huge row', (SELECT string_agg(sha512(int4send(x)), '') FROM generate_series(1, 100000) x)); ANALYZE wide;`)
+		INSERT INTO wide VALUES (0, 'one huge row', (SELECT string_agg(sha512(int4send(x)), '') FROM generate_series(1, 50000) x)); ANALYZE wide;`)
 	dst.Exec(t, ddl)
 	f, err := os.CreateTemp(t.TempDir(), "stream")
 	if err != nil {
@@ -58,7 +58,7 @@ func TestCopyinMemory(t *testing.T) {
 	if n := scalar(t, dst.URL, "SELECT count(*) FROM wide"); n != int64(rows)+1 {
 		t.Errorf("%d rows loaded, want %d", n, rows+1)
 	}
-	if n := scalar(t, dst.URL, "SELECT length(blob) FROM wide WHERE id = 0"); n != 100000*64 {
+	if n := scalar(t, dst.URL, "SELECT length(blob) FROM wide WHERE id = 0"); n != 50000*64 {
 		t.Errorf("huge row holds %d bytes", n)
 	}
 }
