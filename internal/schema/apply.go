@@ -63,6 +63,7 @@ Example:
 			defer cancel()
 			url := dbconn.Resolve(c.String("target"), dbconn.Target)
 			start := time.Now()
+			plan.Log, plan.SlowAfter = c.App.ErrWriter, 10*time.Second
 			if err := plan.Run(ctx, url, jobs); err != nil {
 				return err
 			}
@@ -87,6 +88,9 @@ type Plan struct {
 	// Serial is set when the script controls transactions itself (BEGIN ... COMMIT):
 	// it then runs statement by statement on one connection.
 	Serial bool
+	// Log, when set, gets a line for every statement that took longer than SlowAfter.
+	Log       io.Writer
+	SlowAfter time.Duration
 }
 
 // PlanApply splits a script into steps and works out which may run in parallel.
@@ -295,13 +299,25 @@ func (w *worker) exec(ctx context.Context, s Step) error {
 // Run applies the plan with jobs connections.
 func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 	workers := make([]*worker, jobs)
+	errs := make([]error, jobs)
+	var wg sync.WaitGroup
 	for i := range workers {
 		workers[i] = &worker{url: url, noRetry: p.Serial}
-		if err := workers[i].ensure(ctx); err != nil {
-			for _, w := range workers[:i] {
-				w.close()
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = workers[i].ensure(ctx)
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, w := range workers {
+			w.close()
+		}
+		for _, e := range errs {
+			if e != nil {
+				return e
 			}
-			return err
 		}
 	}
 	defer func() {
@@ -382,7 +398,13 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 		}
 		running++
 		go func(s Step, w *worker) {
+			t0 := time.Now()
 			err := w.exec(ctx, s)
+			if d := time.Since(t0); err == nil && p.Log != nil && d > p.SlowAfter {
+				mu.Lock()
+				fmt.Fprintf(p.Log, "%s: line %d: %s on %s done in %s\n", tool, s.Line, s.Kind, strings.Join(s.Tables, ", "), d.Round(100*time.Millisecond))
+				mu.Unlock()
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			for _, t := range s.Tables {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -156,5 +157,32 @@ CREATE TABLE t_after (id int);
 	}
 	if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_tables WHERE schemaname = 'app' AND tablename = 't_after'"); n != 1 {
 		t.Errorf("t_after is not in app: settings were not replayed after the reconnect")
+	}
+}
+
+// TestApplyRunsInParallel builds four slow indexes (each row's key takes 0.7 s to compute) on
+// four tables: -j 4 must take well under the time of -j 1, and the result must be the same.
+func TestApplyRunsInParallel(t *testing.T) {
+	dst := pgtest.Target(t)
+	dst.Exec(t, `CREATE FUNCTION public.slow(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 FROM pg_sleep(0.7)';
+		CREATE TABLE public.a (id int); CREATE TABLE public.b (id int); CREATE TABLE public.c (id int); CREATE TABLE public.d (id int);
+		INSERT INTO public.a VALUES (1); INSERT INTO public.b VALUES (1); INSERT INTO public.c VALUES (1); INSERT INTO public.d VALUES (1);`)
+	script := "SET statement_timeout = 0;\n"
+	for _, tb := range []string{"a", "b", "c", "d"} {
+		script += fmt.Sprintf("CREATE INDEX %s_slow ON public.%s (public.slow(id));\n", tb, tb)
+	}
+	elapsed := func(jobs string) time.Duration {
+		dst.Exec(t, "DROP INDEX IF EXISTS a_slow, b_slow, c_slow, d_slow")
+		start := time.Now()
+		mustRun(t, script, "apply", "--target", dst.URL, "-j", jobs)
+		if n := queryInt(t, dst.URL, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%_slow'"); n != 4 {
+			t.Fatalf("-j %s built %d indexes", jobs, n)
+		}
+		return time.Since(start)
+	}
+	serial, parallel := elapsed("1"), elapsed("4")
+	t.Logf("-j 1: %s, -j 4: %s", serial, parallel)
+	if serial < 2800*time.Millisecond || parallel > serial*7/10 {
+		t.Errorf("-j 1 took %s, -j 4 %s: not parallel", serial, parallel)
 	}
 }
