@@ -115,8 +115,12 @@ END
   RETURN NULL;
 END
 `, delta, cols, keyList(s, "n"), keyList(s, "o"), keyEqual(s, "n", "o"))
+	// plpgsql caches the anti-join's plan from the first call, typically a one-row statement,
+	// where a nested loop looks cheapest; a later million-row UPDATE would then run it in
+	// quadratic time. With nested loops off the plan is a hash (or merge) anti-join at any size.
+	updHead := strings.Replace(functionHead(schema, FuncName(s.Relid)+"_u"), " AS ", " SET enable_nestloop = off AS ", 1)
 	return functionHead(schema, FuncName(s.Relid)+"_i") + dollarQuote(ins) + ";\n" +
-		functionHead(schema, FuncName(s.Relid)+"_u") + dollarQuote(upd) + ";\n" +
+		updHead + dollarQuote(upd) + ";\n" +
 		functionHead(schema, FuncName(s.Relid)+"_d") + dollarQuote(del) + ";\n"
 }
 
