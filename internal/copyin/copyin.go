@@ -4,6 +4,7 @@ package copyin
 import (
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,7 +60,14 @@ func App() *cli.App {
 }
 
 // Main runs pgcopyin with args and returns the exit code.
-func Main(args []string) int { return cliutil.RunApp(App(), args) }
+func Main(args []string) int {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Memory is bounded by design (a few frames per chunk in flight); a soft limit keeps the
+		// garbage collector from letting the heap drift towards twice that.
+		debug.SetMemoryLimit(150 << 20)
+	}
+	return cliutil.RunApp(App(), args)
+}
 
 func action(c *cli.Context) error {
 	if c.NArg() > 0 {
