@@ -75,9 +75,14 @@ type targetTable struct {
 	plain    string // quoted name
 	cols     []string
 	colIdx   map[string]int
-	key      []int // indexes into cols
-	lastCols []string
-	lastMap  []int
+	key      []int        // indexes into cols
+	rowCache mappingCache // last mapping of an upsert's columns
+	keyCache mappingCache // last mapping of a delete's columns
+}
+
+type mappingCache struct {
+	cols []string
+	m    []int
 }
 
 type stage struct {
@@ -282,17 +287,33 @@ func (a *Applier) stageMap(ctx context.Context, table string, obj map[string]*st
 }
 
 // mapping maps the record's columns to the table's; it is cached for the common case of the
-// same column slice over and over.
+// same columns over and over (compared by content: callers may reuse their slice).
 func (t *targetTable) mapping(cols []string, full bool) ([]int, error) {
-	if len(cols) == len(t.lastCols) && len(cols) > 0 && &cols[0] == &t.lastCols[0] {
-		return t.lastMap, nil
+	c := &t.keyCache
+	if full {
+		c = &t.rowCache
+	}
+	if c.m != nil && sameStrings(cols, c.cols) {
+		return c.m, nil
 	}
 	m, err := t.buildMapping(cols, full)
 	if err != nil {
 		return nil, err
 	}
-	t.lastCols, t.lastMap = cols, m
+	c.cols, c.m = append(c.cols[:0], cols...), m
 	return m, nil
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // buildMapping returns, for each table column, the index of its value in cols (-1: not given).

@@ -14,7 +14,7 @@ import (
 func ApplyInput(ctx context.Context, a *Applier, r io.Reader) error {
 	rd := deltarec.NewReader(r)
 	for {
-		rec, err := rd.Next()
+		rec, err := rd.Scan()
 		if err == io.EOF {
 			if a.InBatch() {
 				a.Abort(ctx)
@@ -30,17 +30,17 @@ func ApplyInput(ctx context.Context, a *Applier, r io.Reader) error {
 		case deltarec.OpBegin:
 			err = a.Begin(ctx, rec.From, rec.To, rec.At)
 		case deltarec.OpUpsert:
-			err = a.UpsertMap(ctx, rec.Table, rec.Row)
+			err = a.Upsert(ctx, rec.Table, rec.Cols, rec.Vals)
 		case deltarec.OpDelete:
-			err = a.DeleteMap(ctx, rec.Table, rec.Key)
+			err = a.Delete(ctx, rec.Table, rec.Cols, rec.Vals)
 		case deltarec.OpTruncate:
 			err = a.Truncate(ctx, rec.Table)
 		case deltarec.OpFlush:
 			err = a.FlushPoint(ctx)
 		case deltarec.OpCommit:
 			rows := int64(-1)
-			if rec.Rows != nil {
-				rows = *rec.Rows
+			if rec.HasRows {
+				rows = rec.Rows
 			}
 			err = a.Commit(ctx, rec.To, rows)
 		}

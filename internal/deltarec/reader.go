@@ -3,7 +3,6 @@ package deltarec
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +30,7 @@ func (e *LineError) Unwrap() error { return e.Err }
 type Reader struct {
 	r    *bufio.Reader
 	line int64
+	raw  Raw
 }
 
 // NewReader returns a Reader over r.
@@ -41,6 +41,16 @@ func (r *Reader) Line() int64 { return r.line }
 
 // Next returns the next record, io.EOF at a clean end, or a *LineError.
 func (r *Reader) Next() (*Record, error) {
+	raw, err := r.Scan()
+	if err != nil {
+		return nil, err
+	}
+	return raw.Record(), nil
+}
+
+// Scan decodes and validates the next record without maps, io.EOF at a clean end, or a
+// *LineError. The Raw and its values stay valid only until the next call.
+func (r *Reader) Scan() (*Raw, error) {
 	for {
 		b, err := r.readLine()
 		if err != nil {
@@ -50,19 +60,13 @@ func (r *Reader) Next() (*Record, error) {
 		if len(b) == 0 {
 			continue
 		}
-		rec := new(Record)
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(rec); err != nil {
+		if err := decode(b, &r.raw); err != nil {
 			return nil, &LineError{Line: r.line, Err: fmt.Errorf("malformed record: %v", err)}
 		}
-		if dec.More() {
-			return nil, &LineError{Line: r.line, Err: errors.New("malformed record: more than one JSON value on the line")}
+		if err := ValidateRaw(&r.raw); err != nil {
+			return nil, &LineError{Line: r.line, Table: r.raw.Table, Err: err}
 		}
-		if err := Validate(rec); err != nil {
-			return nil, &LineError{Line: r.line, Table: rec.Table, Err: err}
-		}
-		return rec, nil
+		return &r.raw, nil
 	}
 }
 
