@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -43,6 +44,22 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 	var ver int
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&ver); err != nil {
 		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	// A plain autovacuum yields to a waiting lock only when the deadlock check runs, after
+	// deadlock_timeout; a shorter lock timeout gives up first, every time.
+	var dlt time.Duration
+	var dltText string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('deadlock_timeout')").Scan(&dltText); err == nil {
+		var ms int64
+		if _, err := fmt.Sscanf(dltText, "%dms", &ms); err == nil {
+			dlt = time.Duration(ms) * time.Millisecond
+		} else if _, err := fmt.Sscanf(dltText, "%ds", &ms); err == nil {
+			dlt = time.Duration(ms) * time.Second
+		}
+		if dlt > 0 && opt.LockTimeout <= dlt {
+			fmt.Fprintf(opt.Progress, "pgtrig: warning: lock timeout %s is not above deadlock_timeout %s, so a running autovacuum is never cancelled in our favour; prefer --lock-timeout %s\n",
+				opt.LockTimeout, dltText, 2*dlt)
+		}
 	}
 	all, err := catalog.ListTables(ctx, conn, opt.Schema)
 	if err != nil {
@@ -275,7 +292,7 @@ func existingTriggers(ctx context.Context, conn *pgx.Conn, schema string) (map[t
 // runTable runs one table's DDL in its own transaction, retrying with backoff when the lock is
 // not granted within the lock timeout (or a deadlock victim is chosen), so the application never
 // waits behind us for longer than the lock timeout.
-func runTable(ctx context.Context, conn *pgx.Conn, dry interface{ Write([]byte) (int, error) }, progress interface{ Write([]byte) (int, error) },
+func runTable(ctx context.Context, conn *pgx.Conn, dry, progress io.Writer,
 	name, sql string, lockTimeout time.Duration, retries int, base time.Duration) error {
 	if dry != nil {
 		fmt.Fprintf(dry, "-- %s\nBEGIN;\n%sCOMMIT;\n", name, sql)
