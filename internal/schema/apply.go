@@ -38,6 +38,7 @@ Example:
 			dbconn.Flag(dbconn.Target),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, EnvVars: []string{"PGFERRY_JOBS"}, Usage: "connections to use"},
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"PGFERRY_DRY_RUN"}, Usage: "print the plan (statement, line, tables, parallel or barrier) and change nothing"},
+			&cli.BoolFlag{Name: "skip-existing", EnvVars: []string{"PGFERRY_SKIP_EXISTING"}, Usage: "treat 'already exists' errors as done (to finish a section after a failure); run 'pgschema diff' afterwards"},
 		},
 		Action: func(c *cli.Context) error {
 			jobs := c.Int("jobs")
@@ -64,6 +65,7 @@ Example:
 			url := dbconn.Resolve(c.String("target"), dbconn.Target)
 			start := time.Now()
 			plan.Log, plan.SlowAfter = c.App.ErrWriter, 10*time.Second
+			plan.SkipExisting = c.Bool("skip-existing")
 			if err := plan.Run(ctx, url, jobs); err != nil {
 				return err
 			}
@@ -91,6 +93,25 @@ type Plan struct {
 	// Log, when set, gets a line for every statement that took longer than SlowAfter.
 	Log       io.Writer
 	SlowAfter time.Duration
+	// SkipExisting makes "already exists" errors count as done.
+	SkipExisting bool
+}
+
+// alreadyExists reports whether err says the object a statement creates is already there.
+func alreadyExists(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "42P07", "42710", "42P06", "42723", "42P04": // relation, object, schema, function, database
+		return true
+	case "42809": // ATTACH PARTITION: "is already a partition"
+		return strings.Contains(pe.Message, "is already a partition")
+	case "42P16": // ADD PRIMARY KEY: "multiple primary keys for table ... are not allowed"
+		return strings.Contains(pe.Message, "multiple primary keys")
+	}
+	return false
 }
 
 // PlanApply splits a script into steps and works out which may run in parallel.
@@ -240,6 +261,9 @@ type worker struct {
 	conn    *pgx.Conn
 	sets    []string
 	noRetry bool // inside a script's own transaction a lost statement cannot be redone alone
+
+	skipExisting bool
+	skipped      []string // statements skipped as already done
 }
 
 func (w *worker) ensure(ctx context.Context) error {
@@ -288,6 +312,10 @@ func (w *worker) exec(ctx context.Context, s Step) error {
 		if attempt > 1 && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710") {
 			return nil
 		}
+		if w.skipExisting && alreadyExists(err) {
+			w.skipped = append(w.skipped, fmt.Sprintf("line %d: %s", s.Line, err))
+			return nil
+		}
 		return err
 	})
 	if err != nil {
@@ -302,7 +330,7 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 	errs := make([]error, jobs)
 	var wg sync.WaitGroup
 	for i := range workers {
-		workers[i] = &worker{url: url, noRetry: p.Serial}
+		workers[i] = &worker{url: url, noRetry: p.Serial, skipExisting: p.SkipExisting}
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -423,6 +451,15 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 		cond.Wait()
 	}
 	mu.Unlock()
+	if p.Log != nil {
+		n := 0
+		for _, w := range workers {
+			n += len(w.skipped)
+		}
+		if n > 0 {
+			fmt.Fprintf(p.Log, "%s: skipped %d statements whose objects already exist (run 'pgschema diff' to check them)\n", tool, n)
+		}
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

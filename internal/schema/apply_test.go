@@ -186,3 +186,29 @@ func TestApplyRunsInParallel(t *testing.T) {
 		t.Errorf("-j 1 took %s, -j 4 %s: not parallel", serial, parallel)
 	}
 }
+
+// TestApplySkipExisting finishes a section after a failure: re-running it fails on the objects
+// already made, unless --skip-existing, after which the schemas match.
+func TestApplySkipExisting(t *testing.T) {
+	pagila := readPagila(t)
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	psql(t, src.URL, pagila)
+	dumped := mustRun(t, "", "dump", "--source", src.URL)
+	pre := mustRun(t, dumped, "filter", "--section", "pre-data")
+	post := mustRun(t, dumped, "filter", "--section", "post-data")
+	mustRun(t, pre, "apply", "--target", dst.URL, "-j", "2")
+	// half of the post-data section went in before a failure
+	half := post[:strings.Index(post, "-- Name: film_fulltext_idx")]
+	mustRun(t, half, "apply", "--target", dst.URL, "-j", "2")
+	if _, errs, code := run(t, post, "apply", "--target", dst.URL, "-j", "2"); code != 1 || !strings.Contains(errs, "apply statement at line") {
+		t.Fatalf("re-run without --skip-existing: exit %d: %s", code, errs)
+	}
+	_, errs, code := run(t, post, "apply", "--target", dst.URL, "-j", "2", "--skip-existing")
+	if code != 0 || !strings.Contains(errs, "already exist") {
+		t.Fatalf("--skip-existing: exit %d: %s", code, errs)
+	}
+	mustRun(t, pre, "apply", "--target", dst.URL, "--skip-existing")
+	if out, errs, code := run(t, "", "diff", "--source", src.URL, "--target", dst.URL); code != 0 {
+		t.Errorf("diff: exit %d\n%s%s", code, out, errs)
+	}
+}
