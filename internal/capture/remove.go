@@ -41,28 +41,37 @@ func Remove(ctx context.Context, conn *pgx.Conn, schema string, opt RemoveOption
 	if ver >= 130000 {
 		notClone = "AND t.tgparentid = 0"
 	}
-	rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, array_agg(t.tgname::text ORDER BY t.tgname)
+	rows, err := conn.Query(ctx, `SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, array_agg(t.tgname::text ORDER BY t.tgname)
 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
 JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE pn.nspname = $1 AND NOT t.tgisinternal `+notClone+`
-GROUP BY 1, 2 ORDER BY 2`, schema)
+GROUP BY 1, 2, 3 ORDER BY 3`, schema)
 	if err != nil {
 		return fmt.Errorf("list capture triggers: %w", err)
 	}
 	type tabTrig struct {
+		oid          uint32
 		quoted, name string
 		triggers     []string
 	}
 	var todo []tabTrig
 	var tt tabTrig
-	if _, err := pgx.ForEachRow(rows, []any{&tt.quoted, &tt.name, &tt.triggers}, func() error { todo = append(todo, tt); return nil }); err != nil {
+	if _, err := pgx.ForEachRow(rows, []any{&tt.oid, &tt.quoted, &tt.name, &tt.triggers}, func() error { todo = append(todo, tt); return nil }); err != nil {
 		return fmt.Errorf("list capture triggers: %w", err)
+	}
+	hasRegistry, err := SchemaExists(ctx, conn, schema)
+	if err != nil {
+		return err
 	}
 	for i, t := range todo {
 		var b strings.Builder
 		b.WriteString(lockTimeoutSQL(opt.LockTimeout))
 		for _, g := range t.triggers {
 			fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\n", ident.Quote(g), t.quoted)
+		}
+		// The registry row goes in the same transaction: a row never outlives its capture.
+		if hasRegistry {
+			fmt.Fprintf(&b, "DELETE FROM %s.capture_tables WHERE relid = %d;\n", ident.Quote(schema), t.oid)
 		}
 		if err := runTable(ctx, conn, opt.DryRun, opt.Progress, t.name, b.String(), opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
 			return err

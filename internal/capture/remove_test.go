@@ -114,3 +114,38 @@ func TestRemoveKeepsForeignObjects(t *testing.T) {
 		t.Fatalf("%d capture triggers left on public.t", trig)
 	}
 }
+
+// TestRemoveInterruptedKeepsRegistryHonest: when remove stops half-way (a lock not granted),
+// every table still listed in the registry still has its triggers, and a re-run finishes.
+func TestRemoveInterruptedKeepsRegistryHonest(t *testing.T) {
+	db := newOwnerDB(t, `CREATE TABLE public.a (id int PRIMARY KEY); CREATE TABLE public.b (id int PRIMARY KEY)`)
+	ctx := context.Background()
+	conn := db.Conn(t, db.Owner)
+	holder := db.Conn(t, db.Owner)
+	if _, err := Install(ctx, conn, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "BEGIN; LOCK TABLE public.b IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	err := Remove(ctx, conn, DefaultSchema, RemoveOptions{LockTimeout: 100 * time.Millisecond, Retries: -1})
+	holder.Exec(ctx, "ROLLBACK")
+	if err == nil {
+		t.Fatal("remove succeeded while public.b was locked")
+	}
+	reg, err := LoadRegistry(ctx, conn, DefaultSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg) != 1 || reg[0].Table.Key() != "public.b" {
+		t.Fatalf("registry after an interrupted remove = %+v, want only public.b", reg)
+	}
+	var n int
+	conn.QueryRow(ctx, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.b'::regclass").Scan(&n)
+	if n == 0 {
+		t.Fatal("public.b is listed but has no triggers")
+	}
+	if err := Remove(ctx, conn, DefaultSchema, RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
