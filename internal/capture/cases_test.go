@@ -65,6 +65,8 @@ INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);`)
 	step("MERGE INTO public.items i USING (VALUES (1003), (6)) s(id) ON i.id = s.id WHEN MATCHED THEN UPDATE SET v = 9 WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
 		"public.items 1003", "public.items 6")
 	step("INSERT INTO public.items (id) VALUES (7), (8)", "public.items 7", "public.items 8")
+	step("WITH a AS (UPDATE public.items SET v = 1 WHERE id = 7 RETURNING 1) UPDATE public.items SET v = 2 WHERE id = 8", "public.items 7", "public.items 8")
+	step("INSERT INTO public.items (id) VALUES (8), (9) ON CONFLICT (id) DO UPDATE SET v = 3", "public.items 8", "public.items 9")
 	step("UPDATE public.parent SET v = v + 1", "public.parent 1", "public.child 2")
 	step("DELETE FROM public.parent WHERE id = 2", "public.child 2")
 	step("UPDATE public.ev SET at = '2025-06-01' WHERE id = 1", "public.ev 1|2024-05-01", "public.ev 1|2025-06-01")
