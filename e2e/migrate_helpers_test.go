@@ -297,3 +297,17 @@ func connectQuiet(url string) (context.Context, *pgx.Conn, error) {
 	conn, err := pgx.Connect(ctx, url)
 	return ctx, conn, err
 }
+
+func queryString(t *testing.T, url, q string) string {
+	t.Helper()
+	ctx, conn, err := connectQuiet(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var s string
+	if err := conn.QueryRow(ctx, q).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return s
+}

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgferry/pgferry/internal/pgtest"
 )
 
 // TestMigrateLive runs the demo's path: sample data (PGFERRY_E2E_MB, default 50 MB), a writer
@@ -154,4 +158,52 @@ func queryIntQuiet(url, q string) int64 {
 		return -1
 	}
 	return n
+}
+
+// TestMigrateFromFork follows the Heroku fork path: capture and a mark on the primary, a fork
+// (a pg_basebackup of the source cluster, started as its own server) taken after the mark, the
+// bulk copy read from the fork, and catch-up from the mark on the primary, with the writer running.
+func TestMigrateFromFork(t *testing.T) {
+	requireTools(t)
+	m := newMigration(t, sizeMB(t, 5), false)
+	w := m.startWriter(t)
+	out := m.script(t, 0, "migrate.sh", "--mark-only")
+	if !strings.Contains(out, "now fork the source") {
+		t.Fatalf("migrate.sh --mark-only did not ask for the fork")
+	}
+	// a fork without the mark must be refused: copy from a fork that does not exist yet
+	m.script(t, 2, "migrate.sh", "--copy-from", "postgres://postgres@/nosuchdb?host=/nonexistent&sslmode=disable")
+
+	time.Sleep(time.Second) // writes between the mark and the fork
+	fork := startFork(t, pgtest.Shared(t, "source"), m.srcSuper)
+	time.Sleep(time.Second) // and after the fork: only catch-up from the mark carries them
+	out = m.script(t, 0, "migrate.sh", "--copy-from", fork)
+	if !strings.Contains(out, "fork: catch-up starts at") {
+		t.Errorf("migrate.sh did not take the catch-up position from the fork's mark")
+	}
+	time.Sleep(2 * time.Second)
+	cut := m.script(t, 0, "cutover.sh")
+	w.stoppedByFreeze(t)
+	m.checkMigrated(t, cut)
+}
+
+// startFork takes a physical copy of cluster c and starts it on its own port; it returns the URL
+// of the database of srcURL on the fork.
+func startFork(t *testing.T, c *pgtest.Cluster, srcURL string) string {
+	t.Helper()
+	dir := filepath.Join(c.Dir, fmt.Sprintf("fork-%d", time.Now().UnixNano()))
+	if out, err := c.Run("pg_basebackup", "-D", dir, "-h", c.SockDir, "-p", strconv.Itoa(c.Port), "-U", "postgres", "-X", "stream", "--no-sync", "--checkpoint=fast"); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	port := c.Port + 2000
+	opts := fmt.Sprintf("-c listen_addresses='' -k %s -p %d -c fsync=off -c max_connections=50", c.SockDir, port)
+	if out, err := c.Run("pg_ctl", "start", "-w", "-t", "60", "-D", dir, "-l", filepath.Join(dir, "server.log"), "-o", opts); err != nil {
+		t.Fatalf("start the fork: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		c.Run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", dir)
+		os.RemoveAll(dir)
+	})
+	db := queryString(t, srcURL, "SELECT current_database()")
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, c.SockDir, port)
 }
