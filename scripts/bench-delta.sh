@@ -2,8 +2,11 @@
 # Benchmarks pgdelta: (1) apply throughput for a backlog of SCALE changed keys, (2) lag while
 # pgbench writes to the source with capture on. Usage: scripts/bench-delta.sh [SCALE] [SECONDS]
 #   SCALE    changed keys in the backlog (default 1000000; use e.g. 20000 for a smoke run)
-#   SECONDS  pgbench duration for the lag test (default 60)
+#   SECONDS  pgbench duration for the lag test (default 60; 0 skips it)
 # Needs SRC and DST (database URLs of two empty databases) and the tools on PATH (go build ./cmd/...).
+# Optional PGDATA_BENCH: data directory of the (local, otherwise idle) server holding SRC and DST;
+# then the server's CPU seconds per phase are reported too, which on a shared machine say more than
+# wall-clock time. Client CPU and peak RSS come from /usr/bin/time when present.
 set -euo pipefail
 SCALE=${1:-1000000}
 SECS=${2:-60}
@@ -18,24 +21,49 @@ pgtrig install --source "$SRC" -t bench >/dev/null
 from=$(psql_ "$SRC" -c 'SELECT txid_current_snapshot()')
 psql_ "$SRC" -c "INSERT INTO bench SELECT g, g % 1000, md5(g::text), now(), g / 3.0 FROM generate_series(1, $SCALE) g"
 
-# Peak memory (RSS) of the process, via /usr/bin/time when present.
+# Peak memory (RSS) and CPU of each process, via /usr/bin/time when present.
 timer=()
-[ -x /usr/bin/time ] && timer=(/usr/bin/time -f 'bench-delta: %C: max RSS %M KB')
+[ -x /usr/bin/time ] && timer=(/usr/bin/time -f 'bench-delta: %C: %e s wall, %U s user, %S s sys, max RSS %M KB')
+
+# server_cpu prints the CPU seconds used so far by the server at PGDATA_BENCH: the postmaster and
+# its children, including the exited backends it reaped (empty without PGDATA_BENCH).
+server_cpu() {
+  [ -n "${PGDATA_BENCH:-}" ] && [ -r "$PGDATA_BENCH/postmaster.pid" ] || return 0
+  local pm ticks=0 u s cu cs
+  pm=$(head -1 "$PGDATA_BENCH/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do
+    read -r u s cu cs < <(awk '{print $14, $15, $16, $17}' "/proc/$p/stat" 2>/dev/null) || continue
+    ticks=$((ticks + u + s + cu + cs))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+report() { # label rows start end cpu0 cpu1
+  awk -v l="$1" -v n="$2" -v s="$3" -v e="$4" -v c0="$5" -v c1="$6" 'BEGIN {
+    printf "bench-delta: %s: %d rows in %.1f s = %.0f rows/s", l, n, e - s, n / (e - s)
+    if (c1 != "") printf "; server CPU %.1f s (%.0f rows per server CPU second)", c1 - c0, n / (c1 - c0)
+    printf "\n" }' >&2
+}
+
+psql_ "$SRC" -c 'VACUUM ANALYZE bench'
 
 say "backlog of $SCALE changed keys: stream | apply"
-start=$(date +%s.%N)
+c0=$(server_cpu); start=$(date +%s.%N)
 "${timer[@]}" pgdelta stream --source "$SRC" --from "$from" --until-caught-up | "${timer[@]}" pgdelta apply --target "$DST"
-end=$(date +%s.%N)
+end=$(date +%s.%N); c1=$(server_cpu)
 rows=$(psql_ "$DST" -c 'SELECT count(*) FROM bench')
 [ "$rows" = "$SCALE" ] || { say "target has $rows rows, want $SCALE"; exit 1; }
-awk -v n="$SCALE" -v s="$start" -v e="$end" 'BEGIN { printf "bench-delta: apply throughput: %d rows in %.1f s = %.0f rows/s\n", n, e - s, n / (e - s) }' >&2
+report "stream | apply throughput" "$SCALE" "$start" "$end" "$c0" "$c1"
 
 say "same backlog again through pgdelta sync (re-applied from the start)"
 psql_ "$DST" -c 'DELETE FROM pgferry.apply_position'
-start=$(date +%s.%N)
+c0=$(server_cpu); start=$(date +%s.%N)
 "${timer[@]}" pgdelta sync --source "$SRC" --target "$DST" --from "$from" --until-caught-up --prune-every -1s
-end=$(date +%s.%N)
-awk -v n="$SCALE" -v s="$start" -v e="$end" 'BEGIN { printf "bench-delta: sync throughput: %d rows in %.1f s = %.0f rows/s\n", n, e - s, n / (e - s) }' >&2
+end=$(date +%s.%N); c1=$(server_cpu)
+report "sync throughput (every key replaces an existing row)" "$SCALE" "$start" "$end" "$c0" "$c1"
+diff <(psql_ "$SRC" -c 'SELECT * FROM bench ORDER BY id') <(psql_ "$DST" -c 'SELECT * FROM bench ORDER BY id') >/dev/null ||
+  { say "target's bench differs from the source's"; exit 1; }
+
+[ "$SECS" -gt 0 ] || exit 0
 
 say "lag under pgbench for $SECS s (capture on)"
 pgbench -q -i -s 1 "$SRC" >/dev/null 2>&1
