@@ -7,7 +7,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/ident"
 )
+
+func relidOf(t *testing.T, conn *pgx.Conn, table string) uint32 {
+	t.Helper()
+	var oid uint32
+	if err := conn.QueryRow(context.Background(), "SELECT $1::regclass::oid", table).Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	return oid
+}
 
 // TestCaptureStatementShapes runs statements whose row effects are tricky for triggers
 // (FK cascades, writable CTEs, MERGE, multi-row inserts, key shifts, writes through an inheritance parent,
@@ -22,7 +35,7 @@ ALTER TABLE public.child INHERIT public.parent;
 CREATE TABLE public.ev (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE TABLE public.ev_b PARTITION OF public.ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-CREATE TABLE public.uq (code varchar(10) NOT NULL, n int NOT NULL, v int, UNIQUE (n, code));
+CREATE TABLE public.uq (code varchar(10) COLLATE "C" NOT NULL, n int NOT NULL, v int, UNIQUE (n, code));
 INSERT INTO public.items SELECT g FROM generate_series(1, 5) g;
 INSERT INTO public.notes VALUES (10, 1), (11, 1), (12, 2);
 INSERT INTO public.parent VALUES (1, 0); INSERT INTO public.child VALUES (2, 0, 'x');
@@ -74,6 +87,11 @@ INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);`)
 	step("UPDATE public.uq SET v = 5", "public.uq 1|z", "public.uq 2|b")
 	step("TRUNCATE public.ev", "TRUNCATE public.ev public.ev", "TRUNCATE public.ev_a public.ev", "TRUNCATE public.ev_b public.ev")
 	step("TRUNCATE public.items CASCADE", "TRUNCATE public.items public.items", "TRUNCATE public.notes public.notes")
+	// The delta table keeps the key's collation, so joining it to the table needs no COLLATE.
+	var joined int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM public.uq u JOIN pgferry.`+ident.Quote(DeltaName(relidOf(t, conn, "public.uq")))+` d ON d.code = u.code AND d.n = u.n`).Scan(&joined); err != nil || joined == 0 {
+		t.Fatalf("join delta to table on a COLLATE \"C\" key: %d rows, %v", joined, err)
+	}
 	sort.Strings(want)
 	sort.Strings(wantTrunc)
 	diffLines(t, "delta rows", deltaRows(t, conn, DefaultSchema), want)

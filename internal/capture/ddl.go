@@ -17,11 +17,13 @@ type tableSpec struct {
 	Relid      uint32
 	KeyColumns []string
 	KeyTypes   []string
-	EqOps      []string      // schema-qualified equality operator of each key column's index opclass
-	Statement  bool          // statement-level triggers with transition tables (see docs/benchmarks.md)
-	Owner      bool          // the installing role owns the table: triggers are made ENABLE ALWAYS
-	Children   []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
-	OldDelta   string        // a stale delta table to drop (the table was re-created or its key changed)
+	EqOps      []string // schema-qualified equality operator of each key column's index opclass
+	// KeyCollations holds " COLLATE x.y" for key columns whose collation is not the type's default.
+	KeyCollations []string
+	Statement     bool          // statement-level triggers with transition tables (see docs/benchmarks.md)
+	Owner         bool          // the installing role owns the table: triggers are made ENABLE ALWAYS
+	Children      []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
+	OldDelta      string        // a stale delta table to drop (the table was re-created or its key changed)
 	// Present names the capture triggers already on the table, and ChildHasTruncate says which
 	// children already carry the TRUNCATE trigger. Only those are dropped: DROP TRIGGER takes an
 	// ACCESS EXCLUSIVE lock (even with IF EXISTS), which would stall readers too, so a fresh
@@ -164,6 +166,9 @@ func deltaTableSQL(schema string, s tableSpec) string {
 	defs := make([]string, len(s.KeyColumns))
 	for i, c := range s.KeyColumns {
 		defs[i] = ident.Quote(c) + " " + s.KeyTypes[i]
+		if i < len(s.KeyCollations) {
+			defs[i] += s.KeyCollations[i]
+		}
 	}
 	name := DeltaName(s.Relid)
 	using := ""

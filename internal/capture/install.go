@@ -171,6 +171,29 @@ func (s tableSpec) triggerNames(schema string) []string {
 	return []string{limitName(schema + sufRow)}
 }
 
+// keyCollations returns, per key column, its collation as a COLLATE clause when it is not the
+// type's default ("" otherwise), so the delta table compares keys exactly as the table does.
+func keyCollations(ctx context.Context, conn *pgx.Conn, relid uint32, cols []string) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname::text, CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+    THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	var c, coll string
+	if _, err := pgx.ForEachRow(rows, []any{&c, &coll}, func() error { m[c] = coll; return nil }); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = m[c]
+	}
+	return out, nil
+}
+
 // keyEqualityOps returns, per key column, the schema-qualified equality operator of the key
 // index's operator class, e.g. "OPERATOR(pg_catalog.=)".
 func keyEqualityOps(ctx context.Context, conn *pgx.Conn, relid uint32, keySource string, cols []string) ([]string, error) {
@@ -260,6 +283,9 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 			return nil, fmt.Errorf("read key operators of %s: %w", p.Table.Key(), err)
 		}
 		p.EqOps = ops
+		if p.KeyCollations, err = keyCollations(ctx, conn, p.Relid, p.KeyColumns); err != nil {
+			return nil, fmt.Errorf("read key collations of %s: %w", p.Table.Key(), err)
+		}
 	}
 	res := make([]plannedTable, len(out))
 	for i, p := range out {
