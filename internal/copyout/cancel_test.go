@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -154,16 +153,5 @@ INSERT INTO fat VALUES (1, repeat('abcdefgh', 2150000)), (2, 'small'), (3, repea
 	}
 	if frames < 2 || data.String() != want.String() {
 		t.Fatalf("%d frames, %d bytes; want more than one frame and the %d bytes of COPY", frames, data.Len(), want.Len())
-	}
-}
-
-func TestDevNullIsNotATerminal(t *testing.T) {
-	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Skip(err)
-	}
-	defer f.Close()
-	if err := refuseTerminal(f); err != nil {
-		t.Fatalf("/dev/null refused: %v", err)
 	}
 }

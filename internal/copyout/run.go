@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		cfg.FrameSize = stream.MaxFrameSize
 	}
 	if cfg.OutDir == "" && !cfg.PlanOnly {
-		if err := refuseTerminal(stdout); err != nil {
+		if err := cliutil.RefuseTerminal(stdout, "the copy stream"); err != nil {
 			return err
 		}
 	}
