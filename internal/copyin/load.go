@@ -107,19 +107,31 @@ func (l *loader) chunkDone(ti int, rows int64) {
 }
 
 // frameSource feeds one chunk's data frames to COPY; it ends (io.EOF) at the chunk-end frame.
+// pgconn reads it from its own goroutine, which it may leave running after a connection error,
+// so every field is guarded and close makes any later Read fail.
 type frameSource struct {
-	ctx     context.Context
-	next    func() (*stream.Frame, error)
+	ctx    context.Context
+	next   func() (*stream.Frame, error)
+	onData func(n int)
+
+	mu      sync.Mutex
+	closed  bool
 	cur     *stream.Frame
 	rest    []byte
 	summary *stream.ChunkSummary
 	err     error // the source's own failure (COPY only reports that it was aborted)
 	bytes   int64
-	onData  func(n int)
 }
 
+var errSourceClosed = errors.New("chunk load ended")
+
 func (s *frameSource) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for len(s.rest) == 0 {
+		if s.closed {
+			return 0, errSourceClosed
+		}
 		if s.cur != nil {
 			s.cur.Release()
 			s.cur = nil
@@ -130,7 +142,15 @@ func (s *frameSource) Read(p []byte) (int, error) {
 		if err := s.ctx.Err(); err != nil {
 			return 0, err
 		}
+		s.mu.Unlock()
 		f, err := s.next()
+		s.mu.Lock()
+		if s.closed {
+			if f != nil {
+				f.Release()
+			}
+			return 0, errSourceClosed
+		}
 		if err != nil {
 			s.err = err
 			return 0, err
@@ -150,10 +170,20 @@ func (s *frameSource) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// result returns the chunk-end summary (nil if not reached), the bytes fed and the source's error.
+func (s *frameSource) result() (*stream.ChunkSummary, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.summary, s.bytes, s.err
+}
+
 func (s *frameSource) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	if s.cur != nil {
 		s.cur.Release()
-		s.cur = nil
+		s.cur, s.rest = nil, nil
 	}
 }
 
@@ -179,7 +209,8 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 	defer func() {
 		src.close()
 		if err != nil {
-			l.prog.Undo(name, 0, src.bytes)
+			_, fed, _ := src.result()
+			l.prog.Undo(name, 0, fed)
 			l.prog.End(name)
 		}
 	}()
@@ -200,19 +231,20 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 		}
 	}()
 	tag, err := conn.PgConn().CopyFrom(ctx, src, t.copySQL)
-	if src.err != nil {
-		return src.err // names the table and chunk itself, or is the run's cause
+	summary, _, srcErr := src.result()
+	if srcErr != nil {
+		return srcErr // names the table and chunk itself, or is the run's cause
 	}
 	if err != nil {
 		return &errChunk{name, id, fmt.Errorf("copy: %w", err)}
 	}
-	if src.summary == nil {
+	if summary == nil {
 		return &errChunk{name, id, errors.New("copy ended before the chunk-end frame")}
 	}
-	if got, want := tag.RowsAffected(), src.summary.Rows; got != want {
+	if got, want := tag.RowsAffected(), summary.Rows; got != want {
 		return &errChunk{name, id, fmt.Errorf("COPY loaded %d rows but the stream says the chunk holds %d; rolled back", got, want)}
 	}
-	if err := state.ChunkDone(ctx, tx, l.cfg.StateSchema, name, id, src.summary.Snapshot, src.summary.Rows, src.summary.Bytes); err != nil {
+	if err := state.ChunkDone(ctx, tx, l.cfg.StateSchema, name, id, summary.Snapshot, summary.Rows, summary.Bytes); err != nil {
 		return &errChunk{name, id, err}
 	}
 	if testHookBeforeCommit != nil {
@@ -221,7 +253,7 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 	if err := tx.Commit(ctx); err != nil {
 		return &errChunk{name, id, fmt.Errorf("commit: %w", err)}
 	}
-	l.chunkDone(ti, src.summary.Rows)
+	l.chunkDone(ti, summary.Rows)
 	return nil
 }
 
