@@ -49,7 +49,7 @@ func App() *cli.App {
 		Description: description,
 		Flags: []cli.Flag{
 			dbconn.Flag(dbconn.Target),
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel target connections (default and minimum for a stream: the stream's jobs)", EnvVars: []string{"PGFERRY_JOBS"}},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel target connections (at least the stream's jobs, so interleaved chunks never wait)", DefaultText: "the stream's jobs", EnvVars: []string{"PGFERRY_JOBS"}},
 			&cli.StringFlag{Name: "input-dir", Aliases: []string{"i"}, Usage: "read the directory form written by pgcopyout -o DIR instead of stdin", EnvVars: []string{"PGFERRY_INPUT_DIR"}},
 			&cli.BoolFlag{Name: "truncate", Usage: "empty the stream's tables on the target (and forget their copy state) before loading", EnvVars: []string{"PGFERRY_TRUNCATE"}},
 			&cli.StringFlag{Name: "state-schema", Value: state.DefaultSchema, Usage: "pgferry state schema on the target", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},

@@ -212,6 +212,10 @@ func TestWrongMagicAndVersion(t *testing.T) {
 	if !errors.Is(err, stream.ErrBadMagic) || !strings.Contains(stderr, "hint: pgcopyin reads the output of pgcopyout") {
 		t.Errorf("COPY text as input: %v\n%s", err, stderr)
 	}
+	err, stderr = load(t, dst.URL, nil, Config{})
+	if !errors.Is(err, stream.ErrTruncated) || !strings.Contains(stderr, "stdin was empty") {
+		t.Errorf("empty input: %v\n%s", err, stderr)
+	}
 	in := []byte("PGFCOPY\x07xxxxxxxxxxxxxxxxx")
 	err, stderr = load(t, dst.URL, in, Config{})
 	if !errors.Is(err, stream.ErrVersion) || !strings.Contains(stderr, "version 7") {

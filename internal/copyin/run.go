@@ -79,7 +79,10 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 // streamError turns a stream decoding error into a failure with a hint.
 func streamError(err error) error {
 	hint := "the stream is damaged or incomplete; nothing of the damaged chunk was committed: re-run the pipeline (loaded chunks are kept, it resumes)"
+	var se *stream.Error
 	switch {
+	case errors.As(err, &se) && se.Offset == 0 && errors.Is(err, stream.ErrTruncated):
+		hint = "stdin was empty: pgcopyout wrote nothing (see its message above); pipe pgcopyout into pgcopyin"
 	case errors.Is(err, stream.ErrBadMagic):
 		hint = "pgcopyin reads the output of pgcopyout (not COPY text or a pg_dump file)"
 	case errors.Is(err, stream.ErrVersion):
