@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -206,4 +207,30 @@ func startFork(t *testing.T, c *pgtest.Cluster, srcURL string) string {
 	})
 	db := queryString(t, srcURL, "SELECT current_database()")
 	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, c.SockDir, port)
+}
+
+// TestCutoverAbortsOnDifference damages one row on the target: the cutover must refuse, give
+// writes back to the source, and succeed once the row is repaired.
+func TestCutoverAbortsOnDifference(t *testing.T) {
+	requireTools(t)
+	m := newMigration(t, 1, false)
+	m.script(t, 0, "migrate.sh", "--no-follow")
+	mustExec(t, m.dstSuper, `UPDATE demo.kv SET v = '{"damaged": true}' WHERE k = 'key:7'`)
+	out := m.script(t, 1, "cutover.sh")
+	if !strings.Contains(out, "the target differs from the source") || !strings.Contains(out, "writes restored on the source") {
+		t.Errorf("cutover did not report the difference and restore writes")
+	}
+	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+		WHERE d.datname = current_database() AND array_to_string(s.setconfig, ',') LIKE '%default_transaction_read_only%'`); n != 0 {
+		t.Fatalf("the source is still read-only after the aborted cutover")
+	}
+	mustExec(t, m.srcSuper, `INSERT INTO demo.kv (k, v) VALUES ('after-abort', '{}')`) // the source takes writes
+	// repair the target the documented way, then cut over
+	fix := exec.Command("bash", "-c", `pgverify --emit-fix -t demo.kv | pgdelta apply`)
+	fix.Env = m.env
+	if b, err := fix.CombinedOutput(); err != nil {
+		t.Fatalf("repair: %v\n%s", err, b)
+	}
+	cut := m.script(t, 0, "cutover.sh")
+	m.checkMigratedNoWriter(t, cut)
 }

@@ -108,7 +108,7 @@ restore_writes() {
 
 if [ "$RESTORE_ONLY" = 1 ]; then
   restore_writes
-  rm -f "$STATE_DIR/done/freeze" "$STATE_DIR/freeze-start"
+  rm -f "$STATE_DIR/done/freeze" "$STATE_DIR/freeze-start" "$STATE_DIR/done/drain" "$STATE_DIR/done/sequences" "$STATE_DIR/done/verify"
   exit 0
 fi
 
@@ -122,7 +122,12 @@ on_exit() {
   if [ "$FINISHED" = 0 ] && step_done freeze; then
     log "cutover did not finish (exit $rc): giving writes back to the source"
     restore_writes || log "could not restore writes: run '$0 --restore-writes'"
-    rm -f "$STATE_DIR/done/freeze" "$STATE_DIR/freeze-start"
+    # the source moves on again: the next cutover must drain, set sequences and verify anew
+    rm -f "$STATE_DIR/done/freeze" "$STATE_DIR/freeze-start" "$STATE_DIR/done/drain" "$STATE_DIR/done/sequences" "$STATE_DIR/done/verify"
+    if step_done constraints; then
+      log "warning: the target already has its foreign keys; restart the follower (scripts/migrate.sh) only after dropping them, or cut over again soon"
+    fi
+    log "restart the follower with scripts/migrate.sh, then run this script again"
   fi
 }
 trap on_exit EXIT
