@@ -23,6 +23,9 @@ type TableStatus struct {
 	InstalledAt    time.Time `json:"installed_at"`
 	TriggerMissing bool      `json:"trigger_missing,omitempty"` // the row trigger was dropped: re-run install
 	TableMissing   bool      `json:"table_missing,omitempty"`   // the table was dropped or re-created
+	// PartitionsWithoutTruncate counts partitions created since install: their rows are
+	// captured, but a TRUNCATE naming them is not until install is run again.
+	PartitionsWithoutTruncate int `json:"partitions_without_truncate_trigger,omitempty"`
 }
 
 // Status is the capture state of the source.
@@ -73,6 +76,14 @@ FROM %[8]s`, ident.Literal(d), c.Relid, ident.Literal(TriggerName(schema)),
 			Scan(&ts.Rows, &ts.OldestTxid, &ts.Bytes, &ts.TriggerMissing, &ts.TableMissing)
 		if err != nil {
 			return nil, fmt.Errorf("read delta table of %s: %w", c.Table.Key(), err)
+		}
+		if err := conn.QueryRow(ctx, `WITH RECURSIVE p(relid) AS (
+  SELECT inhrelid FROM pg_inherits WHERE inhparent = $1
+  UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN p ON i.inhparent = p.relid)
+SELECT count(*) FROM p JOIN pg_class c ON c.oid = p.relid
+WHERE c.relispartition AND c.relkind IN ('r','p') AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = p.relid AND t.tgname = $2)`,
+			c.Relid, TruncateTriggerName(schema)).Scan(&ts.PartitionsWithoutTruncate); err != nil {
+			return nil, fmt.Errorf("check partitions of %s: %w", c.Table.Key(), err)
 		}
 		if ts.OldestTxid != nil {
 			ts.OldestAge = st.CurrentTxid - *ts.OldestTxid

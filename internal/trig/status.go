@@ -41,7 +41,7 @@ dropped (re-run install), or when no capture is installed.
 			}
 			broken := 0
 			for _, t := range st.Tables {
-				if t.TriggerMissing || t.TableMissing {
+				if t.TriggerMissing || t.TableMissing || t.PartitionsWithoutTruncate > 0 {
 					broken++
 				}
 			}
@@ -67,6 +67,8 @@ dropped (re-run install), or when no capture is installed.
 						state = "TABLE DROPPED OR RE-CREATED"
 					} else if t.TriggerMissing {
 						state = "TRIGGER MISSING"
+					} else if t.PartitionsWithoutTruncate > 0 {
+						state = fmt.Sprintf("%d NEW PARTITION(S) WITHOUT TRUNCATE CAPTURE", t.PartitionsWithoutTruncate)
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Table, t.DeltaTable, t.Rows, oldest, age, bytesText(t.Bytes), state)
 				}
@@ -76,7 +78,8 @@ dropped (re-run install), or when no capture is installed.
 				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("no capture schema %s on the source", st.Schema), "run 'pgtrig install' first")
 			}
 			if broken > 0 {
-				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d captured table(s) lost their capture", broken), "re-run 'pgtrig install'; changes made meanwhile were not captured, so copy those tables again")
+				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d captured table(s) lost all or part of their capture", broken),
+					"re-run 'pgtrig install'; for a dropped trigger, changes made meanwhile were not captured, so copy that table again")
 			}
 			return nil
 		},
