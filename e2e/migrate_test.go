@@ -18,6 +18,7 @@ import (
 // running throughout, migrate.sh, cutover.sh; then pgverify is clean and every table is equal.
 func TestMigrateLive(t *testing.T) {
 	requireTools(t)
+	t.Parallel()
 	m := newMigration(t, sizeMB(t, 50), false)
 	w := m.startWriter(t)
 	out := m.script(t, 0, "migrate.sh")
@@ -44,6 +45,7 @@ func TestMigrateLive(t *testing.T) {
 // the copy and in the middle of the index builds, re-runs it each time, and still ends equal after cutover.
 func TestMigrateKilledAndResumed(t *testing.T) {
 	requireTools(t)
+	t.Parallel()
 	m := newMigration(t, sizeMB(t, 10), false)
 	m.env = append(m.env, "PGFERRY_SPLIT_SIZE=1MB") // many small chunks: the kill lands mid-copy
 	w := m.startWriter(t)
@@ -86,6 +88,7 @@ func TestMigrateKilledAndResumed(t *testing.T) {
 // with one snapshot per chunk.
 func TestMigrateNonSuperuser(t *testing.T) {
 	requireTools(t)
+	t.Parallel()
 	m := newMigration(t, sizeMB(t, 10), true)
 	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper`); n != 1 {
 		t.Fatal("checks must run as superuser")
@@ -166,6 +169,7 @@ func queryIntQuiet(url, q string) int64 {
 // bulk copy read from the fork, and catch-up from the mark on the primary, with the writer running.
 func TestMigrateFromFork(t *testing.T) {
 	requireTools(t)
+	t.Parallel()
 	m := newMigration(t, sizeMB(t, 5), false)
 	w := m.startWriter(t)
 	out := m.script(t, 0, "migrate.sh", "--mark-only")
@@ -213,6 +217,7 @@ func startFork(t *testing.T, c *pgtest.Cluster, srcURL string) string {
 // writes back to the source, and succeed once the row is repaired.
 func TestCutoverAbortsOnDifference(t *testing.T) {
 	requireTools(t)
+	t.Parallel()
 	m := newMigration(t, 1, false)
 	m.script(t, 0, "migrate.sh", "--no-follow")
 	mustExec(t, m.dstSuper, `UPDATE demo.kv SET v = '{"damaged": true}' WHERE k = 'key:7'`)
