@@ -185,7 +185,7 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 	if err := checkTablePrivileges(ctx, conn, all, opt.Filter, rep); err != nil {
 		return nil, err
 	}
-	if err := checkBlockers(ctx, conn, oids, opt.LongTx, rep); err != nil {
+	if err := checkBlockers(ctx, conn, oids, opt.LongTx, ver, rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -245,9 +245,14 @@ func checkTablePrivileges(ctx context.Context, conn *pgx.Conn, all []*catalog.Ta
 // checkBlockers finds sessions that would make CREATE TRIGGER wait: transactions holding a lock
 // that conflicts with SHARE ROW EXCLUSIVE on a selected table for longer than longTx,
 // anti-wraparound vacuums (which do not yield), and long transactions in general.
-func checkBlockers(ctx context.Context, conn *pgx.Conn, oids []uint32, longTx time.Duration, rep *CheckReport) error {
+func checkBlockers(ctx context.Context, conn *pgx.Conn, oids []uint32, longTx time.Duration, ver int, rep *CheckReport) error {
+	// backend_type exists from PostgreSQL 10; before, autovacuum shows only in its query text.
+	btype, client := "coalesce(a.backend_type, '')", "backend_type = 'client backend'"
+	if ver < 100000 {
+		btype, client = "CASE WHEN a.query LIKE 'autovacuum:%' THEN 'autovacuum worker' ELSE '' END", "query NOT LIKE 'autovacuum:%'"
+	}
 	rows, err := conn.Query(ctx, `
-SELECT DISTINCT n.nspname || '.' || c.relname, l.mode, a.pid, coalesce(a.backend_type, ''), coalesce(a.usename::text, ''),
+SELECT DISTINCT n.nspname || '.' || c.relname, l.mode, a.pid, `+btype+`, coalesce(a.usename::text, ''),
   extract(epoch FROM now() - a.xact_start)::float8, coalesce(a.query, ''),
   age(c.relfrozenxid) > current_setting('autovacuum_freeze_max_age')::bigint
 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -294,7 +299,7 @@ ORDER BY 1, 3`, oids)
 	}
 	// Long transactions anywhere: they do not block install but hold back vacuum of the delta tables.
 	rows, err = conn.Query(ctx, `SELECT pid, coalesce(usename::text, ''), extract(epoch FROM now() - xact_start)::float8, coalesce(state, '')
-FROM pg_stat_activity WHERE xact_start < now() - $1::interval AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY xact_start`,
+FROM pg_stat_activity WHERE xact_start < now() - $1::interval AND pid <> pg_backend_pid() AND `+client+` ORDER BY xact_start`,
 		fmt.Sprintf("%d milliseconds", longTx.Milliseconds()))
 	if err != nil {
 		return fmt.Errorf("list long transactions: %w", err)
