@@ -159,6 +159,11 @@ func (s *frameSource) Read(p []byte) (int, error) {
 			s.summary = f.Summary
 			return 0, io.EOF
 		}
+		if err := f.Decode(); err != nil { // decompress and verify here, in parallel with other chunks
+			f.Release()
+			s.err = streamError(err)
+			return 0, err
+		}
 		s.cur, s.rest = f, f.Data
 		s.bytes += int64(len(f.Data))
 		if s.onData != nil {
@@ -314,6 +319,7 @@ func (l *loader) runStream(parent context.Context, r *stream.Reader, input io.Re
 		}()
 		return true
 	}
+	r.DeferDecode() // each chunk's goroutine decompresses and verifies its own frames
 	// The reader runs on its own: a read blocked on a stalled pipe must not delay an interrupt.
 	readDone := make(chan struct{})
 	go func() {
@@ -386,6 +392,9 @@ func (l *loader) streamChunkError(ctx context.Context, err error) error {
 		if c := context.Cause(ctx); c != nil {
 			return c
 		}
+	}
+	if errors.Is(err, stream.ErrCorrupt) || errors.Is(err, stream.ErrTruncated) {
+		return err // a damaged frame found by this chunk's decoder, already explained
 	}
 	if retry.Transient(err) {
 		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("lost the target connection: %w", err),

@@ -20,13 +20,61 @@ type Frame struct {
 	Data    []byte        // KindData: the uncompressed COPY text, valid until Release
 	Summary *ChunkSummary // KindChunkEnd
 	buf     *[]byte
+	pending *pending // set while a data frame is still compressed (Reader.DeferDecode)
 }
 
-// Release gives the frame's buffer back for reuse; Data must not be used afterwards.
+// pending is a data frame not yet decompressed and verified.
+type pending struct {
+	codec  CodecKind
+	crc    uint32
+	rawLen int
+	seq    uint32
+	stored *[]byte
+	where  *Error // location for errors
+}
+
+// Decode decompresses and verifies a data frame returned by a Reader in DeferDecode mode; it may
+// run in any goroutine and is a no-op for other frames. Data is valid only after it returns nil.
+func (f *Frame) Decode() error {
+	p := f.pending
+	if p == nil {
+		return nil
+	}
+	f.pending = nil
+	defer dataPool.Put(p.stored)
+	return f.decode(p, *p.stored)
+}
+
+// decode decompresses stored into a pooled buffer and checks the CRC-32C of the result.
+func (f *Frame) decode(p *pending, stored []byte) error {
+	buf := dataPool.Get().(*[]byte)
+	if cap(*buf) < p.rawLen {
+		*buf = make([]byte, p.rawLen)
+	}
+	raw, err := decompress(p.codec, *buf, stored, p.rawLen)
+	if err == nil && checksum(raw) != p.crc {
+		err = errors.New("checksum mismatch")
+	}
+	if err != nil {
+		dataPool.Put(buf)
+		e := *p.where
+		e.Err = fmt.Errorf("%w: data frame %d: %v", ErrCorrupt, p.seq, err)
+		return &e
+	}
+	*buf = raw
+	f.Data, f.buf = raw, buf
+	return nil
+}
+
+// Release gives the frame's buffers back for reuse; Data must not be used afterwards.
 func (f *Frame) Release() {
 	if f.buf != nil {
 		dataPool.Put(f.buf)
 		f.buf, f.Data = nil, nil
+	}
+	if f.pending != nil {
+		dataPool.Put(f.pending.stored)
+		f.pending = nil
 	}
 }
 
@@ -40,6 +88,8 @@ type frameReader struct {
 	tr  *tracker
 	hb  [frameHdrLen]byte
 	cmp []byte // scratch for the stored (compressed) payload
+
+	deferDecode bool
 }
 
 // errAt wraps err with the location of the frame at off naming table index ti and chunk c.
@@ -117,23 +167,18 @@ func (fr *frameReader) next() (*Frame, error) {
 	}
 	switch fh.Kind {
 	case KindData:
-		buf := dataPool.Get().(*[]byte)
-		if cap(*buf) < int(fh.RawLen) {
-			*buf = make([]byte, fh.RawLen)
-		}
-		raw, err := decompress(fh.Codec, *buf, stored, int(fh.RawLen))
-		if err == nil && checksum(raw) != fh.CRC {
-			err = errors.New("checksum mismatch")
-		}
-		if err != nil {
-			dataPool.Put(buf)
-			return nil, fr.errAt(start, ti, c, fmt.Errorf("%w: data frame %d: %v", ErrCorrupt, fh.Seq, err))
-		}
-		*buf = raw
-		f.Data, f.buf = raw, buf
-		if err := fr.tr.data(ti, c, fh.Seq, len(raw)); err != nil {
-			f.Release()
+		if err := fr.tr.data(ti, c, fh.Seq, int(fh.RawLen)); err != nil {
 			return nil, fr.errAt(start, ti, c, fmt.Errorf("%w: %v", ErrCorrupt, err))
+		}
+		p := &pending{codec: fh.Codec, crc: fh.CRC, rawLen: int(fh.RawLen), seq: fh.Seq, where: fr.errAt(start, ti, c, nil).(*Error)}
+		if fr.deferDecode {
+			p.stored = dataPool.Get().(*[]byte)
+			*p.stored = append((*p.stored)[:0], stored...)
+			f.pending = p
+			return f, nil
+		}
+		if err := f.decode(p, stored); err != nil {
+			return nil, err
 		}
 	case KindChunkEnd, KindEnd:
 		if fh.RawLen != fh.Len || checksum(stored) != fh.CRC {
@@ -281,6 +326,11 @@ func (r *Reader) Next() (*Frame, error) {
 	}
 	return f, nil
 }
+
+// DeferDecode makes Next return data frames still compressed, so that the caller decompresses
+// and verifies them in parallel: call Frame.Decode before using Data. Framing, sequence and
+// completeness are still checked by Next; a frame's checksum is checked by Decode.
+func (r *Reader) DeferDecode() { r.fr.deferDecode = true }
 
 // Totals returns what the stream held so far (all of it once Next returned io.EOF).
 func (r *Reader) Totals() Totals { return r.fr.tr.totals }

@@ -402,3 +402,66 @@ func readChunkFile(d *Dir, ti, c int) error {
 		f.Release()
 	}
 }
+
+func TestDeferDecode(t *testing.T) {
+	for _, codec := range []string{"lz4", "zstd", "gzip", "none"} {
+		b := goodStream(t, codec)
+		want, _, err := readAll(mustReader(t, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := mustReader(t, b)
+		r.DeferDecode()
+		got := map[chunkKey][]byte{}
+		for {
+			f, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error)
+			go func() { done <- f.Decode() }() // decoding happens off the reading goroutine
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			k := chunkKey{f.Table, f.Chunk}
+			got[k] = append(got[k], f.Data...)
+			f.Release()
+		}
+		for k := range want {
+			if !bytes.Equal(got[k], want[k]) {
+				t.Errorf("%s: chunk %v differs when decoded later", codec, k)
+			}
+		}
+	}
+	// A damaged payload passes Next and fails Decode, naming the chunk.
+	b := goodStream(t, "lz4")
+	r := mustReader(t, b)
+	off := r.Offset()
+	f, _ := r.Next()
+	c := bytes.Clone(b)
+	c[off+frameHdrLen+3] ^= 0x10
+	r = mustReader(t, c)
+	r.DeferDecode()
+	f, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Decode()
+	var se *Error
+	if !errors.Is(err, ErrCorrupt) || !errors.As(err, &se) || se.Table != "public.a" || se.Chunk != 0 || se.Offset != off {
+		t.Fatalf("Decode of a damaged frame: %v", err)
+	}
+	f.Release()
+}
+
+func mustReader(t *testing.T, b []byte) *Reader {
+	t.Helper()
+	r, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
