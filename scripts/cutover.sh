@@ -113,6 +113,7 @@ if [ "$RESTORE_ONLY" = 1 ]; then
 fi
 
 [ -d "$STATE_DIR" ] && STATE_DIR=$(cd "$STATE_DIR" && pwd)
+[ -d "$STATE_DIR" ] && lock_state_dir
 step_done indexes || die "migrate.sh has not finished in $STATE_DIR" "run scripts/migrate.sh (with the same --state-dir) until it says 'ready for cutover'"
 
 # From the freeze on, any failure gives the source back to the application.

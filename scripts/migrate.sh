@@ -99,6 +99,7 @@ export PGFERRY_CAPTURE_SCHEMA=$CAPTURE_SCHEMA PGFERRY_STATE_SCHEMA=$STATE_SCHEMA
 need_bin psql pgschema pgtrig pgcopyout pgcopyin pgdelta
 mkdir -p "$STATE_DIR"
 STATE_DIR=$(cd "$STATE_DIR" && pwd)
+lock_state_dir
 # COPY_SRC is where the snapshot copy reads from: the source, or its fork.
 COPY_SRC=${COPY_FROM:-$SOURCE}
 
@@ -383,7 +384,7 @@ start_follower() {
   # 'kill $(cat sync.pid)'.
   # default_transaction_read_only=off: it keeps working when cutover.sh freezes the source.
   PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off" \
-    setsid pgdelta sync --source "$SOURCE" --target "$TARGET" --follow "${FROM_ARGS[@]}" </dev/null >>"$STATE_DIR/sync.log" 2>&1 &
+    setsid pgdelta sync --source "$SOURCE" --target "$TARGET" --follow "${FROM_ARGS[@]}" </dev/null >>"$STATE_DIR/sync.log" 2>&1 9>&- &
   echo $! >"$STATE_DIR/sync.pid"
   sleep 1
   if ! pid_alive "$STATE_DIR/sync.pid"; then

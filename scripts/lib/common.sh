@@ -102,3 +102,10 @@ url_dbname() { psql_q "$1" "SELECT current_database()"; }
 
 # redact URL: hides the password of a postgres:// URL for messages.
 redact() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }
+
+# lock_state_dir: refuses to run twice at once on the same state directory (needs flock).
+lock_state_dir() {
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"$STATE_DIR/.lock"
+  flock -n 9 || die "another pgferry script is running with the state directory $STATE_DIR" "wait for it, or stop it first"
+}
