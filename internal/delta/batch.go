@@ -70,9 +70,11 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	inRange := "txid >= $1 AND txid < $2 AND txid_visible_in_snapshot(txid, $3::text::txid_snapshot) AND NOT txid_visible_in_snapshot(txid, $4::text::txid_snapshot)"
 	args := [][]byte{[]byte(lo), []byte(hi), []byte(res.To), []byte(from)}
 
+	// A TRUNCATE of one partition is recorded under the captured root (captured_table): the root is
+	// truncated and reloaded as a whole on the target, which is correct if heavier than needed.
 	truncated := map[string]bool{}
 	cs := ident.Quote(orDefault(r.CaptureSchema))
-	if err := queryText(ctx, tx.Conn().PgConn(), "SELECT DISTINCT table_name FROM "+cs+".truncates WHERE "+inRange, args, func(v [][]byte) error {
+	if err := queryText(ctx, tx.Conn().PgConn(), "SELECT DISTINCT coalesce(captured_table, table_name) FROM "+cs+".truncates WHERE "+inRange, args, func(v [][]byte) error {
 		truncated[string(v[0])] = true
 		return nil
 	}); err != nil {

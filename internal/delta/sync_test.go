@@ -114,6 +114,10 @@ func writer(ctx context.Context, t *testing.T, url string, seed uint64, stop <-c
 		case 5:
 			stmts = []string{fmt.Sprintf(`INSERT INTO public.items VALUES ('k%d', %d, '{"a":[1,2]}', now()) ON CONFLICT (k1, k2) DO UPDATE SET v = jsonb_build_object('u', %d)`, id%7, id, rng.IntN(100))}
 		case 6:
+			if rng.IntN(10) == 0 { // TRUNCATE of one partition, recorded under the captured root
+				stmts = []string{`TRUNCATE public.ev_1`, fmt.Sprintf(`INSERT INTO public.ev_1 VALUES (%d, 1, 'after partition truncate')`, id)}
+				break
+			}
 			stmts = []string{fmt.Sprintf(`UPDATE public.ev SET part = 1 - part, v = v || '.' WHERE id = %d`, id), fmt.Sprintf(`INSERT INTO public.ev VALUES (%d, %d, 'new') ON CONFLICT DO NOTHING`, id2, id2%2)}
 		case 7:
 			stmts = []string{`INSERT INTO public.logs(msg) VALUES ('w')`, fmt.Sprintf(`DELETE FROM public.items WHERE k2 = %d`, id)}
