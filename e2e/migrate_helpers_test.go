@@ -112,6 +112,13 @@ func newMigration(t *testing.T, mb int, nonSuper bool) *migration {
 	} else {
 		t.Cleanup(func() { cs.DropDB(srcDB); cd.DropDB(dstDB) })
 	}
+	// the follower runs in its own session: stop it even when the test fails before the cutover
+	t.Cleanup(func() {
+		b, err := os.ReadFile(filepath.Join(m.stateDir, "sync.pid"))
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 0 {
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
+	})
 	m.env = append(os.Environ(), "PGFERRY_SOURCE="+m.src, "PGFERRY_TARGET="+m.dst, "PGFERRY_STATE_DIR="+m.stateDir, "PGFERRY_JOBS=2")
 	start := time.Now()
 	m.script(t, 0, "demo-data/load.sh", "--mb", strconv.Itoa(mb))
