@@ -16,7 +16,8 @@ import (
 type target struct {
 	name    string      // unquoted schema.table as in the stream
 	table   ident.Table // for SQL
-	copySQL string      // COPY t (cols in stream order) FROM STDIN
+	copySQL string      // COPY t (cols in stream order) FROM STDIN [(FORMAT binary)]
+	binary  bool        // the stream carries the table in binary COPY format
 }
 
 // checkTables resolves every stream table on the target and checks each of its columns exists
@@ -64,8 +65,11 @@ func checkTables(ctx context.Context, conn *pgx.Conn, h *stream.Header) ([]*targ
 				problems = append(problems, fmt.Sprintf("table %s: column %q does not exist on the target", t.Name, c))
 			}
 		}
-		out[i] = &target{name: t.Name, table: tb,
+		out[i] = &target{name: t.Name, table: tb, binary: t.Binary(),
 			copySQL: "COPY " + tb.String() + " (" + ident.QuoteList(t.Columns) + ") FROM STDIN"}
+		if t.Binary() {
+			out[i].copySQL += " (FORMAT binary)"
+		}
 	}
 	if len(problems) > 0 {
 		msg := problems[0]

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
@@ -241,6 +242,11 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 		return srcErr // names the table and chunk itself, or is the run's cause
 	}
 	if err != nil {
+		var pe *pgconn.PgError
+		if t.binary && errors.As(err, &pe) && (pe.Code == "22P03" || pe.Code == "42804" || pe.Code == "08P01") {
+			return cliutil.WithHint(cliutil.ExitFailure, &errChunk{name, id, fmt.Errorf("copy (binary format): %w", err)},
+				"the target's column types differ from the source's, which binary COPY cannot convert: re-run the pipeline with pgcopyout --format text (loaded chunks are kept and skipped)")
+		}
 		return &errChunk{name, id, fmt.Errorf("copy: %w", err)}
 	}
 	if summary == nil {
@@ -396,6 +402,9 @@ func (l *loader) streamChunkError(ctx context.Context, err error) error {
 	if errors.Is(err, stream.ErrCorrupt) || errors.Is(err, stream.ErrTruncated) {
 		return err // a damaged frame found by this chunk's decoder, already explained
 	}
+	if hasHint(err) {
+		return err
+	}
 	if retry.Transient(err) {
 		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("lost the target connection: %w", err),
 			"a stream cannot be replayed: re-run the whole pipeline (pgcopyout --target ... | pgcopyin); loaded chunks are kept and skipped")
@@ -477,9 +486,18 @@ func (l *loader) loadDirChunk(ctx context.Context, d *stream.Dir, c stream.DirCh
 			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read stream directory: %w", pe.err),
 				"the chunk file is damaged; nothing of that chunk was committed: write the directory again with pgcopyout -o")
 		}
+		if hasHint(err) {
+			return err
+		}
 		return cliutil.WithHint(cliutil.ExitFailure, err, "that chunk was rolled back; fix the cause and re-run pgcopyin (loaded chunks are kept and skipped)")
 	}
 	return err
+}
+
+// hasHint reports whether err already tells the operator what to do.
+func hasHint(err error) bool {
+	var ee *cliutil.ExitError
+	return errors.As(err, &ee) && ee.Hint != ""
 }
 
 // permanent marks a stream error so retry.Transient never treats it as a lost connection.

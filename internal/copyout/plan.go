@@ -261,11 +261,13 @@ func (c Chunk) Where(t *catalog.Table) string {
 	return strings.Join(parts, " AND ")
 }
 
-// CopySQL is the COPY statement that reads the chunk in COPY text format.
+// CopySQL is the COPY statement that reads the chunk in COPY text format. A whole table is read
+// with a plain COPY of the table, which copies only its own rows (never those of inheritance
+// children) and skips the executor.
 func (c Chunk) CopySQL(t *catalog.Table) string {
 	cols := ident.QuoteList(t.ColumnNames())
 	where := c.Where(t)
-	if where == "" && !t.Inherited && len(t.Columns) > 0 {
+	if where == "" && len(t.Columns) > 0 {
 		return fmt.Sprintf("COPY %s (%s) TO STDOUT", t.String(), cols)
 	}
 	if len(t.Columns) == 0 {

@@ -215,7 +215,7 @@ func TestCopySQL(t *testing.T) {
 		want string
 	}{
 		{Chunk{Kind: KindAll}, false, `COPY "My Schema"."T" ("Id", "v") TO STDOUT`},
-		{Chunk{Kind: KindAll}, true, `COPY (SELECT "Id", "v" FROM ONLY "My Schema"."T") TO STDOUT`},
+		{Chunk{Kind: KindAll}, true, `COPY "My Schema"."T" ("Id", "v") TO STDOUT`}, // COPY TO never reads children
 		{Chunk{Kind: KindKey, Lower: &lo}, false, `COPY (SELECT "Id", "v" FROM ONLY "My Schema"."T" WHERE "Id" >= CAST('a''b' AS text)) TO STDOUT`},
 		{Chunk{Kind: KindCtid, Upper: &hi}, false, `COPY (SELECT "Id", "v" FROM ONLY "My Schema"."T" WHERE ctid < CAST('(3,0)' AS tid)) TO STDOUT`},
 	} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type Config struct {
 	Filter        catalog.Filter
 	SplitSize     int64
 	Codec         string
+	Format        string // auto (default), text or binary
 	OutDir        string // directory form instead of stdout
 	SnapshotMode  string
 	OneOff        bool
@@ -62,6 +64,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if cfg.SnapshotMode == SnapshotPerChunk && cfg.OneOff {
 		return cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("--snapshot per-chunk cannot be combined with --one-off: chunks read under different snapshots are only consistent after catch-up"),
 			"install capture (pgtrig install) for a per-chunk copy, or use --snapshot shared for a one-off copy")
+	}
+	switch cfg.Format {
+	case "":
+		cfg.Format = FormatAuto
+	case FormatAuto, FormatText, FormatBinary:
+	default:
+		return cliutil.Usagef("bad --format %q: want auto, text or binary", cfg.Format)
 	}
 	if cfg.FrameSize <= 0 {
 		cfg.FrameSize = 1 << 20
@@ -118,12 +127,31 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		plans = append(plans, tp)
 	}
 
+	textOnly := map[string]bool{}
+	if cfg.Format != FormatText {
+		if textOnly, err = textOnlyTables(ctx, conn, tables); err != nil {
+			return err
+		}
+		if cfg.Format == FormatBinary && len(textOnly) > 0 {
+			var names []string
+			for n := range textOnly {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return cliutil.WithHint(cliutil.ExitUsage,
+				fmt.Errorf("--format binary: %d table(s) have columns binary COPY cannot carry between servers (composite, array or extension types): %s", len(names), strings.Join(names, ", ")),
+				"use --format auto (those tables go as text) or exclude them")
+		}
+	}
 	h := &stream.Header{
 		ServerVersion: coord.serverVersion, Position: coord.position, SnapshotMode: cfg.SnapshotMode,
 		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(),
 	}
 	for _, tp := range plans {
-		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes}
+		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes, Format: stream.FormatText}
+		if cfg.Format != FormatText && !textOnly[tp.Key()] {
+			st.Format = stream.FormatBinary
+		}
 		for _, c := range tp.Chunks {
 			st.Chunks = append(st.Chunks, stream.Chunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper, Skip: c.Skip})
 		}
@@ -164,7 +192,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 				continue
 			}
 			n++
-			jobs = append(jobs, &job{ti: ti, tp: tp, c: c, shared: cfg.SnapshotMode == SnapshotShared || c.Kind == KindCtid})
+			jobs = append(jobs, &job{ti: ti, tp: tp, c: c, shared: cfg.SnapshotMode == SnapshotShared || c.Kind == KindCtid,
+				binary: h.Tables[ti].Binary()})
 		}
 		if n > 0 {
 			frac := float64(n) / float64(len(tp.Chunks))

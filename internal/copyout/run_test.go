@@ -130,7 +130,8 @@ func runCopy(t *testing.T, cfg Config) (*copied, string, error) {
 }
 
 func baseConfig(url string) Config {
-	return Config{Source: url, Jobs: 4, SplitSize: 64 << 10, Codec: "lz4", CaptureSchema: "pgferry", StateSchema: "st",
+	// Text, so the tests can read the rows back; format_test.go covers binary.
+	return Config{Source: url, Jobs: 4, SplitSize: 64 << 10, Codec: "lz4", Format: FormatText, CaptureSchema: "pgferry", StateSchema: "st",
 		Progress: progress.None, FrameSize: 8 << 10}
 }
 

@@ -21,6 +21,7 @@ type job struct {
 	tp     *TablePlan
 	c      *Chunk
 	shared bool // import the coordinator's exported snapshot
+	binary bool // COPY in binary format
 }
 
 // copier holds what the workers share.
@@ -120,7 +121,12 @@ func (cp *copier) copyChunk(ctx context.Context, conn *pgx.Conn, j *job, written
 	cp.prog.Begin(name)
 	defer cp.prog.End(name)
 	fc := &frameCutter{cp: cp, j: j, written: written, limit: cp.frameSize}
-	if _, err := conn.PgConn().CopyTo(ctx, fc, j.c.CopySQL(j.tp.Table)); err != nil {
+	sql := j.c.CopySQL(j.tp.Table)
+	if j.binary {
+		fc.bin = &binScanner{}
+		sql += " (FORMAT binary)"
+	}
+	if _, err := conn.PgConn().CopyTo(ctx, fc, sql); err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
 	if err := fc.flush(true); err != nil {
@@ -134,13 +140,17 @@ func (cp *copier) copyChunk(ctx context.Context, conn *pgx.Conn, j *job, written
 	return cp.out.EndChunk(j.ti, j.c.ID, stream.ChunkSummary{Rows: fc.rows, Bytes: fc.bytes, Frames: int64(fc.seq), Snapshot: snap})
 }
 
-// frameCutter receives COPY text from pgx and cuts it into frames on row boundaries.
+// frameCutter receives COPY data from pgx (text, or binary when bin is set) and cuts it into
+// frames on row boundaries, counting rows as they arrive.
 type frameCutter struct {
 	cp      *copier
 	j       *job
 	written *bool
 	limit   int
+	bin     *binScanner // nil for text
 	buf     []byte
+	cut     int   // buf[:cut] holds complete rows
+	pending int64 // rows in buf[:cut]
 	cbuf    []byte
 	seq     int
 	rows    int64
@@ -148,7 +158,20 @@ type frameCutter struct {
 }
 
 func (f *frameCutter) Write(p []byte) (int, error) {
+	base := len(f.buf)
 	f.buf = append(f.buf, p...)
+	if f.bin != nil {
+		n, end, err := f.bin.feed(p)
+		if err != nil {
+			return 0, err
+		}
+		if end >= 0 {
+			f.cut, f.pending = base+end, f.pending+n
+		}
+	} else if i := bytes.LastIndexByte(p, '\n'); i >= 0 { // text: every newline ends a row
+		f.cut = base + i + 1
+		f.pending += int64(bytes.Count(p[:i+1], []byte{'\n'}))
+	}
 	if len(f.buf) >= f.limit {
 		if err := f.flush(false); err != nil {
 			return 0, err
@@ -159,16 +182,26 @@ func (f *frameCutter) Write(p []byte) (int, error) {
 
 // flush writes the buffered complete rows as frames (all of the buffer when final).
 func (f *frameCutter) flush(final bool) error {
+	if final && f.bin != nil && !f.bin.complete() {
+		return fmt.Errorf("%w: it ended without its trailer", errBinaryFraming)
+	}
 	for len(f.buf) > 0 {
-		n := len(f.buf)
-		if n > stream.MaxFrameSize { // one row bigger than a frame: readers do not need row boundaries
+		n, rows := f.cut, f.pending
+		switch {
+		case final:
+			n = len(f.buf)
+		case n == 0 && len(f.buf) >= stream.MaxFrameSize:
+			// One row bigger than a frame: readers do not need row boundaries. Its row is
+			// counted in the frame where it ends.
+			n, rows = stream.MaxFrameSize, 0
+		case n == 0:
+			return nil // wait for the rest of the row
+		}
+		if n > stream.MaxFrameSize {
 			n = stream.MaxFrameSize
-		} else if !final {
-			i := bytes.LastIndexByte(f.buf, '\n')
-			if i < 0 {
-				return nil // wait for the rest of the row
+			if f.cut > n { // rows past the cut are counted with a later frame
+				rows = 0
 			}
-			n = i + 1
 		}
 		raw := f.buf[:n]
 		var comp []byte
@@ -186,14 +219,15 @@ func (f *frameCutter) flush(final bool) error {
 		if testHook != nil {
 			testHook("frame", nil, f.j)
 		}
-		rows := int64(bytes.Count(raw, []byte{'\n'}))
 		f.seq++
 		f.rows += rows
+		f.pending -= rows
 		f.bytes += int64(n)
 		f.cp.prog.Add(f.j.tp.Key(), rows, int64(n))
 		rest := copy(f.buf, f.buf[n:])
 		f.buf = f.buf[:rest]
-		if !final && n < stream.MaxFrameSize && len(f.buf) < f.limit {
+		f.cut = max(f.cut-n, 0)
+		if !final && len(f.buf) < f.limit {
 			return nil
 		}
 	}

@@ -60,13 +60,23 @@ type Header struct {
 
 // Table is one copied table and its chunk plan; frames refer to it by its index in Header.Tables.
 type Table struct {
-	Name     string   `json:"name"`    // unquoted "schema.table" (the leaf for partitions)
-	Columns  []string `json:"columns"` // column order of the COPY text data
+	Name     string   `json:"name"`             // unquoted "schema.table" (the leaf for partitions)
+	Columns  []string `json:"columns"`          // column order of the COPY data
+	Format   string   `json:"format,omitempty"` // COPY format of its data frames: "text" (also "") or "binary"
 	Key      []string `json:"key,omitempty"`
 	EstRows  int64    `json:"est_rows"`
 	EstBytes int64    `json:"est_bytes"`
 	Chunks   []Chunk  `json:"chunks"` // the whole plan, including chunks skipped as already done
 }
+
+// COPY formats of a table's data frames.
+const (
+	FormatText   = "text"
+	FormatBinary = "binary" // each chunk's frames together are one complete binary COPY stream
+)
+
+// Binary reports whether the table's frames carry binary COPY data.
+func (t *Table) Binary() bool { return t.Format == FormatBinary }
 
 // Chunk is one unit of copy and of load: a key range, a ctid range, or the whole table.
 type Chunk struct {
@@ -154,6 +164,11 @@ func (h *Header) Validate() error {
 				return fmt.Errorf("bad header: table %s: empty or repeated column %q", t.Name, c)
 			}
 			cols[c] = true
+		}
+		switch t.Format {
+		case "", FormatText, FormatBinary:
+		default:
+			return fmt.Errorf("bad header: table %s: format %q, want text or binary", t.Name, t.Format)
 		}
 		ids := map[int]bool{}
 		for _, c := range t.Chunks {

@@ -1,0 +1,182 @@
+package copyout
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/stream"
+)
+
+// COPY format choices (--format).
+const (
+	FormatAuto   = "auto"
+	FormatText   = stream.FormatText
+	FormatBinary = stream.FormatBinary
+)
+
+// textOnlyTables returns the tables (by Key) with a column that binary COPY cannot carry between
+// two servers. Binary COPY input checks the type OIDs embedded in arrays and composites, and
+// those of user-defined types differ between databases; a type without send/receive functions
+// has no binary form at all. Safe: built-in types (OID < 16384, their arrays included) with
+// binary I/O, enums (sent as their label), and domains over safe types.
+func textOnlyTables(ctx context.Context, conn *pgx.Conn, tables []*catalog.Table) (map[string]bool, error) {
+	oids := make([]uint32, len(tables))
+	byOID := map[uint32]string{}
+	for i, t := range tables {
+		oids[i] = t.OID
+		byOID[t.OID] = t.Key()
+	}
+	rows, err := conn.Query(ctx, `
+		WITH RECURSIVE base(attrelid, typ, depth) AS (
+		  SELECT a.attrelid, a.atttypid, 0 FROM pg_attribute a
+		  WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+		UNION ALL
+		  SELECT b.attrelid, t.typbasetype, b.depth + 1 FROM base b JOIN pg_type t ON t.oid = b.typ
+		  WHERE t.typtype = 'd' AND b.depth < 20)
+		SELECT DISTINCT b.attrelid FROM base b JOIN pg_type t ON t.oid = b.typ
+		WHERE t.typtype <> 'd' AND NOT (t.typtype = 'e' OR (t.oid < 16384 AND t.typsend <> 0 AND t.typreceive <> 0))`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("check column types for binary COPY: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return nil, fmt.Errorf("check column types for binary COPY: %w", err)
+	}
+	out := map[string]bool{}
+	for _, id := range ids {
+		out[byOID[id]] = true
+	}
+	return out, nil
+}
+
+// binarySignature starts every binary COPY stream.
+var binarySignature = []byte("PGCOPY\n\377\r\n\000")
+
+// binScanner follows the framing of a binary COPY stream as it arrives in pieces: header,
+// tuples (int16 field count, then per field an int32 length, -1 for NULL, and the bytes), trailer
+// (field count -1). It finds row boundaries and counts rows without holding whole rows.
+type binScanner struct {
+	state  int // what the next bytes are: one of the bs* constants
+	hdr    []byte
+	part   [4]byte
+	have   int   // bytes of part filled
+	fields int   // fields left in the current tuple
+	skip   int64 // bytes of field data left
+}
+
+const (
+	bsHeader = iota
+	bsCount
+	bsLen
+	bsData
+	bsEnd
+)
+
+var errBinaryFraming = errors.New("binary COPY data from the server is not framed as expected")
+
+// feed scans p and returns how many tuples ended in it and the offset just after the last one
+// (-1 when none did).
+func (s *binScanner) feed(p []byte) (rows int64, lastEnd int, err error) {
+	lastEnd = -1
+	i := 0
+	for i < len(p) {
+		switch s.state {
+		case bsHeader:
+			need := 19
+			if len(s.hdr) >= 19 {
+				need += int(binary.BigEndian.Uint32(s.hdr[15:19]))
+			}
+			take := min(need-len(s.hdr), len(p)-i)
+			s.hdr = append(s.hdr, p[i:i+take]...)
+			i += take
+			if len(s.hdr) == 19 {
+				if !bytes.Equal(s.hdr[:11], binarySignature) {
+					return rows, lastEnd, fmt.Errorf("%w: bad signature", errBinaryFraming)
+				}
+				if ext := binary.BigEndian.Uint32(s.hdr[15:19]); ext > 1<<20 {
+					return rows, lastEnd, fmt.Errorf("%w: header extension of %d bytes", errBinaryFraming, ext)
+				}
+			}
+			if len(s.hdr) >= 19 && len(s.hdr) == 19+int(binary.BigEndian.Uint32(s.hdr[15:19])) {
+				s.state, s.hdr = bsCount, nil
+			}
+		case bsCount, bsLen:
+			want := 2
+			if s.state == bsLen {
+				want = 4
+			}
+			if s.have == 0 && len(p)-i >= want { // fast path: the whole integer is here
+				copy(s.part[:], p[i:i+want])
+				i += want
+				s.have = want
+			} else {
+				for s.have < want && i < len(p) {
+					s.part[s.have] = p[i]
+					s.have++
+					i++
+				}
+				if s.have < want {
+					continue
+				}
+			}
+			s.have = 0
+			if s.state == bsCount {
+				n := int16(binary.BigEndian.Uint16(s.part[:2]))
+				switch {
+				case n == -1:
+					s.state = bsEnd
+				case n < 0:
+					return rows, lastEnd, fmt.Errorf("%w: field count %d", errBinaryFraming, n)
+				case n == 0:
+					rows++
+					lastEnd = i
+				default:
+					s.fields, s.state = int(n), bsLen
+				}
+				continue
+			}
+			l := int32(binary.BigEndian.Uint32(s.part[:4]))
+			if l < -1 {
+				return rows, lastEnd, fmt.Errorf("%w: field length %d", errBinaryFraming, l)
+			}
+			if l > 0 {
+				s.skip, s.state = int64(l), bsData
+				continue
+			}
+			s.endField(&rows, &lastEnd, i)
+		case bsData:
+			take := int64(len(p) - i)
+			if take > s.skip {
+				take = s.skip
+			}
+			i += int(take)
+			s.skip -= take
+			if s.skip == 0 {
+				s.endField(&rows, &lastEnd, i)
+			}
+		case bsEnd:
+			return rows, lastEnd, fmt.Errorf("%w: data after the trailer", errBinaryFraming)
+		}
+	}
+	return rows, lastEnd, nil
+}
+
+func (s *binScanner) endField(rows *int64, lastEnd *int, i int) {
+	s.fields--
+	if s.fields == 0 {
+		*rows++
+		*lastEnd = i
+		s.state = bsCount
+	} else {
+		s.state = bsLen
+	}
+}
+
+// complete reports whether the stream ended with its trailer.
+func (s *binScanner) complete() bool { return s.state == bsEnd }
