@@ -3,12 +3,15 @@
 # per-table `psql COPY TO | psql COPY FROM` pipe, in one run on the same data and servers, and
 # prints a markdown table with ratios (paste it into docs/benchmarks.md).
 #
-# Usage: scripts/bench-copy.sh [--scale S] [--jobs N] [--keep] [--out FILE]
+# Usage: scripts/bench-copy.sh [--scale S] [--jobs N] [--keep] [--out FILE] [--only LIST]
 #   --scale S   dataset size: 1 is about 1.6 GB (one big table dominating, plus smaller ones);
 #               0.002 is a smoke run of a few MB (default 1)
 #   --jobs N    parallelism of every parallel method (default: number of CPUs, at least 2)
 #   --keep      keep the throwaway clusters and work directory
 #   --out FILE  also write the markdown report to FILE
+#   --only LIST comma-separated methods to run while iterating (pgferry_data, raw_pipe, pgferry_full,
+#               dump_fc, dump_fd, single): the report shows n/a for the others
+#   extra pgcopyout flags (e.g. --codec none, --format text) go in PGCOPYOUT_FLAGS
 # Servers: by default two throwaway clusters (initdb in a temp dir, as the postgres OS user when
 # run as root) with identical settings. Set BENCH_SRC_ADMIN and BENCH_DST_ADMIN to URLs of a
 # database on existing servers (a role that may CREATE DATABASE) to use those instead.
@@ -24,13 +27,15 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 [ "$JOBS" -lt 2 ] && JOBS=2
 KEEP=0
 OUT=""
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
     --jobs|-j) JOBS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --only) ONLY=$2; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-copy: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -112,6 +117,7 @@ CREATE TABLE bench.events(id bigint PRIMARY KEY, account_id int NOT NULL, at tim
   amount numeric(12,2), payload jsonb, note text);
 CREATE TABLE bench.log(at timestamptz, line text);
 SQL
+DATA_ONLY_PGFERRY=0 DATA_ONLY_RAW=0 SINGLE_J1=0 SINGLE_JN=0
 psql -Xq -v ON_ERROR_STOP=1 "$SRC" -c "INSERT INTO bench.events SELECT i, i % 100000, '2024-01-01'::timestamptz + i * interval '1 second',
   (ARRAY['view','click','buy','refund']::bench.kind[])[1 + i % 4], (i % 100000) / 100.0,
   jsonb_build_object('ip', '10.0.' || (i % 250) || '.' || (i % 199), 'n', i % 1000), md5(i::text) || ' ' || repeat('x', (i % 40))
@@ -154,16 +160,22 @@ indexes() { # URL: primary keys and indexes, N in parallel
 }
 pgferry_copy() { # URL JOBS [pgcopyout filters...]
   local u=$1 j=$2; shift 2
-  "$TIME" -v -o "$WORK/out.time" pgcopyout --source "$SRC" -j "$j" --one-off --progress none --split-size "$SPLIT" "$@" |
+  # shellcheck disable=SC2086
+  "$TIME" -v -o "$WORK/out.time" pgcopyout --source "$SRC" -j "$j" --one-off --progress none --split-size "$SPLIT" ${PGCOPYOUT_FLAGS:-} "$@" |
     "$TIME" -v -o "$WORK/in.time" pgcopyin --target "$u" -j "$j" --progress none
   local o i
   o=$(rss_mb "$WORK/out.time"); i=$(rss_mb "$WORK/in.time")
+  CPU_OUT=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { printf "%.1f", u + s }' "$WORK/out.time")
+  CPU_IN=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { printf "%.1f", u + s }' "$WORK/in.time")
+  log "client CPU seconds: pgcopyout $CPU_OUT, pgcopyin $CPU_IN"
   [ "$o" -gt "${RSS[pgcopyout]:-0}" ] && RSS[pgcopyout]=$o
   [ "$i" -gt "${RSS[pgcopyin]:-0}" ] && RSS[pgcopyin]=$i
   return 0
 }
+wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 run() { # key: time a method into a fresh target; the method is the function m_<key>
   local key=$1 dst t0
+  wanted "$key" || wanted "${key%_j*}" || { SECS[$key]=0; return 0; }
   dst=$(fresh_target)
   log "running $key"
   t0=$(now)

@@ -32,6 +32,7 @@ func App() *cli.App {
 		&cli.StringFlag{Name: "target", Usage: "target database: skip the chunks it already holds (resume after a failed load)", EnvVars: []string{"PGFERRY_TARGET"}},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel source connections (chunks read at once)", EnvVars: []string{"PGFERRY_JOBS"}},
 		&cli.StringFlag{Name: "split-size", Value: "256MB", Usage: "split tables bigger than this (on disk) into chunks", EnvVars: []string{"PGFERRY_SPLIT_SIZE"}},
+		&cli.StringFlag{Name: "split-by", Value: "auto", Usage: "how a keyed table is split: key (key ranges, resumable chunk by chunk), ctid (block ranges, read sequentially; --snapshot shared only, and a partly loaded table restarts whole), or auto (ctid where the key is not stored in about its order, so key ranges would read the heap at random)", EnvVars: []string{"PGFERRY_SPLIT_BY"}},
 		&cli.StringFlag{Name: "codec", Value: "lz4", Usage: "frame compression: lz4, zstd[:level], gzip[:level] or none", EnvVars: []string{"PGFERRY_CODEC"}},
 		&cli.StringFlag{Name: "format", Value: "auto", Usage: "COPY format: auto (binary for tables whose column types all have a server-independent binary form: built-in types, enums, domains over them; text for the rest), text, or binary (refuses tables that need text)", EnvVars: []string{"PGFERRY_FORMAT"}},
 		&cli.StringFlag{Name: "output-dir", Aliases: []string{"o"}, Usage: "write the directory form (one file per chunk plus header.json) instead of stdout", EnvVars: []string{"PGFERRY_OUTPUT_DIR"}},
@@ -79,7 +80,7 @@ func action(c *cli.Context) error {
 	}
 	cfg := Config{
 		Source: dbconn.Resolve(c.String("source"), dbconn.Source), Target: c.String("target"),
-		Jobs: c.Int("jobs"), Filter: f, SplitSize: split, Codec: c.String("codec"), Format: c.String("format"), OutDir: c.String("output-dir"),
+		Jobs: c.Int("jobs"), Filter: f, SplitSize: split, Codec: c.String("codec"), Format: c.String("format"), SplitBy: c.String("split-by"), OutDir: c.String("output-dir"),
 		SnapshotMode: c.String("snapshot"), OneOff: c.Bool("one-off"),
 		CaptureSchema: c.String("capture-schema"), StateSchema: c.String("state-schema"),
 		Progress: pm, FrameSize: int(frame), PlanOnly: c.Bool("plan"),

@@ -43,6 +43,12 @@ type Planner struct {
 	// NoTIDRangeScan is set for servers before PostgreSQL 14, which scan the whole table for a
 	// ctid range: a table without a usable key is then read as one chunk.
 	NoTIDRangeScan bool
+	// SplitBy is how a keyed table is split: "key" (key ranges), "ctid" (block ranges, read
+	// sequentially; only safe when every chunk of the table reads one shared snapshot), or ""
+	// (auto: ctid when CtidOK and the first key column is not stored in about its order, where
+	// key ranges would read the heap at random; key ranges otherwise).
+	SplitBy string
+	CtidOK  bool // all chunks of a table read one snapshot (--snapshot shared)
 }
 
 // chunkCount is how many chunks a table of bytes should get.
@@ -69,7 +75,20 @@ func (p Planner) Plan(ctx context.Context, conn *pgx.Conn, t *catalog.Table) (*T
 		tp.Chunks = []Chunk{{ID: 0, Kind: KindAll, EstBytes: t.Bytes}}
 		return tp, nil
 	}
-	if len(t.KeyColumns) > 0 {
+	byKey := len(t.KeyColumns) > 0
+	if byKey && !p.NoTIDRangeScan && p.CtidOK {
+		switch p.SplitBy {
+		case "ctid":
+			byKey = false
+		case "":
+			corr, err := keyCorrelation(ctx, conn, t)
+			if err != nil {
+				return nil, fmt.Errorf("plan %s: %w", t.Key(), err)
+			}
+			byKey = corr >= 0.9
+		}
+	}
+	if byKey {
 		cuts, wanted, err := p.keyCuts(ctx, conn, t, n)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", t.Key(), err)
@@ -227,6 +246,22 @@ func (p Planner) sampleQuantiles(ctx context.Context, conn *pgx.Conn, t *catalog
 		}
 	}
 	return out, nil
+}
+
+// keyCorrelation is pg_stats' correlation of the first key column with the physical row order,
+// as an absolute value (0 when unknown: the table was never analyzed).
+func keyCorrelation(ctx context.Context, conn *pgx.Conn, t *catalog.Table) (float64, error) {
+	col, _ := keyColumn(t)
+	var c *float64
+	err := conn.QueryRow(ctx, `SELECT abs(correlation)::float8 FROM pg_stats
+		WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited`, t.Schema, t.Name, col).Scan(&c)
+	if err != nil && err != pgx.ErrNoRows {
+		return 0, fmt.Errorf("read correlation of %s: %w", col, err)
+	}
+	if c == nil {
+		return 0, nil
+	}
+	return *c, nil
 }
 
 // relBlocks is the number of blocks in the table's main fork.

@@ -242,3 +242,36 @@ func TestPlanNoTIDRangeScan(t *testing.T) {
 		t.Fatalf("before PostgreSQL 14 a keyless table is one chunk: %+v %v", tp, err)
 	}
 }
+
+// TestPlanSplitBy: with one shared snapshot, a table whose key is stored out of order is split by
+// ctid ranges (key ranges would read the heap at random), one stored in key order by key ranges;
+// without a shared snapshot, or when asked, by key ranges; --split-by ctid forces block ranges.
+func TestPlanSplitBy(t *testing.T) {
+	db := pgtest.Source(t)
+	db.Exec(t, `CREATE TABLE ordered(id int PRIMARY KEY, v text);
+		INSERT INTO ordered SELECT i, repeat('o', 60) FROM generate_series(1, 6000) i;
+		CREATE TABLE shuffled(id uuid PRIMARY KEY, v text);
+		INSERT INTO shuffled SELECT md5(i::text)::uuid, repeat('s', 60) FROM generate_series(1, 6000) i;
+		ANALYZE;`)
+	conn := connect(t, db.URL)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		table, splitBy string
+		ctidOK         bool
+		want           string
+	}{
+		{"public.ordered", "", true, KindKey},
+		{"public.shuffled", "", true, KindCtid},
+		{"public.shuffled", "", false, KindKey},
+		{"public.shuffled", "key", true, KindKey},
+		{"public.ordered", "ctid", true, KindCtid},
+		{"public.ordered", "ctid", false, KindKey},
+	} {
+		tb := table(t, conn, tc.table)
+		tp, err := Planner{SplitSize: 16 << 10, Jobs: 4, SplitBy: tc.splitBy, CtidOK: tc.ctidOK}.Plan(ctx, conn, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPlan(t, conn, tp, tc.want, 4, 0.5)
+	}
+}

@@ -34,6 +34,7 @@ type Config struct {
 	SplitSize     int64
 	Codec         string
 	Format        string // auto (default), text or binary
+	SplitBy       string // "" (auto), key or ctid: see Planner.SplitBy
 	OutDir        string // directory form instead of stdout
 	SnapshotMode  string
 	OneOff        bool
@@ -71,6 +72,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	case FormatAuto, FormatText, FormatBinary:
 	default:
 		return cliutil.Usagef("bad --format %q: want auto, text or binary", cfg.Format)
+	}
+	switch cfg.SplitBy {
+	case "", "auto":
+		cfg.SplitBy = ""
+	case "key", "ctid":
+	default:
+		return cliutil.Usagef("bad --split-by %q: want auto, key or ctid", cfg.SplitBy)
 	}
 	if cfg.FrameSize <= 0 {
 		cfg.FrameSize = 1 << 20
@@ -110,7 +118,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: coord.versionNum < 140000}
+	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: coord.versionNum < 140000,
+		SplitBy: cfg.SplitBy, CtidOK: cfg.SnapshotMode == SnapshotShared}
 	plans := make([]*TablePlan, 0, len(tables))
 	for _, t := range tables {
 		var tp *TablePlan
