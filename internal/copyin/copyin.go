@@ -12,6 +12,7 @@ import (
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/state"
+	"github.com/pgferry/pgferry/internal/stream"
 )
 
 const description = `Reads the stream pgcopyout writes (stdin, or the directory form with -i DIR) and loads
@@ -87,6 +88,9 @@ func action(c *cli.Context) error {
 	var stdin io.Reader = os.Stdin
 	if cfg.InputDir == "" && cliutil.IsTerminal(os.Stdin) {
 		return cliutil.WithHint(cliutil.ExitUsage, errStdinTerminal, "pipe pgcopyout into pgcopyin, redirect a stream file, or use -i DIR")
+	}
+	if cfg.InputDir == "" {
+		stream.GrowPipe(os.Stdin)
 	}
 	ctx, cancel := cliutil.SignalContext()
 	defer cancel()

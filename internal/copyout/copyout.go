@@ -2,12 +2,15 @@
 package copyout
 
 import (
+	"os"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/progress"
+	"github.com/pgferry/pgferry/internal/stream"
 )
 
 const description = `Reads every selected table of the source under ONE exported snapshot (pg_export_snapshot),
@@ -84,6 +87,9 @@ func action(c *cli.Context) error {
 		SnapshotMode: c.String("snapshot"), OneOff: c.Bool("one-off"),
 		CaptureSchema: c.String("capture-schema"), StateSchema: c.String("state-schema"),
 		Progress: pm, FrameSize: int(frame), PlanOnly: c.Bool("plan"),
+	}
+	if f, ok := c.App.Writer.(*os.File); ok && cfg.OutDir == "" {
+		stream.GrowPipe(f)
 	}
 	ctx, stop := cliutil.SignalContext()
 	defer stop()
