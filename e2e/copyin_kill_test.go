@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -10,30 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
-
-func scalar(t *testing.T, url, sql string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
 
 // TestCopyinKillResume SIGKILLs pgcopyin in the middle of a load, then resumes with the real
 // pipeline: the target must end up with exactly the source's rows, no duplicates, no gaps.
 func TestCopyinKillResume(t *testing.T) {
-	copyinTools(t)
+	needTools(t, "pgcopyout", "pgcopyin")
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	ddl := `CREATE TABLE "Big One" (id bigint PRIMARY KEY, payload text, n numeric); CREATE TABLE small (k text PRIMARY KEY);`
 	src.Exec(t, ddl+`INSERT INTO "Big One" SELECT g, repeat(md5(g::text), 3), g / 7.0 FROM generate_series(1, 60000) g;
@@ -54,14 +36,14 @@ func TestCopyinKillResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.Wait()
-	total := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_plan`)
-	doneChunks := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`)
+	total := queryInt(t, dst.URL, `SELECT count(*) FROM pgferry.copy_plan`)
+	doneChunks := queryInt(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`)
 	if doneChunks >= total {
 		t.Fatalf("the load finished (%d of %d chunks) before the kill: make the table bigger", doneChunks, total)
 	}
 	// Only whole chunks are on the target: rows equal what copy_chunks records.
-	rows := scalar(t, dst.URL, `SELECT (SELECT count(*) FROM "Big One") + (SELECT count(*) FROM small)`)
-	recorded := scalar(t, dst.URL, `SELECT sum(rows) FROM pgferry.copy_chunks`)
+	rows := queryInt(t, dst.URL, `SELECT (SELECT count(*) FROM "Big One") + (SELECT count(*) FROM small)`)
+	recorded := queryInt(t, dst.URL, `SELECT sum(rows) FROM pgferry.copy_chunks`)
 	if rows != recorded {
 		t.Fatalf("after SIGKILL the target holds %d rows, copy_chunks records %d", rows, recorded)
 	}
@@ -78,7 +60,7 @@ func TestCopyinKillResume(t *testing.T) {
 	t.Logf("resume: %s", outb)
 	pgtest.RequireSameTable(t, src.URL, dst.URL, `"Big One"`)
 	pgtest.RequireSameTable(t, src.URL, dst.URL, "small")
-	if got := scalar(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`); got != total {
+	if got := queryInt(t, dst.URL, `SELECT count(*) FROM pgferry.copy_chunks`); got != total {
 		t.Errorf("copy_chunks holds %d chunks, plan has %d", got, total)
 	}
 }
@@ -113,8 +95,8 @@ func waitChunks(t *testing.T, url string, n int64, in *exec.Cmd, inErr *bytes.Bu
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if scalar(t, url, "SELECT (to_regclass('pgferry.copy_chunks') IS NOT NULL)::int") == 1 &&
-			scalar(t, url, "SELECT count(*) FROM pgferry.copy_chunks") >= n {
+		if queryInt(t, url, "SELECT (to_regclass('pgferry.copy_chunks') IS NOT NULL)::int") == 1 &&
+			queryInt(t, url, "SELECT count(*) FROM pgferry.copy_chunks") >= n {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -128,7 +110,7 @@ func waitChunks(t *testing.T, url string, n int64, in *exec.Cmd, inErr *bytes.Bu
 // TestCopyinSIGTERM interrupts a load: in-flight chunks roll back, committed ones stay, the exit
 // status says so, and a re-run completes the copy.
 func TestCopyinSIGTERM(t *testing.T) {
-	copyinTools(t)
+	needTools(t, "pgcopyout", "pgcopyin")
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	src.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY, v text); INSERT INTO t SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 60000) g; ANALYZE t;`)
 	dst.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY, v text)`)
@@ -144,12 +126,12 @@ func TestCopyinSIGTERM(t *testing.T) {
 	if code := in.ProcessState.ExitCode(); code == 0 || !strings.Contains(inErr.String(), "interrupted") {
 		t.Fatalf("after SIGTERM: exit %d, %v\n%s", code, err, inErr.String())
 	}
-	rows := scalar(t, dst.URL, `SELECT count(*) FROM t`)
-	if recorded := scalar(t, dst.URL, `SELECT sum(rows) FROM pgferry.copy_chunks`); rows != recorded {
+	rows := queryInt(t, dst.URL, `SELECT count(*) FROM t`)
+	if recorded := queryInt(t, dst.URL, `SELECT sum(rows) FROM pgferry.copy_chunks`); rows != recorded {
 		t.Fatalf("after SIGTERM the target holds %d rows, copy_chunks records %d", rows, recorded)
 	}
 	for i := 0; ; i++ { // sessions end asynchronously after the client is gone
-		n := scalar(t, dst.URL, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry-pgcopyin'`)
+		n := queryInt(t, dst.URL, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgferry-pgcopyin'`)
 		if n == 0 {
 			break
 		}

@@ -17,7 +17,7 @@ import (
 //
 //	PGFERRY_COPYIN_ROWS=2000000 go test -run TestCopyinMemory -v ./e2e   # ~2 GB
 func TestCopyinMemory(t *testing.T) {
-	copyinTools(t)
+	needTools(t, "pgcopyout", "pgcopyin")
 	rows := 5000
 	if s := os.Getenv("PGFERRY_COPYIN_ROWS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -50,15 +50,15 @@ func TestCopyinMemory(t *testing.T) {
 	}
 	el := time.Since(start)
 	rss := in.ProcessState.SysUsage().(*syscall.Rusage).Maxrss / 1024 // KiB -> MiB
-	size := scalar(t, dst.URL, "SELECT pg_table_size('wide')")
+	size := queryInt(t, dst.URL, "SELECT pg_table_size('wide')")
 	t.Logf("pgcopyin: %d rows, table %d MB in %v (%.1f MB/s), peak RSS %d MB", rows, size>>20, el.Round(time.Millisecond), float64(size)/1e6/el.Seconds(), rss)
 	if rss > 200 {
 		t.Errorf("pgcopyin peak RSS %d MB, want under 200 MB", rss)
 	}
-	if n := scalar(t, dst.URL, "SELECT count(*) FROM wide"); n != int64(rows)+1 {
+	if n := queryInt(t, dst.URL, "SELECT count(*) FROM wide"); n != int64(rows)+1 {
 		t.Errorf("%d rows loaded, want %d", n, rows+1)
 	}
-	if n := scalar(t, dst.URL, "SELECT length(blob) FROM wide WHERE id = 0"); n != 50000*64 {
+	if n := queryInt(t, dst.URL, "SELECT length(blob) FROM wide WHERE id = 0"); n != 50000*64 {
 		t.Errorf("huge row holds %d bytes", n)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // source that keeps being written to, then catches up on the real source from the newest mark
 // present in the fork: nothing may be lost.
 func TestDeltaFork(t *testing.T) {
-	deltaTools(t)
+	needTools(t, "pgdelta", "pgtrig")
 	c, err := pgtest.Start("fork-src")
 	if err != nil {
 		if pgtest.Required() {

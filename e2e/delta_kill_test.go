@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,25 +17,6 @@ import (
 
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
-
-var deltaBuildMu sync.Mutex
-
-// deltaTools builds pgdelta and pgtrig into binDir from the repository root.
-func deltaTools(t *testing.T) {
-	t.Helper()
-	deltaBuildMu.Lock()
-	defer deltaBuildMu.Unlock()
-	for _, name := range []string{"pgdelta", "pgtrig"} {
-		if _, err := os.Stat(filepath.Join(binDir, name)); err == nil {
-			continue
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-	}
-}
 
 const deltaDDL = `
 CREATE SCHEMA "App Data";
@@ -168,7 +148,7 @@ func pgdeltaOut(t *testing.T, args ...string) string {
 // to, SIGKILLs one side at random moments and restarts from pgdelta position; the end state
 // must equal the source exactly.
 func TestDeltaStreamApplyKill(t *testing.T) {
-	deltaTools(t)
+	needTools(t, "pgdelta", "pgtrig")
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	src.Exec(t, deltaDDL+deltaSeed)
 	dst.Exec(t, deltaDDL)

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,38 +22,10 @@ import (
 // tools are the binaries the migration scripts compose.
 var tools = []string{"pgschema", "pgtrig", "pgcopyout", "pgcopyin", "pgdelta", "pgverify"}
 
-// requireTools skips the test while a tool is not built yet, except under CI=true where a
-// missing binary is a failure.
+// requireTools needs every tool the migration scripts compose.
 func requireTools(t *testing.T) {
 	t.Helper()
-	buildOnce.Do(buildMissing)
-	for _, name := range tools {
-		if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not built (CI=true makes a missing tool a failure)", name)
-			}
-			t.Skip("waiting for " + name)
-		}
-	}
-}
-
-var buildOnce sync.Once
-
-// buildMissing builds, from the repository root, the tools TestMain did not manage to build.
-func buildMissing() {
-	for _, name := range tools {
-		if _, err := os.Stat(filepath.Join(binDir, name)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(repoRoot, "cmd", name)); err != nil {
-			continue
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", name, err, out)
-		}
-	}
+	needTools(t, tools...)
 }
 
 // sizeMB reads the sample database size for a test from PGFERRY_E2E_MB (default def).
@@ -273,20 +244,7 @@ func (m *migration) checkMigrated(t *testing.T, cutoverOut string) {
 	}
 }
 
-func queryInt(t *testing.T, url, q string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
+func queryInt(t *testing.T, url, q string) int64 { return pgtest.QueryInt(t, url, q) }
 
 func mustExec(t *testing.T, url, sql string) {
 	t.Helper()

@@ -185,17 +185,4 @@ func load(t testing.TB, dstURL string, input []byte, cfg Config) (error, string)
 }
 
 // queryInt runs a query returning one integer.
-func queryInt(t testing.TB, url, sql string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
+func queryInt(t testing.TB, url, sql string) int64 { return pgtest.QueryInt(t, url, sql) }

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,25 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
 
-func queryInt(t *testing.T, url, sql string) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
+func queryInt(t *testing.T, url, sql string) int { return int(pgtest.QueryInt(t, url, sql)) }
 
 // TestApplyParallelAndSettings applies an index section with 4 connections: indexes on many
 // tables, partition indexes with attaches, and a search_path set at the top that every
