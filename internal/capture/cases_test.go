@@ -40,7 +40,11 @@ INSERT INTO public.items SELECT g FROM generate_series(1, 5) g;
 INSERT INTO public.notes VALUES (10, 1), (11, 1), (12, 2);
 INSERT INTO public.parent VALUES (1, 0); INSERT INTO public.child VALUES (2, 0, 'x');
 INSERT INTO public.ev VALUES (1, '2024-05-01'), (2, '2025-05-01');
-INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);`)
+INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);
+CREATE TABLE public.shifted (id int PRIMARY KEY, v int);
+CREATE FUNCTION public.shift() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN IF NEW.v = 42 THEN NEW.id := NEW.id + 100; END IF; RETURN NEW; END$$;
+CREATE TRIGGER shift BEFORE UPDATE ON public.shifted FOR EACH ROW EXECUTE FUNCTION public.shift();
+INSERT INTO public.shifted VALUES (1, 0), (2, 0);`)
 	ctx := context.Background()
 	conn := db.Conn(t, db.Owner)
 	if _, err := Install(ctx, conn, InstallOptions{}); err != nil {
@@ -85,6 +89,9 @@ INSERT INTO public.uq VALUES ('a', 1, 0), ('b', 2, 0);`)
 	step("UPDATE public.ev SET at = '2025-06-01' WHERE id = 1", "public.ev 1|2024-05-01", "public.ev 1|2025-06-01")
 	step("UPDATE public.uq SET code = 'z' WHERE n = 1", "public.uq 1|z", "public.uq 1|a")
 	step("UPDATE public.uq SET v = 5", "public.uq 1|z", "public.uq 2|b")
+	// A BEFORE trigger of the application's changes the key of an UPDATE that does not name it.
+	step("UPDATE public.shifted SET v = 42 WHERE id = 1", "public.shifted 101", "public.shifted 1")
+	step("UPDATE public.shifted SET v = 7 WHERE id = 2", "public.shifted 2")
 	step("TRUNCATE public.ev", "TRUNCATE public.ev public.ev", "TRUNCATE public.ev_a public.ev", "TRUNCATE public.ev_b public.ev")
 	step("TRUNCATE public.items CASCADE", "TRUNCATE public.items public.items", "TRUNCATE public.notes public.notes")
 	// The delta table keeps the key's collation, so it compares keys as the table does.

@@ -22,6 +22,7 @@ type tableSpec struct {
 	KeyCollations []string
 	Statement     bool          // statement-level triggers with transition tables (see docs/benchmarks.md)
 	Owner         bool          // the installing role owns the table: triggers are made ENABLE ALWAYS
+	BeforeUpdate  bool          // the table has BEFORE ROW UPDATE triggers of its own
 	Children      []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
 	OldDelta      string        // a stale delta table to drop (the table was re-created or its key changed)
 	// Present names the capture triggers already on the table, and ChildHasTruncate says which
@@ -51,11 +52,12 @@ const (
 	sufIns = "_capture_ins"
 	sufUpd = "_capture_upd"
 	sufDel = "_capture_del"
+	sufKey = "_capture_key"
 )
 
 // captureTriggerNames are every capture trigger name a table may carry, for either design.
 func captureTriggerNames(schema string) []string {
-	return []string{limitName(schema + sufRow), limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel)}
+	return []string{limitName(schema + sufRow), limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel), limitName(schema + sufKey)}
 }
 
 // keyEqual is the SQL condition "the keys of a and b are equal", with the key index's own
@@ -108,22 +110,16 @@ END
 	}
 	ins := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_new n;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "n"))
 	del := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_old o;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "o"))
-	upd := fmt.Sprintf(`BEGIN
-  INSERT INTO %s (%s)
-  SELECT %s, pg_catalog.txid_current() FROM pgferry_new n
-  UNION ALL
-  SELECT %s, pg_catalog.txid_current() FROM pgferry_old o
-  WHERE NOT EXISTS (SELECT 1 FROM pgferry_new n WHERE %s);
-  RETURN NULL;
-END
-`, delta, cols, keyList(s, "n"), keyList(s, "o"), keyEqual(s, "n", "o"))
-	// plpgsql caches the anti-join's plan from the first call, typically a one-row statement,
-	// where a nested loop looks cheapest; a later million-row UPDATE would then run it in
-	// quadratic time. With nested loops off the plan is a hash (or merge) anti-join at any size.
-	updHead := strings.Replace(functionHead(schema, FuncName(s.Relid)+"_u"), " AS ", " SET enable_nestloop = off AS ", 1)
+	// UPDATE records the new keys in one statement; the old key of a row whose key changed is
+	// recorded by a row trigger whose WHEN clause (evaluated in C, no function call) is false for
+	// every row that keeps its key. This avoids materialising the old rows and an anti-join, which
+	// made a bulk UPDATE cost 2.5x instead of about 2x.
+	upd := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_new n;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "n"))
+	key := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) VALUES (%s, pg_catalog.txid_current());\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "OLD"))
 	return functionHead(schema, FuncName(s.Relid)+"_i") + dollarQuote(ins) + ";\n" +
-		updHead + dollarQuote(upd) + ";\n" +
-		functionHead(schema, FuncName(s.Relid)+"_d") + dollarQuote(del) + ";\n"
+		functionHead(schema, FuncName(s.Relid)+"_u") + dollarQuote(upd) + ";\n" +
+		functionHead(schema, FuncName(s.Relid)+"_d") + dollarQuote(del) + ";\n" +
+		functionHead(schema, FuncName(s.Relid)+"_k") + dollarQuote(key) + ";\n"
 }
 
 // triggersSQL replaces the capture triggers of a table (dropping those of the other design).
@@ -144,7 +140,7 @@ func triggersSQL(schema string, s tableSpec) string {
 	} else {
 		for _, e := range []struct{ suf, event, ref, fn string }{
 			{sufIns, "INSERT", "NEW TABLE AS pgferry_new", "_i"},
-			{sufUpd, "UPDATE", "OLD TABLE AS pgferry_old NEW TABLE AS pgferry_new", "_u"},
+			{sufUpd, "UPDATE", "NEW TABLE AS pgferry_new", "_u"},
 			{sufDel, "DELETE", "OLD TABLE AS pgferry_old", "_d"},
 		} {
 			n := ident.Quote(limitName(schema + e.suf))
@@ -152,6 +148,17 @@ func triggersSQL(schema string, s tableSpec) string {
 				n, e.event, s.Table, e.ref, qs, ident.Quote(FuncName(s.Relid)+e.fn))
 			made = append(made, n)
 		}
+		// The key trigger fires only for UPDATEs that name a key column (so the common UPDATE pays
+		// nothing, not even the WHEN clause's set-up), unless a BEFORE ROW UPDATE trigger of the
+		// table's own could change a key column behind the statement's back.
+		of := " OF " + ident.QuoteList(s.KeyColumns)
+		if s.BeforeUpdate {
+			of = ""
+		}
+		n := ident.Quote(limitName(schema + sufKey))
+		fmt.Fprintf(&b, "CREATE TRIGGER %s AFTER UPDATE%s ON %s FOR EACH ROW WHEN (NOT (%s)) EXECUTE PROCEDURE %s.%s();\n",
+			n, of, s.Table, keyEqual(s, "OLD", "NEW"), qs, ident.Quote(FuncName(s.Relid)+"_k"))
+		made = append(made, n)
 	}
 	if s.Owner {
 		for _, n := range made {

@@ -166,7 +166,7 @@ const UseStatementTriggers = true
 // triggerNames are the capture triggers the table's design creates.
 func (s tableSpec) triggerNames(schema string) []string {
 	if s.Statement {
-		return []string{limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel)}
+		return []string{limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel), limitName(schema + sufKey)}
 	}
 	return []string{limitName(schema + sufRow)}
 }
@@ -273,8 +273,11 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 		// Statement triggers with transition tables see only rows of the table they are on, and
 		// only for statements naming it: partitioned tables and inheritance trees get row triggers.
 		var inherits bool
-		if err := conn.QueryRow(ctx, `SELECT pg_has_role(relowner, 'USAGE'), EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = $1 OR inhparent = $1)
-  FROM pg_class WHERE oid = $1`, p.Relid).Scan(&p.Owner, &inherits); err != nil {
+		// tgtype bits: ROW 1, BEFORE 2, UPDATE 16: a BEFORE ROW UPDATE trigger of the application's
+		// could change a key column the UPDATE does not name.
+		if err := conn.QueryRow(ctx, `SELECT pg_has_role(relowner, 'USAGE'), EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = $1 OR inhparent = $1),
+  EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal AND tgtype::int & 19 = 19)
+  FROM pg_class WHERE oid = $1`, p.Relid).Scan(&p.Owner, &inherits, &p.BeforeUpdate); err != nil {
 			return nil, fmt.Errorf("check owner of %s: %w", p.Table.Key(), err)
 		}
 		p.Statement = UseStatementTriggers && ver >= 100000 && p.kind == "r" && !inherits

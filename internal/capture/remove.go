@@ -13,7 +13,7 @@ import (
 )
 
 // ownObject matches the names of the objects pgtrig creates inside the capture schema.
-var ownObject = regexp.MustCompile(`^(capture_tables|truncates|marks|capture_truncate|d_[0-9]+|f_[0-9]+(_[iud])?)$`)
+var ownObject = regexp.MustCompile(`^(capture_tables|truncates|marks|capture_truncate|d_[0-9]+|f_[0-9]+(_[iudk])?)$`)
 
 // Remove drops every trigger that calls a function of the capture schema (one table per
 // transaction, lock-safely, like Install), then pgtrig's own objects and the schema itself.

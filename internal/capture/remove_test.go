@@ -54,7 +54,7 @@ CREATE TABLE public.nokey (a int, b text);`)
 	if _, err := Install(ctx, owner, InstallOptions{Filter: f, DryRun: &dry}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture_upd" AFTER UPDATE ON "App Data"."Line Items" REFERENCING OLD TABLE AS pgferry_old NEW TABLE AS pgferry_new FOR EACH STATEMENT`) ||
+	if !strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture_upd" AFTER UPDATE ON "App Data"."Line Items" REFERENCING NEW TABLE AS pgferry_new FOR EACH STATEMENT`) ||
 		!strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture" AFTER INSERT OR UPDATE OR DELETE ON "public"."ev" FOR EACH ROW`) ||
 		!strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture" AFTER INSERT OR UPDATE OR DELETE ON "public"."child" FOR EACH ROW`) ||
 		!strings.Contains(dry.String(), "SET LOCAL lock_timeout = '2000ms'") {

@@ -88,7 +88,8 @@ func SchemaExists(ctx context.Context, q Querier, schema string) (bool, error) {
 }
 
 // TriggerName is the name of the row trigger that records changes into the schema's delta tables;
-// tables with statement-level capture carry TriggerName+"_ins", "_upd" and "_del" instead.
+// tables with statement-level capture carry TriggerName+"_ins", "_upd", "_del" and the row
+// trigger "_key" (old keys of rows whose key changed) instead.
 func TriggerName(schema string) string { return limitName(schema + sufRow) }
 
 // TruncateTriggerName is the name of the statement trigger that records TRUNCATE.
