@@ -142,6 +142,23 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg Config, h *stream.Header, 
 		for j, c := range t.Chunks {
 			plan[j] = state.PlanChunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper}
 		}
+		if t.Restart && !cfg.Truncate {
+			// pgcopyout found this table partly loaded under another snapshot (ctid chunks):
+			// empty it, but only when pgcopyin loaded what it holds.
+			d, err := state.DoneChunks(ctx, tx, cfg.StateSchema, t.Name)
+			if err != nil {
+				return nil, err
+			}
+			if len(d) > 0 {
+				if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+targets[i].table.String()); err != nil {
+					return nil, fmt.Errorf("empty table %s to load it again: %w", t.Name, err)
+				}
+				if err := state.ClearTable(ctx, tx, cfg.StateSchema, t.Name); err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(stderr, "pgcopyin: table %s was partly loaded by ctid ranges under another snapshot: emptied, loading it again whole\n", t.Name)
+			}
+		}
 		stored, err := state.Plan(ctx, tx, cfg.StateSchema, t.Name)
 		if err != nil {
 			return nil, err

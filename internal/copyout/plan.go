@@ -31,7 +31,8 @@ type Chunk struct {
 // TablePlan is a table to copy and its chunks.
 type TablePlan struct {
 	*catalog.Table
-	Chunks []Chunk
+	Chunks  []Chunk
+	Restart bool // partly loaded under another snapshot: the target must be emptied first
 }
 
 // Planner splits tables into chunks.

@@ -71,13 +71,14 @@ func readTargetState(ctx context.Context, url, schema string) (*targetState, err
 
 // apply reuses the target's plan for tp when it has one and marks its loaded chunks Skip.
 // A table split by ctid ranges cannot be finished under a new snapshot (an UPDATE moves a row
-// between ranges), so a partly loaded one is refused.
-func (ts *targetState) apply(tp *TablePlan) error {
+// between ranges): for a partly loaded one it returns restart, and the caller plans the table
+// afresh and marks it Restart in the header, so pgcopyin empties it and loads it whole.
+func (ts *targetState) apply(tp *TablePlan) (restart bool, err error) {
 	name := tp.Key()
 	if plan, ok := ts.plans[name]; ok && len(plan) > 0 {
 		for _, c := range plan {
 			if c.Kind == KindKey && len(tp.KeyColumns) == 0 {
-				return cliutil.WithHint(cliutil.ExitFailure,
+				return false, cliutil.WithHint(cliutil.ExitFailure,
 					fmt.Errorf("table %s was planned by key ranges in an earlier run but has no usable key now", name),
 					"empty that table on the target (pgcopyin --truncate) and re-run")
 			}
@@ -100,11 +101,9 @@ func (ts *targetState) apply(tp *TablePlan) error {
 	if n > 0 && n < len(tp.Chunks) {
 		for _, c := range tp.Chunks {
 			if c.Kind == KindCtid {
-				return cliutil.WithHint(cliutil.ExitFailure,
-					fmt.Errorf("table %s was split by ctid ranges and only %d of its %d chunks are on the target; ctid chunks must all be read under one snapshot", name, n, len(tp.Chunks)),
-					"empty that table on the target (pgcopyin --truncate, or TRUNCATE it and delete its rows from the state schema's copy_chunks) and re-run")
+				return true, nil
 			}
 		}
 	}
-	return nil
+	return false, nil
 }

@@ -129,8 +129,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 		if ts != nil {
-			if err := ts.apply(tp); err != nil {
+			restart, err := ts.apply(tp)
+			if err != nil {
 				return err
+			}
+			if restart {
+				if tp, err = planner.Plan(ctx, conn, t); err != nil {
+					return err
+				}
+				tp.Restart = true
+				fmt.Fprintf(stderr, "pgcopyout: table %s was split by ctid ranges and is only partly on the target: it is copied again whole (pgcopyin empties it first)\n", t.Key())
 			}
 		}
 		plans = append(plans, tp)
@@ -157,7 +165,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(),
 	}
 	for _, tp := range plans {
-		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes, Format: stream.FormatText}
+		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes, Format: stream.FormatText, Restart: tp.Restart}
 		if cfg.Format != FormatText && !textOnly[tp.Key()] {
 			st.Format = stream.FormatBinary
 		}

@@ -385,7 +385,8 @@ CREATE TABLE st.copy_plan(table_name text, chunk int, kind text NOT NULL, lower_
 		t.Errorf("ul was loaded already and must be skipped")
 	}
 
-	// A ctid-split table partly loaded cannot be finished under a new snapshot.
+	// A ctid-split table partly loaded cannot be finished under a new snapshot: it is planned
+	// afresh, copied whole and marked Restart for pgcopyin.
 	heap := first.h.Tables[5]
 	if heap.Name != "public.heap" || heap.Chunks[0].Kind != KindCtid {
 		t.Fatalf("heap %+v", heap)
@@ -394,9 +395,19 @@ CREATE TABLE st.copy_plan(table_name text, chunk int, kind text NOT NULL, lower_
 		dconn.Exec(ctx, "INSERT INTO st.copy_plan VALUES ($1, $2, $3, $4, $5)", heap.Name, ch.ID, ch.Kind, ch.Lower, ch.Upper)
 	}
 	dconn.Exec(ctx, "INSERT INTO st.copy_chunks(table_name, chunk, snapshot, rows, bytes) VALUES ('public.heap', 1, '1:1:', 0, 0)")
-	_, _, err = runCopy(t, cfg)
-	if err == nil || !strings.Contains(err.Error(), "public.heap was split by ctid ranges") {
-		t.Fatalf("err = %v", err)
+	third, errOut, err := runCopy(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3 := third.h.Tables[5]
+	if !h3.Restart || len(h3.Chunks) != 1 || h3.Chunks[0].Skip || !strings.Contains(errOut, "public.heap was split by ctid ranges") {
+		t.Fatalf("partly loaded ctid table: %+v, stderr %q", h3, errOut)
+	}
+	if got, want := strings.Join(third.rows["public.heap"], "\n"), strings.Join(sourceRows(t, connect(t, src.URL), "public.heap", h3.Columns), "\n"); got != want {
+		t.Errorf("restarted heap not copied whole")
+	}
+	if third.h.Tables[0].Restart {
+		t.Errorf("a key-split table must not restart")
 	}
 	// A plan by key ranges for a table that has no key any more is refused, not guessed at.
 	dconn.Exec(ctx, "DELETE FROM st.copy_chunks WHERE table_name = 'public.heap'")

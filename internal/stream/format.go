@@ -67,6 +67,10 @@ type Table struct {
 	EstRows  int64    `json:"est_rows"`
 	EstBytes int64    `json:"est_bytes"`
 	Chunks   []Chunk  `json:"chunks"` // the whole plan, including chunks skipped as already done
+	// Restart: the target holds part of this table from an earlier run that cannot be finished
+	// (ctid chunks read under another snapshot); pgcopyin empties it and its state rows, in the
+	// transaction that stores the new plan, before loading it whole.
+	Restart bool `json:"restart,omitempty"`
 }
 
 // COPY formats of a table's data frames.

@@ -12,7 +12,7 @@ func GrowPipe(f *os.File) {
 	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		return
 	}
-	const fSetPipeSz = 1031 // F_SETPIPE_SZ
+	const fSetPipeSz = 1031                        // F_SETPIPE_SZ
 	for _, size := range []int{4 << 20, 1 << 20} { // above /proc/sys/fs/pipe-max-size needs privilege
 		if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), fSetPipeSz, uintptr(size)); e == 0 {
 			return
