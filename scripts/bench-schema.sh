@@ -55,7 +55,7 @@ echo "loading $TABLES tables x $ROWS rows" >&2
 for i in $(seq 1 "$TABLES"); do
   psql -XAtq -v ON_ERROR_STOP=1 -d "$URL" <<SQL
 CREATE TABLE public.big_$i (id bigint, a int, b text, c timestamptz);
-INSERT INTO public.big_$i SELECT g, (g * 7919) % 100000, md5(g::text), '2024-01-01'::timestamptz + (g % 100000) * interval '1 minute'
+INSERT INTO public.big_$i SELECT g, (g::bigint * 7919) % 100000, md5(g::text), '2024-01-01'::timestamptz + (g % 100000) * interval '1 minute'
   FROM generate_series(1, $ROWS) g;
 ALTER TABLE public.big_$i ADD CONSTRAINT big_${i}_pkey PRIMARY KEY (id);
 CREATE INDEX big_${i}_a ON public.big_$i (a);
