@@ -92,6 +92,7 @@ func action(c *cli.Context) error {
 	if cfg.InputDir == "" {
 		stream.GrowPipe(os.Stdin)
 	}
+	defer stream.StartProfile()()
 	ctx, cancel := cliutil.SignalContext()
 	defer cancel()
 	return Run(ctx, cfg, stdin, c.App.ErrWriter)

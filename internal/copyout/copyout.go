@@ -36,7 +36,7 @@ func App() *cli.App {
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel source connections (chunks read at once)", EnvVars: []string{"PGFERRY_JOBS"}},
 		&cli.StringFlag{Name: "split-size", Value: "256MB", Usage: "split tables bigger than this (on disk) into chunks", EnvVars: []string{"PGFERRY_SPLIT_SIZE"}},
 		&cli.StringFlag{Name: "split-by", Value: "auto", Usage: "how a keyed table is split: key (key ranges, resumable chunk by chunk), ctid (block ranges, read sequentially; --snapshot shared only, and a partly loaded table restarts whole), or auto (ctid where the key is not stored in about its order, so key ranges would read the heap at random)", EnvVars: []string{"PGFERRY_SPLIT_BY"}},
-		&cli.StringFlag{Name: "codec", Value: "lz4", Usage: "frame compression: lz4, zstd[:level], gzip[:level] or none", EnvVars: []string{"PGFERRY_CODEC"}},
+		&cli.StringFlag{Name: "codec", Value: "auto", Usage: "frame compression: lz4, zstd[:level], gzip[:level], none, or auto: none into a pipe (pgcopyin on this machine: compressing would only cost CPU), lz4 into a file or -o directory; pass lz4 or zstd when the pipe crosses a network (ssh, nc)", EnvVars: []string{"PGFERRY_CODEC"}},
 		&cli.StringFlag{Name: "format", Value: "auto", Usage: "COPY format: auto (binary for tables whose column types all have a server-independent binary form: built-in types, enums, domains over them; text for the rest), text, or binary (refuses tables that need text)", EnvVars: []string{"PGFERRY_FORMAT"}},
 		&cli.StringFlag{Name: "output-dir", Aliases: []string{"o"}, Usage: "write the directory form (one file per chunk plus header.json) instead of stdout", EnvVars: []string{"PGFERRY_OUTPUT_DIR"}},
 		&cli.StringFlag{Name: "snapshot", Value: "shared", Usage: "shared: one snapshot for the whole copy; per-chunk: each key-range chunk takes its own (needs capture; does not hold back vacuum for the whole copy)", EnvVars: []string{"PGFERRY_SNAPSHOT"}},
@@ -91,6 +91,7 @@ func action(c *cli.Context) error {
 	if f, ok := c.App.Writer.(*os.File); ok && cfg.OutDir == "" {
 		stream.GrowPipe(f)
 	}
+	defer stream.StartProfile()()
 	ctx, stop := cliutil.SignalContext()
 	defer stop()
 	return Run(ctx, cfg, c.App.Writer, c.App.ErrWriter)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -197,5 +199,29 @@ func TestBinScannerPieces(t *testing.T) {
 	}
 	if _, _, err := (&binScanner{}).feed([]byte("PGCOPY\nXXXXXXXXXXXXXXXX")); !errors.Is(err, errBinaryFraming) {
 		t.Fatalf("bad signature: %v", err)
+	}
+}
+
+// TestAutoCodec: --codec auto compresses nothing into a pipe and lz4 into a file or directory.
+func TestAutoCodec(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		dir  string
+		out  io.Writer
+		want string
+	}{{"", w, "none"}, {"", f, "lz4"}, {"dir", w, "lz4"}, {"", &bytes.Buffer{}, "lz4"}} {
+		if got := autoCodec(tc.dir, tc.out); got != tc.want {
+			t.Errorf("autoCodec(%q, %T) = %s, want %s", tc.dir, tc.out, got, tc.want)
+		}
 	}
 }

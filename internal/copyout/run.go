@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +49,9 @@ type Config struct {
 
 // Run copies the selected tables of the source into the stream on stdout (or cfg.OutDir).
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	if strings.EqualFold(strings.TrimSpace(cfg.Codec), "auto") {
+		cfg.Codec = autoCodec(cfg.OutDir, stdout)
+	}
 	codec, err := stream.ParseCodec(cfg.Codec)
 	if err != nil {
 		return cliutil.Usagef("%v", err)
@@ -305,4 +309,19 @@ feed:
 		return first
 	}
 	return ctx.Err()
+}
+
+// autoCodec picks --codec auto: no compression into a pipe, lz4 into a file or directory.
+// A pipe usually feeds pgcopyin on the same machine, where compressing costs CPU (the copy's
+// bottleneck next to the two servers) and saves nothing; a stream sent over the network through
+// the pipe (ssh, nc) should ask for lz4 or zstd.
+func autoCodec(outDir string, stdout io.Writer) string {
+	if outDir == "" {
+		if f, ok := stdout.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+				return "none"
+			}
+		}
+	}
+	return "lz4"
 }
