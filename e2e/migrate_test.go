@@ -14,12 +14,17 @@ import (
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
 
-// TestMigrateLive runs the demo's path: sample data (PGFERRY_E2E_MB, default 50 MB), a writer
-// running throughout, migrate.sh, cutover.sh; then pgverify is clean and every table is equal.
+// TestMigrateLive runs the demo's path: sample data (PGFERRY_E2E_MB; default 300 MB under CI=true,
+// 50 MB otherwise), a writer running throughout, migrate.sh, cutover.sh; then pgverify is clean
+// and every table is equal.
 func TestMigrateLive(t *testing.T) {
 	requireTools(t)
 	t.Parallel()
-	m := newMigration(t, sizeMB(t, 50), false)
+	def := 50
+	if pgtest.Required() {
+		def = 300
+	}
+	m := newMigration(t, sizeMB(t, def), false)
 	w := m.startWriter(t)
 	out := m.script(t, 0, "migrate.sh")
 	if !strings.Contains(out, "ready for cutover") {
