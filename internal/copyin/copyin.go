@@ -92,6 +92,7 @@ func action(c *cli.Context) error {
 	if cfg.InputDir == "" {
 		stream.GrowPipe(os.Stdin)
 	}
+	stream.LimitProcs(max(cfg.Jobs, 4))
 	defer stream.StartProfile()()
 	ctx, cancel := cliutil.SignalContext()
 	defer cancel()

@@ -3,6 +3,7 @@ package copyout
 
 import (
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -90,6 +91,9 @@ func action(c *cli.Context) error {
 	}
 	if f, ok := c.App.Writer.(*os.File); ok && cfg.OutDir == "" {
 		stream.GrowPipe(f)
+		if codec := strings.ToLower(strings.TrimSpace(cfg.Codec)); codec == "none" || codec == "auto" && autoCodec("", f) == "none" {
+			stream.LimitProcs(cfg.Jobs) // compressing would need every CPU; moving bytes does not
+		}
 	}
 	defer stream.StartProfile()()
 	ctx, stop := cliutil.SignalContext()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/retry"
 	"github.com/pgferry/pgferry/internal/stream"
@@ -51,7 +50,7 @@ func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
 		written := false
 		err := cp.retry.Do(ctx, func(ctx context.Context) error {
 			if conn == nil || conn.IsClosed() {
-				c, err := dbconn.Connect(ctx, cp.source, dbconn.Source, dbconn.Options{AppName: "pgferry-pgcopyout"})
+				c, err := connectWorker(ctx, cp.source)
 				if err != nil {
 					return err
 				}
