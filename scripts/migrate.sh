@@ -39,7 +39,7 @@ Options (each also read from the environment variable shown):
                        (PGFERRY_DUMP_DIR)
   --snapshot MODE      shared (default) or per-chunk: every chunk its own snapshot, so no
                        snapshot is held for the whole copy (PGFERRY_SNAPSHOT)
-  --codec CODEC        stream compression: lz4 (default), zstd[:N], gzip, none (PGFERRY_CODEC)
+  --codec CODEC        stream compression: auto (default: none into the pipe, lz4 to --dump-dir), lz4, zstd[:N], gzip, none (PGFERRY_CODEC)
   --no-roles           do not create roles on the target
   --no-follow          instead of a background follower, catch up once and stop
   --until STEP         stop after STEP (preflight, roles, schema, capture, copy, indexes)
