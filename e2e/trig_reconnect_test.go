@@ -33,12 +33,19 @@ func TestTrigInstallSurvivesLostConnection(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until install waits for public.b's lock, then kill its session.
+	// Wait until install waits for public.b's lock, then kill its session. The watcher is a
+	// connection of its own: inside holder's open transaction pg_stat_activity would show the
+	// same snapshot on every poll.
+	watcher, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close(ctx)
 	killed := false
-	for i := 0; i < 100 && !killed; i++ {
+	for i := 0; i < 200 && !killed; i++ {
 		time.Sleep(100 * time.Millisecond)
 		var n int
-		if err := holder.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		if err := watcher.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
   WHERE application_name = 'pgferry-trig' AND datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
