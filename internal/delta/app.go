@@ -51,6 +51,18 @@ func connector(c *cli.Context, r dbconn.Role) func(ctx context.Context) (*pgx.Co
 	}
 }
 
+// connectBoth opens the source and then the target connection; close closes whichever opened.
+func connectBoth(ctx context.Context, c *cli.Context) (src, dst *pgx.Conn, close func(), err error) {
+	if src, err = connector(c, dbconn.Source)(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if dst, err = connector(c, dbconn.Target)(ctx); err != nil {
+		src.Close(ctx)
+		return nil, nil, nil, err
+	}
+	return src, dst, func() { dst.Close(ctx); src.Close(ctx) }, nil
+}
+
 // positionHint tells the operator how to get a start position.
 const positionHint = "load the copy first (pgcopyout | pgcopyin records its position), or pass --from with a position (pgdelta position --fork, pgtrig install prints one)"
 

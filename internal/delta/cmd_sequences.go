@@ -31,16 +31,11 @@ func sequencesCommand() *cli.Command {
 			}
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
-			src, err := connector(c, dbconn.Source)(ctx)
+			src, dst, closeConns, err := connectBoth(ctx, c)
 			if err != nil {
 				return err
 			}
-			defer src.Close(ctx)
-			dst, err := connector(c, dbconn.Target)(ctx)
-			if err != nil {
-				return err
-			}
-			defer dst.Close(ctx)
+			defer closeConns()
 			res, err := SyncSequences(ctx, src, dst, f, []string{c.String("capture-schema"), c.String("state-schema")}, c.Int64("margin"), os.Stdout)
 			if err == nil {
 				logf("set %d sequences", len(res))

@@ -27,16 +27,11 @@ rate and the last error. Exits 0 when caught up and 1 otherwise, so scripts can 
 		Action: func(c *cli.Context) error {
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
-			src, err := connector(c, dbconn.Source)(ctx)
+			src, dst, closeConns, err := connectBoth(ctx, c)
 			if err != nil {
 				return err
 			}
-			defer src.Close(ctx)
-			dst, err := connector(c, dbconn.Target)(ctx)
-			if err != nil {
-				return err
-			}
-			defer dst.Close(ctx)
+			defer closeConns()
 			st, err := ReadStatus(ctx, src, dst, c.String("capture-schema"), c.String("state-schema"))
 			if err != nil {
 				return noPosition(err)
