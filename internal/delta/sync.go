@@ -36,6 +36,15 @@ type SyncResult struct {
 // Sync reads batches from the source and applies them to the target in one process, pruning the
 // source's delta tables behind the target's confirmed position.
 func Sync(ctx context.Context, o SyncOptions) (SyncResult, error) {
+	res, err := syncLoop(ctx, o)
+	if err != nil && ctx.Err() != nil {
+		// Cancelled: report the cancellation itself, not how the query in flight noticed it.
+		return res, ctx.Err()
+	}
+	return res, err
+}
+
+func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 	var res SyncResult
 	src, err := o.ConnectSource(ctx)
 	if err != nil {
