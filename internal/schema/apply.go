@@ -24,7 +24,7 @@ func applyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "apply",
 		Usage:     "run a schema script on the target, in parallel where statements are independent",
-		UsageText: "pgschema apply --target URL [-j N] [--dry-run] < section.sql",
+		UsageText: "pgschema apply --target URL [-j N] [--parallel-workers auto|N] [--maintenance-work-mem SIZE] [--dry-run] < section.sql",
 		Description: `Runs the statements of a pg_dump-style script with N connections, like pg_restore -j:
 index builds and constraints on different tables run in parallel; statements on the same
 table keep their order; anything else (CREATE TABLE, functions, SET, ...) waits for all
@@ -32,18 +32,30 @@ earlier statements and runs alone. SET statements are replayed on every connecti
 Stops at the first error with its line, the statement and the server's message (exit 1).
 A lost connection redoes the statement on a new connection.
 
+PostgreSQL 11+ already builds one index with parallel workers that split its
+maintenance_work_mem: with -j 4, four builds each starting their own workers oversubscribe the
+cores and ran slower than -j 1. So by default (--parallel-workers auto) each of the N
+connections gets max_parallel_maintenance_workers = the server's value / N, rounded down (with
+-j 1 the server's value is kept); --maintenance-work-mem sets the memory of each build. Both
+are session SETs, redone after a reconnect; a SET in the script itself still wins.
+
 Example:
-   pgschema dump --source $SRC --section indexes | pgschema apply --target $DST -j 4`,
-		Flags: []cli.Flag{
+   pgschema dump --source $SRC --section indexes | pgschema apply --target $DST -j 4
+   pgschema dump --source $SRC --section indexes | pgschema apply --target $DST -j 2 --maintenance-work-mem 1GB`,
+		Flags: append([]cli.Flag{
 			dbconn.Flag(dbconn.Target),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, EnvVars: []string{"PGFERRY_JOBS"}, Usage: "connections to use"},
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"PGFERRY_DRY_RUN"}, Usage: "print the plan (statement, line, tables, parallel or barrier) and change nothing"},
 			&cli.BoolFlag{Name: "skip-existing", EnvVars: []string{"PGFERRY_SKIP_EXISTING"}, Usage: "treat 'already exists' errors as done (to finish a section after a failure); run 'pgschema diff' afterwards"},
-		},
+		}, buildSettingsFlags()...),
 		Action: func(c *cli.Context) error {
 			jobs := c.Int("jobs")
 			if jobs < 1 {
 				return cliutil.Usagef("bad -j %d: want at least 1", jobs)
+			}
+			pw, err := parseParallelWorkers(c.String("parallel-workers"))
+			if err != nil {
+				return err
 			}
 			src, err := readAll(c)
 			if err != nil {
@@ -63,6 +75,10 @@ Example:
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			url := dbconn.Resolve(c.String("target"), dbconn.Target)
+			plan.Settings, err = sessionSettings(ctx, url, jobs, pw, c.String("maintenance-work-mem"), c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			plan.Log, plan.SlowAfter = c.App.ErrWriter, 10*time.Second
 			plan.SkipExisting = c.Bool("skip-existing")
@@ -95,6 +111,9 @@ type Plan struct {
 	SlowAfter time.Duration
 	// SkipExisting makes "already exists" errors count as done.
 	SkipExisting bool
+	// Settings are statements (SET ...) run on every connection when it is opened, before the
+	// script's own settings are replayed, including after a reconnect.
+	Settings []string
 }
 
 // alreadyExists reports whether err says the object a statement creates is already there.
@@ -259,8 +278,9 @@ func (e *StepError) Unwrap() error { return e.Err }
 type worker struct {
 	url     string
 	conn    *pgx.Conn
-	sets    []string
-	noRetry bool // inside a script's own transaction a lost statement cannot be redone alone
+	init    []string // apply's own settings, run first on every (re)connect
+	sets    []string // the script's settings so far
+	noRetry bool     // inside a script's own transaction a lost statement cannot be redone alone
 
 	skipExisting bool
 	skipped      []string // statements skipped as already done
@@ -273,6 +293,12 @@ func (w *worker) ensure(ctx context.Context) error {
 	conn, err := dbconn.Connect(ctx, w.url, dbconn.Target, dbconn.Options{AppName: "pgferry-pgschema"})
 	if err != nil {
 		return err
+	}
+	for _, s := range w.init {
+		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
+			conn.Close(context.Background())
+			return fmt.Errorf("apply setting %q: %w", s, err)
+		}
 	}
 	for _, s := range w.sets {
 		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
@@ -330,7 +356,7 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 	errs := make([]error, jobs)
 	var wg sync.WaitGroup
 	for i := range workers {
-		workers[i] = &worker{url: url, noRetry: p.Serial, skipExisting: p.SkipExisting}
+		workers[i] = &worker{url: url, init: p.Settings, noRetry: p.Serial, skipExisting: p.SkipExisting}
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
