@@ -9,12 +9,19 @@
 #   BENCH_URL       use this server (a scratch database pgschema_bench is created and dropped);
 #                   without it a throwaway cluster is started in a temp directory.
 #   BENCH_JOBS      parallel setting to compare with -j 1 (default 4)
-# Prints one line per run and a final "ratio" line (seconds at -j 1 / seconds at -j N).
+#   BENCH_UNSPLIT   1 (default): also time -j N with --parallel-workers set to the server's
+#                   max_parallel_maintenance_workers on every connection (the behaviour before
+#                   'auto' split it among the N connections); 0: skip those runs
+# Both -j 1 and -j N run with apply's defaults (--parallel-workers auto: -j 1 keeps the server's
+# max_parallel_maintenance_workers, -j N gives each connection the server's value / N).
+# Prints one line per run and a final "ratio" line (seconds at -j 1 / seconds at -j N), with
+# jNunsplit= and ratio_unsplit= for the -j N runs without the split.
 set -euo pipefail
 ROWS=${1:-2000000}
 TABLES=${2:-4}
 REPEAT=${3:-3}
 JOBS=${BENCH_JOBS:-4}
+UNSPLIT=${BENCH_UNSPLIT:-1}
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
@@ -83,21 +90,33 @@ SQL
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+server_workers=$(psql -XAtq -d "$URL" -c 'SHOW max_parallel_maintenance_workers')
+echo "server max_parallel_maintenance_workers=$server_workers maintenance_work_mem=$(psql -XAtq -d "$URL" -c 'SHOW maintenance_work_mem')" >&2
+
+# bench LABEL APPLY-ARGS...: REPEAT timed runs, the median in secs[LABEL]
 declare -A secs
-for j in 1 "$JOBS"; do
-  : > "$tmp/times_$j"
+bench() {
+  local label=$1; shift
+  : > "$tmp/times_$label"
   for r in $(seq 1 "$REPEAT"); do
     drop_indexes
     start=$(date +%s.%N)
-    "$PGSCHEMA" apply --target "$URL" -j "$j" < "$tmp/indexes.sql" 2>/dev/null
+    "$PGSCHEMA" apply --target "$URL" "$@" < "$tmp/indexes.sql" 2>/dev/null
     end=$(date +%s.%N)
     got=$(psql -XAtq -d "$URL" -c "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = 'public'::regnamespace AND i.indisvalid")
-    if [ "$got" != "$want" ]; then echo "bench: -j $j built $got indexes, want $want" >&2; exit 1; fi
+    if [ "$got" != "$want" ]; then echo "bench: apply $* built $got indexes, want $want" >&2; exit 1; fi
     t=$(echo "$end - $start" | bc)
-    echo "apply -j $j run $r: $t s" >&2
-    echo "$t" >> "$tmp/times_$j"
+    echo "apply $* run $r: $t s" >&2
+    echo "$t" >> "$tmp/times_$label"
   done
-  secs[$j]=$(median < "$tmp/times_$j")
-done
+  secs[$label]=$(median < "$tmp/times_$label")
+}
+bench 1 -j 1
+bench "$JOBS" -j "$JOBS"
 ratio=$(echo "scale=2; ${secs[1]} / ${secs[$JOBS]}" | bc)
-echo "tables=$TABLES rows=$ROWS indexes=$want j1=${secs[1]}s j$JOBS=${secs[$JOBS]}s ratio=$ratio"
+line="tables=$TABLES rows=$ROWS indexes=$want j1=${secs[1]}s j$JOBS=${secs[$JOBS]}s ratio=$ratio"
+if [ "$UNSPLIT" = 1 ]; then
+  bench unsplit -j "$JOBS" --parallel-workers "$server_workers"
+  line="$line j${JOBS}unsplit=${secs[unsplit]}s ratio_unsplit=$(echo "scale=2; ${secs[1]} / ${secs[unsplit]}" | bc)"
+fi
+echo "$line"
