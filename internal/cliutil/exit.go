@@ -96,7 +96,9 @@ func RunApp(app *cli.App, args []string) int {
 	}
 	app.EnableBashCompletion = false
 	app.HideHelpCommand = true
+	stop := startProfile(app.Name)
 	err := app.Run(args)
+	stop()
 	if err != nil && !errors.As(err, new(*ExitError)) && isCLIUsageError(err) {
 		err = &ExitError{Code: ExitUsage, Err: err, Hint: "see '" + app.Name + " --help'"}
 	}

@@ -93,7 +93,6 @@ func action(c *cli.Context) error {
 		stream.GrowPipe(os.Stdin)
 	}
 	stream.LimitProcs(max(cfg.Jobs, 4))
-	defer stream.StartProfile()()
 	ctx, cancel := cliutil.SignalContext()
 	defer cancel()
 	return Run(ctx, cfg, stdin, c.App.ErrWriter)

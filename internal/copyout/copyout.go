@@ -95,7 +95,6 @@ func action(c *cli.Context) error {
 			stream.LimitProcs(cfg.Jobs) // compressing would need every CPU; moving bytes does not
 		}
 	}
-	defer stream.StartProfile()()
 	ctx, stop := cliutil.SignalContext()
 	defer stop()
 	return Run(ctx, cfg, c.App.Writer, c.App.ErrWriter)
