@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 	textOnly := map[string]bool{}
 	if cfg.Format != FormatText {
-		if textOnly, err = textOnlyTables(ctx, conn, tables); err != nil {
+		if textOnly, err = catalog.TextOnlyTables(ctx, conn, tables); err != nil {
 			return err
 		}
 		if cfg.Format == FormatBinary && len(textOnly) > 0 {

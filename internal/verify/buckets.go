@@ -122,7 +122,13 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 		for range jobs {
 			g.Go(func() error {
 				for j := range ch {
-					if err := scanChunk(gctx, s, j.p, fn, masks[j.p], j.c, res[j.p][si]); err != nil {
+					scan := scanChunk
+					if fn == hashClient {
+						scan = func(ctx context.Context, s *side, p *pair, _ string, mask int64, c chunk, out *buckets) error {
+							return scanChunkCopy(ctx, s, p, mask, c, out)
+						}
+					}
+					if err := scan(gctx, s, j.p, fn, masks[j.p], j.c, res[j.p][si]); err != nil {
 						return err
 					}
 				}

@@ -38,6 +38,9 @@ func chooseHash(ctx context.Context, src, dst *side, want string) (string, error
 		_, err = s.exporter.Exec(ctx, "RELEASE SAVEPOINT probe")
 		return out, err
 	}
+	if want == hashClient {
+		return hashClient, nil
+	}
 	if want == "auto" || want == hashHTE {
 		// hashint8extended buckets integer keys; it is probed along with the text hash.
 		const q = "SELECT hashtextextended($1::text, 0)::text || ',' || hashtextextended($1::text, 1)::text || ',' || hashint8extended(-1234567890123, 0)::text"
@@ -130,8 +133,8 @@ func hashExpr(p *pair, fn string) string {
 	return fmt.Sprintf("('x' || left(md5(%s), 16))::bit(64)::bigint", rt)
 }
 
-// bucketCount chooses a power of two so a bucket holds about 64 rows, at most 4096 buckets: every
-// chunk's scan returns up to that many groups, and narrowing a mismatched bucket rescans anyway.
+// bucketCount chooses a power of two so a bucket holds about 64 rows, at most 4096 buckets: the
+// server hash returns up to that many groups per chunk, the client hash keeps them in cache.
 func bucketCount(estRows int64) int64 {
 	n := int64(1)
 	for n < 4096 && n*64 < estRows {

@@ -78,6 +78,11 @@ func runHash(ctx context.Context, src, dst *side, pairs []*pair, cfg Config, dia
 	if fn, err = chooseHash(ctx, src, dst, cfg.HashFunc); err != nil {
 		return nil, err
 	}
+	if fn == hashClient {
+		if err := chooseFormats(ctx, src, pairs); err != nil {
+			return nil, err
+		}
+	}
 	res, masks, err := scanAll(ctx, src, dst, pairs, fn, cfg.ChunkRows, cfg.Jobs)
 	if err != nil {
 		return nil, err
@@ -110,7 +115,13 @@ func runHash(ctx context.Context, src, dst *side, pairs []*pair, cfg Config, dia
 			r.Status = StatusSame
 			continue
 		}
-		keys, more, err := narrow(ctx, src, dst, p, fn, masks[p], bad, cfg.MaxDiffs)
+		var keys [][]string
+		var more bool
+		if fn == hashClient {
+			keys, more, err = narrowCopy(ctx, src, dst, p, masks[p], bad, cfg.MaxDiffs)
+		} else {
+			keys, more, err = narrow(ctx, src, dst, p, fn, masks[p], bad, cfg.MaxDiffs)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -22,6 +22,7 @@ type pair struct {
 	EstRows   int64
 	KeyIsInts bool // single integer key column: split by key range
 	NoKey     bool // comparable only as a whole (a multiset of rows), not key by key
+	Binary    bool // client hash: read with binary COPY (every column's binary form is server-independent)
 }
 
 // listPairs lists the selected tables of both sides and matches them by name.

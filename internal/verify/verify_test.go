@@ -162,8 +162,11 @@ func TestHashFindsEveryKindOfDifference(t *testing.T) {
 		cfg  Config
 	}{
 		{"auto", Config{}},
+		{"hashtextextended", Config{HashFunc: "hashtextextended"}},
 		{"md5", Config{HashFunc: "md5"}},
 		{"chunked", Config{ChunkRows: 5, Jobs: 3}},
+		{"client", Config{HashFunc: "client"}},
+		{"chunked-client", Config{ChunkRows: 5, Jobs: 3, HashFunc: "client"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
@@ -197,7 +200,7 @@ func TestHashFindsEveryKindOfDifference(t *testing.T) {
 			if *r.SourceRows != 41 || *r.TargetRows != 41 || r.Missing != 1 || r.Extra != 1 || r.Changed != len(typeChanges)+2 {
 				t.Errorf("counts: %+v", r)
 			}
-			if tc.name == "md5" && r.Hash != "md5" || tc.name == "auto" && r.Hash != "hashtextextended" {
+			if tc.name == "md5" && r.Hash != "md5" || tc.name == "auto" && r.Hash != "hashtextextended" || tc.name == "client" && r.Hash != "client" {
 				t.Errorf("hash %q", r.Hash)
 			}
 		})
