@@ -33,7 +33,6 @@ func (b *buckets) add(k int64, a agg) {
 	x.n += a.n
 	x.sum += a.sum
 	b.m[k] = x
-	b.rows += a.n
 }
 
 var two64 = new(big.Int).Lsh(big.NewInt(1), 64)
@@ -46,7 +45,7 @@ func scanChunk(ctx context.Context, s *side, p *pair, fn string, mask int64, c c
 		local := map[int64]agg{}
 		// At most 4096 groups: a hash aggregate stays in memory on any version. The planner cannot
 		// tell that "& mask" bounds the groups and would sort every row of the chunk instead.
-		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '32MB'; SET LOCAL enable_sort = off"); err != nil {
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '32MB'; SET LOCAL enable_sort = off; "+noParallel); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, q, c.args...)
@@ -76,38 +75,18 @@ func scanChunk(ctx context.Context, s *side, p *pair, fn string, mask int64, c c
 	})
 }
 
-// scanAll hashes every comparable table on both sides at once, jobs workers per side.
-func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chunkRows int64, jobs int) (map[*pair][2]*buckets, map[*pair]int64, error) {
-	type job struct {
-		p *pair
-		c chunk
-	}
-	var list []job
-	masks := map[*pair]int64{}
-	res := map[*pair][2]*buckets{}
-	for _, p := range pairs {
-		if p.Reason != "" && !p.NoKey {
-			continue
-		}
-		cs := []chunk{{where: "true"}}
-		masks[p] = 0 // a keyless table is one bucket: its rows compared as a multiset
-		if !p.NoKey {
-			var err error
-			if cs, err = splitTable(ctx, src, p, chunkRows); err != nil {
-				return nil, nil, err
-			}
-			masks[p] = bucketCount(p.EstRows) - 1
-		}
-		res[p] = [2]*buckets{{}, {}}
-		for _, c := range cs {
-			list = append(list, job{p, c})
-		}
-	}
-	// Biggest tables first, so a big table does not start last.
-	sort.SliceStable(list, func(i, j int) bool { return list[i].p.EstRows > list[j].p.EstRows })
+// scanJob is one chunk of one table; ci is its index in the table's chunk list.
+type scanJob struct {
+	p  *pair
+	c  chunk
+	ci int
+}
+
+// runJobs runs fn for every job on both sides at once, jobs workers per side.
+func runJobs(ctx context.Context, src, dst *side, list []scanJob, jobs int, fn func(ctx context.Context, s *side, si int, j scanJob) error) error {
 	g, gctx := newGroup(ctx)
 	for si, s := range []*side{src, dst} {
-		ch := make(chan job)
+		ch := make(chan scanJob)
 		g.Go(func() error {
 			defer close(ch)
 			for _, j := range list {
@@ -122,13 +101,7 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 		for range jobs {
 			g.Go(func() error {
 				for j := range ch {
-					scan := scanChunk
-					if fn == hashClient {
-						scan = func(ctx context.Context, s *side, p *pair, _ string, mask int64, c chunk, out *buckets) error {
-							return scanChunkCopy(ctx, s, p, mask, c, out)
-						}
-					}
-					if err := scan(gctx, s, j.p, fn, masks[j.p], j.c, res[j.p][si]); err != nil {
+					if err := fn(gctx, s, si, j); err != nil {
 						return err
 					}
 				}
@@ -136,10 +109,96 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 			})
 		}
 	}
-	if err := g.Wait(); err != nil {
+	return g.Wait()
+}
+
+// scanAll hashes every comparable table on both sides at once, jobs workers per side. Hashed
+// by the servers, a first pass sums each chunk's row hashes without grouping them (about the
+// cost of a COPY), and only chunks whose sums differ are read again grouped into buckets, so
+// identical tables cost one plain scan per side. The client hash reads buckets in one pass.
+func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chunkRows int64, jobs int) (map[*pair][2]*buckets, map[*pair]int64, error) {
+	var list []scanJob
+	masks := map[*pair]int64{}
+	res := map[*pair][2]*buckets{}
+	totals := map[*pair][][2]agg{}
+	for _, p := range pairs {
+		if p.Reason != "" && !p.NoKey {
+			continue
+		}
+		cs := []chunk{{where: "true"}}
+		masks[p] = 0 // a keyless table is one bucket: its rows compared as a multiset
+		if !p.NoKey {
+			var err error
+			if cs, err = splitTable(ctx, src, p, chunkRows); err != nil {
+				return nil, nil, err
+			}
+			masks[p] = bucketCount(p.EstRows) - 1
+		}
+		res[p] = [2]*buckets{{}, {}}
+		totals[p] = make([][2]agg, len(cs))
+		for i, c := range cs {
+			list = append(list, scanJob{p, c, i})
+		}
+	}
+	// Biggest tables first, so a big table does not start last.
+	sort.SliceStable(list, func(i, j int) bool { return list[i].p.EstRows > list[j].p.EstRows })
+	if fn == hashClient {
+		err := runJobs(ctx, src, dst, list, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+			return scanChunkCopy(ctx, s, j.p, masks[j.p], j.c, res[j.p][si])
+		})
+		return res, masks, err
+	}
+	// Pass 1: one total per chunk and side (each slot written by one worker only).
+	err := runJobs(ctx, src, dst, list, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+		a, err := scanChunkTotal(ctx, s, j.p, fn, j.c)
+		totals[j.p][j.ci][si] = a
+		return err
+	})
+	if err != nil {
 		return nil, nil, err
 	}
-	return res, masks, nil
+	var again []scanJob
+	for _, j := range list {
+		t := totals[j.p][j.ci]
+		for si := range 2 {
+			res[j.p][si].rows += t[si].n
+		}
+		if t[0] != t[1] {
+			again = append(again, j)
+		}
+	}
+	// Pass 2: the chunks that differ, grouped into buckets on both sides.
+	err = runJobs(ctx, src, dst, again, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+		return scanChunk(ctx, s, j.p, fn, masks[j.p], j.c, res[j.p][si])
+	})
+	return res, masks, err
+}
+
+// noParallel keeps a chunk's scan in its own backend: pgverify already runs -j chunks per side,
+// and a parallel index scan of a key range cost a third more in all (bench-copy's data, 2 cores).
+const noParallel = "SET LOCAL max_parallel_workers_per_gather = 0"
+
+// scanChunkTotal returns the row count and hash sum of one chunk on one side.
+func scanChunkTotal(ctx context.Context, s *side, p *pair, fn string, c chunk) (agg, error) {
+	q := fmt.Sprintf("SELECT count(*), coalesce(sum(%s), 0)::text FROM %s WHERE %s", hashExpr(p, fn), p.from(), c.where)
+	var out agg
+	err := s.inSnapshot(ctx, func(tx pgx.Tx) error {
+		var n int64
+		var sum string
+		if _, err := tx.Exec(ctx, noParallel); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, q, c.args...).Scan(&n, &sum); err != nil {
+			return fmt.Errorf("hash %s on %s: %w", p.Name, s.role, err)
+		}
+		v, ok := new(big.Int).SetString(sum, 10)
+		if !ok {
+			return fmt.Errorf("bad hash sum %q", sum)
+		}
+		out = agg{n: n, sum: v.Mod(v, two64).Uint64()}
+		return nil
+	})
+	return out, err
 }
 
 // mismatched lists the buckets whose count or hash sum differ, in order.
@@ -157,4 +216,11 @@ func mismatched(a, b *buckets) []int64 {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// addRows counts rows read into b.
+func (b *buckets) addRows(n int64) {
+	b.mu.Lock()
+	b.rows += n
+	b.mu.Unlock()
 }

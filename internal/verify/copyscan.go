@@ -45,6 +45,7 @@ func scanChunkCopy(ctx context.Context, s *side, p *pair, mask int64, c chunk, o
 				out.add(int64(k), a)
 			}
 		}
+		out.addRows(rs.rows)
 		return nil
 	})
 }
