@@ -82,14 +82,14 @@ type scanJob struct {
 	ci int
 }
 
-// runJobs runs fn for every job on both sides at once, jobs workers per side.
-func runJobs(ctx context.Context, src, dst *side, list []scanJob, jobs int, fn func(ctx context.Context, s *side, si int, j scanJob) error) error {
+// runJobs runs each side's jobs on that side, both sides at once, jobs workers per side.
+func runJobs(ctx context.Context, src, dst *side, lists [2][]scanJob, jobs int, fn func(ctx context.Context, s *side, si int, j scanJob) error) error {
 	g, gctx := newGroup(ctx)
 	for si, s := range []*side{src, dst} {
 		ch := make(chan scanJob)
 		g.Go(func() error {
 			defer close(ch)
-			for _, j := range list {
+			for _, j := range lists[si] {
 				select {
 				case ch <- j:
 				case <-gctx.Done():
@@ -113,61 +113,65 @@ func runJobs(ctx context.Context, src, dst *side, list []scanJob, jobs int, fn f
 }
 
 // scanAll hashes every comparable table on both sides at once, jobs workers per side. Hashed
-// by the servers, a first pass sums each chunk's row hashes without grouping them (about the
-// cost of a COPY), and only chunks whose sums differ are read again grouped into buckets, so
-// identical tables cost one plain scan per side. The client hash reads buckets in one pass.
+// by the servers, a first pass sums the row hashes of each chunk without grouping them (about
+// the cost of a COPY), and only what differs is read again grouped into buckets: the chunks that
+// differ when both sides read the same key ranges, else the whole table. Identical tables thus
+// cost one plain scan per side. The client hash reads buckets in one pass.
 func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chunkRows int64, jobs int) (map[*pair][2]*buckets, map[*pair]int64, error) {
-	var list []scanJob
+	var lists [2][]scanJob
 	masks := map[*pair]int64{}
 	res := map[*pair][2]*buckets{}
-	totals := map[*pair][][2]agg{}
+	plans := map[*pair]*chunkPlan{}
 	for _, p := range pairs {
 		if p.Reason != "" && !p.NoKey {
 			continue
 		}
-		cs := []chunk{{where: "true"}}
+		pl, err := planChunks(ctx, src, dst, p, chunkRows)
+		if err != nil {
+			return nil, nil, err
+		}
+		plans[p] = pl
 		masks[p] = 0 // a keyless table is one bucket: its rows compared as a multiset
 		if !p.NoKey {
-			var err error
-			if cs, err = splitTable(ctx, src, p, chunkRows); err != nil {
-				return nil, nil, err
-			}
 			masks[p] = bucketCount(p.EstRows) - 1
 		}
 		res[p] = [2]*buckets{{}, {}}
-		totals[p] = make([][2]agg, len(cs))
-		for i, c := range cs {
-			list = append(list, scanJob{p, c, i})
+		for si := range 2 {
+			for i, c := range pl.chunks[si] {
+				lists[si] = append(lists[si], scanJob{p, c, i})
+			}
 		}
 	}
 	// Biggest tables first, so a big table does not start last.
-	sort.SliceStable(list, func(i, j int) bool { return list[i].p.EstRows > list[j].p.EstRows })
+	for si := range 2 {
+		sort.SliceStable(lists[si], func(i, j int) bool { return lists[si][i].p.EstRows > lists[si][j].p.EstRows })
+	}
 	if fn == hashClient {
-		err := runJobs(ctx, src, dst, list, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+		err := runJobs(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
 			return scanChunkCopy(ctx, s, j.p, masks[j.p], j.c, res[j.p][si])
 		})
 		return res, masks, err
 	}
 	// Pass 1: one total per chunk and side (each slot written by one worker only).
-	err := runJobs(ctx, src, dst, list, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+	err := runJobs(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
 		a, err := scanChunkTotal(ctx, s, j.p, fn, j.c)
-		totals[j.p][j.ci][si] = a
+		plans[j.p].totals[si][j.ci] = a
 		return err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	var again []scanJob
-	for _, j := range list {
-		t := totals[j.p][j.ci]
-		for si := range 2 {
-			res[j.p][si].rows += t[si].n
-		}
-		if t[0] != t[1] {
-			again = append(again, j)
+	var again [2][]scanJob
+	for si := range 2 {
+		for _, j := range lists[si] {
+			pl := plans[j.p]
+			res[j.p][si].rows += pl.totals[si][j.ci].n
+			if pl.differs(j.ci) {
+				again[si] = append(again[si], j)
+			}
 		}
 	}
-	// Pass 2: the chunks that differ, grouped into buckets on both sides.
+	// Pass 2: what differs, grouped into buckets on both sides.
 	err = runJobs(ctx, src, dst, again, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
 		return scanChunk(ctx, s, j.p, fn, masks[j.p], j.c, res[j.p][si])
 	})

@@ -75,3 +75,74 @@ func splitTable(ctx context.Context, src *side, p *pair, chunkRows int64) ([]chu
 type queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
+
+// chunkPlan is how each side of a table is read, and the first pass's totals per chunk.
+type chunkPlan struct {
+	chunks [2][]chunk
+	shared bool // both sides read the same key ranges: totals compare chunk by chunk
+	totals [2][]agg
+}
+
+// differs reports whether chunk ci must be read again grouped into buckets: its totals differ
+// (shared key ranges), or the whole table's do.
+func (pl *chunkPlan) differs(ci int) bool {
+	if pl.shared {
+		return pl.totals[0][ci] != pl.totals[1][ci]
+	}
+	var a, b agg
+	for _, t := range pl.totals[0] {
+		a.n, a.sum = a.n+t.n, a.sum+t.sum
+	}
+	for _, t := range pl.totals[1] {
+		b.n, b.sum = b.n+t.n, b.sum+t.sum
+	}
+	return a != b
+}
+
+// planChunks splits a big table among workers: by block ranges of each side's own heap where
+// both servers can scan them (PostgreSQL 14+, a plain table), which reads like a sequential scan
+// whatever order the keys are stored in; else by key ranges shared by both sides.
+func planChunks(ctx context.Context, src, dst *side, p *pair, chunkRows int64) (*chunkPlan, error) {
+	pl := &chunkPlan{}
+	n := p.EstRows / chunkRows
+	if n >= 2 && src.version >= 140000 && dst.version >= 140000 && p.Src.Kind == "r" && p.Dst.Kind == "r" {
+		pl.chunks[0] = ctidChunks(p.Src.Bytes, n)
+		pl.chunks[1] = ctidChunks(p.Dst.Bytes, n)
+	} else {
+		cs := []chunk{{where: "true"}}
+		if !p.NoKey {
+			var err error
+			if cs, err = splitTable(ctx, src, p, chunkRows); err != nil {
+				return nil, err
+			}
+		}
+		pl.chunks = [2][]chunk{cs, cs}
+		pl.shared = true
+	}
+	pl.totals = [2][]agg{make([]agg, len(pl.chunks[0])), make([]agg, len(pl.chunks[1]))}
+	return pl, nil
+}
+
+// ctidChunks cuts a heap of the given size into n block ranges (at most 256); the last is open
+// ended, so rows on pages added since the size was read are covered too.
+func ctidChunks(bytes, n int64) []chunk {
+	pages := bytes / 8192
+	n = min(n, 256, max(pages, 1))
+	if n < 2 {
+		return []chunk{{where: "true"}}
+	}
+	step := pages / n
+	var out []chunk
+	for i := int64(0); i < n; i++ {
+		lo, hi := i*step, (i+1)*step
+		switch {
+		case i == 0:
+			out = append(out, chunk{where: fmt.Sprintf("ctid < '(%d,0)'::tid", hi)})
+		case i == n-1:
+			out = append(out, chunk{where: fmt.Sprintf("ctid >= '(%d,0)'::tid", lo)})
+		default:
+			out = append(out, chunk{where: fmt.Sprintf("ctid >= '(%d,0)'::tid AND ctid < '(%d,0)'::tid", lo, hi)})
+		}
+	}
+	return out
+}
