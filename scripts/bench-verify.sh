@@ -4,9 +4,10 @@
 # one run on the same data and servers, and prints a markdown table with rows per second
 # (paste it into docs/benchmarks.md). Target: pgverify no slower than that read.
 #
-# Usage: scripts/bench-verify.sh [--scale S] [--jobs N] [--keep] [--out FILE]
+# Usage: scripts/bench-verify.sh [--scale S] [--jobs N] [--repeat R] [--keep] [--out FILE]
 #   --scale S   dataset size, as in bench-copy.sh: 1 is about 1.6 GB; 0.002 is a smoke run (default 1)
 #   --jobs N    workers per side for both methods (default: number of CPUs, at least 2)
+#   --repeat R  time both methods R times, alternating, and report medians (default 1)
 #   --keep      keep the throwaway clusters and work directory
 #   --out FILE  also write the markdown report to FILE
 # Servers: two throwaway clusters (initdb in a temp dir, as the postgres OS user when root), or
@@ -21,13 +22,15 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 [ "$JOBS" -lt 2 ] && JOBS=2
 KEEP=0
 OUT=""
+REPEAT=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
     --jobs|-j) JOBS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-verify: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -125,16 +128,22 @@ read_all() { # both sides at once, JOBS tables at a time per side
 }
 log "warming up"
 read_all
-log "timing COPY TO /dev/null of every table, both sides"
-t0=$(now); read_all; COPY_S=$(since "$t0")
-log "timing pgverify --mode hash -j $JOBS"
-t0=$(now)
-set +e
-"$WORK/pgverify" --source "$SRC" --target "$DST" --mode hash -j "$JOBS" >"$WORK/verify.out" 2>&1
-rc=$?
-set -e
-VERIFY_S=$(since "$t0")
-[ "$rc" = 0 ] || { cat "$WORK/verify.out" >&2; die "pgverify exited $rc on identical databases; the benchmark is void"; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+COPY_ALL=""; VERIFY_ALL=""
+for r in $(seq 1 "$REPEAT"); do
+  log "run $r of $REPEAT: COPY TO /dev/null of every table, both sides"
+  t0=$(now); read_all; COPY_ALL="$COPY_ALL $(since "$t0")"
+  log "run $r of $REPEAT: pgverify --mode hash -j $JOBS"
+  t0=$(now)
+  set +e
+  "$WORK/pgverify" --source "$SRC" --target "$DST" --mode hash -j "$JOBS" >"$WORK/verify.out" 2>&1
+  rc=$?
+  set -e
+  VERIFY_ALL="$VERIFY_ALL $(since "$t0")"
+  [ "$rc" = 0 ] || { cat "$WORK/verify.out" >&2; die "pgverify exited $rc on identical databases; the benchmark is void"; }
+done
+COPY_S=$(echo "$COPY_ALL" | median); VERIFY_S=$(echo "$VERIFY_ALL" | median)
+log "COPY read runs:$COPY_ALL; pgverify runs:$VERIFY_ALL (medians $COPY_S, $VERIFY_S)"
 
 report=$(cat <<EOF
 ### Verify benchmark: scale $SCALE, -j $JOBS, $(date -u +%Y-%m-%d) on $(nproc) CPUs
@@ -147,6 +156,7 @@ PostgreSQL $(psql -XAt "$SRC" -c 'SHOW server_version'). Rows/s counts the rows 
 | \`psql -c 'COPY t TO STDOUT' > /dev/null\`, every table, both sides, $JOBS tables at a time per side | $COPY_S | $(rate "$ROWS" "$COPY_S") | 1.00 |
 | \`pgverify --mode hash -j $JOBS\` | $VERIFY_S | $(rate "$ROWS" "$VERIFY_S") | $(awk -v a="$VERIFY_S" -v b="$COPY_S" 'BEGIN { printf "%.2f", a / b }') |
 
+- seconds are medians of $REPEAT alternating runs (COPY read:$COPY_ALL; pgverify:$VERIFY_ALL).
 - target: pgverify no slower than the read (ratio <= 1.00).
 EOF
 )
