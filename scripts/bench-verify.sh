@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench-verify: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -98,7 +99,7 @@ func (s *rowScanner) scanText(b []byte) (int, error) {
 	used := 0
 	for {
 		line := b[used:]
-		end := indexByte(line, '\n')
+		end := bytes.IndexByte(line, '\n')
 		if end < 0 {
 			return used, nil
 		}
@@ -139,7 +140,7 @@ func (s *rowScanner) scanText(b []byte) (int, error) {
 
 // unescape decodes one field of COPY's text format (\N stays as it is: a NULL key cannot occur).
 func (s *rowScanner) unescape(f []byte) []byte {
-	if indexByte(f, '\\') < 0 {
+	if bytes.IndexByte(f, '\\') < 0 {
 		return f
 	}
 	out := make([]byte, 0, len(f))
@@ -150,19 +151,12 @@ func (s *rowScanner) unescape(f []byte) []byte {
 			continue
 		}
 		i++
-		switch c = f[i]; c {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
+		c = f[i]
+		if e, ok := copyEscapes[c]; ok {
+			out = append(out, e)
+			continue
+		}
+		switch c {
 		case 'x':
 			v, n := 0, 0
 			for n < 2 && i+1 < len(f) && isHex(f[i+1]) {
@@ -189,6 +183,9 @@ func (s *rowScanner) unescape(f []byte) []byte {
 	return out
 }
 
+// copyEscapes are COPY text's one-letter escapes.
+var copyEscapes = map[byte]byte{'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
+
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
@@ -201,15 +198,6 @@ func hexVal(c byte) int {
 		return int(c-'A') + 10
 	}
 	return int(c - '0')
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // binaryHeaderLen is the fixed part of a binary COPY header: signature, flags, extension length.
