@@ -102,7 +102,7 @@ mig_s=$(elapsed "$t_mig")
 log "letting the follower run for a few seconds under load"
 sleep 5
 lag=$(pgdelta status --source "$SRC" --target "$DST" 2>/dev/null |
-  awk -F': +' '/^lag:/ { l = $2 } /^keys waiting:/ { k = $2 } END { printf "%s behind, %s keys waiting", l, k }' || true)
+  awk -F': +' '/^lag:/ { l = $2 } /^keys waiting:/ { k = $2 } END { printf "%s behind; keys waiting: %s", l, k }' || true)
 kill -0 "$WRITER_PID" 2>/dev/null || { cat "$TMP/writer.log" >&2; die "the writer stopped before the cutover"; }
 
 "$here/cutover.sh" --app-role app -j "$JOBS"
