@@ -39,26 +39,17 @@ while [ $# -gt 0 ]; do
     *) echo "bench-copy: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-log() { echo "bench-copy: $*" >&2; }
-die() { echo "bench-copy: $*" >&2; exit 1; }
+PROG=bench-copy
+. scripts/lib/common.sh
+. scripts/lib/cluster.sh
+. scripts/lib/bench.sh
 for t in psql pg_dump pg_restore go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
 TIME=/usr/bin/time
 [ -x "$TIME" ] || die "/usr/bin/time not found (apt-get install time): needed for peak RSS"
 
 WORK=$(mktemp -d /tmp/pgferry-bench-XXXXXX)
 chmod 755 "$WORK"
-PIDS_TO_STOP=()
-cleanup() {
-  local rc=$?
-  if [ "$KEEP" = 0 ]; then
-    for d in "${PIDS_TO_STOP[@]:-}"; do [ -n "$d" ] && as_pg "$PGBIN/pg_ctl" stop -m immediate -w -D "$d" >/dev/null 2>&1 || true; done
-    rm -rf "$WORK"
-  else
-    log "kept $WORK"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # --- tools under test -------------------------------------------------------------------------
 mkdir -p "$WORK/bin"
@@ -67,34 +58,7 @@ go build -o "$WORK/bin/" ./cmd/pgcopyout ./cmd/pgcopyin || die "build failed: pg
 export PATH="$WORK/bin:$PATH"
 
 # --- servers --------------------------------------------------------------------------------
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-PGBIN=${PGFERRY_PGBIN:-}
-if [ -z "$PGBIN" ]; then
-  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then PGBIN=$(pg_config --bindir)
-  else PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); fi
-fi
-start_cluster() { # name port -> admin URL on stdout
-  local name=$1 port=$2 dir="$WORK/$1"
-  mkdir -p "$dir/sock"
-  [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
-  as_pg "$PGBIN/initdb" --no-sync -U postgres --auth=trust -E UTF8 --locale=C -D "$dir/data" >/dev/null
-  as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/server.log" -o "-c listen_addresses='' -k $dir/sock -p $port \
-    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c max_wal_size=8GB \
-    -c maintenance_work_mem=256MB -c max_connections=100 -c unix_socket_permissions=0777 -c autovacuum=off" >/dev/null
-  PIDS_TO_STOP+=("$dir/data")
-  echo "postgres://postgres@/postgres?host=$dir/sock&port=$port&sslmode=disable"
-}
-if [ -n "${BENCH_SRC_ADMIN:-}" ] && [ -n "${BENCH_DST_ADMIN:-}" ]; then
-  SRC_ADMIN=$BENCH_SRC_ADMIN; DST_ADMIN=$BENCH_DST_ADMIN
-else
-  [ -x "$PGBIN/initdb" ] || die "no initdb found: set PGFERRY_PGBIN or BENCH_SRC_ADMIN/BENCH_DST_ADMIN"
-  base=$((26000 + RANDOM % 2000))
-  log "starting throwaway source and target clusters ($PGBIN)"
-  SRC_ADMIN=$(start_cluster src $base)
-  DST_ADMIN=$(start_cluster dst $((base + 1)))
-fi
-# db_url ADMIN_URL DBNAME: the same server, another database.
-db_url() { echo "$1" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\1$2#"; }
+bench_servers
 SRC=$(db_url "$SRC_ADMIN" pgferry_bench_src)
 fresh_target() { # recreate the target database, print its URL
   psql -XqAt "$DST_ADMIN" -c "DROP DATABASE IF EXISTS pgferry_bench_dst WITH (FORCE)" -c "CREATE DATABASE pgferry_bench_dst" >/dev/null

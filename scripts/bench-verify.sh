@@ -34,55 +34,20 @@ while [ $# -gt 0 ]; do
     *) echo "bench-verify: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-log() { echo "bench-verify: $*" >&2; }
-die() { echo "bench-verify: $*" >&2; exit 1; }
+PROG=bench-verify
+. scripts/lib/common.sh
+. scripts/lib/cluster.sh
+. scripts/lib/bench.sh
 for t in psql pg_dump go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
 
 WORK=$(mktemp -d /tmp/pgferry-benchv-XXXXXX)
 chmod 755 "$WORK"
-DATADIRS=()
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-  local rc=$?
-  if [ "$KEEP" = 0 ]; then
-    for d in "${DATADIRS[@]:-}"; do [ -n "$d" ] && as_pg "$PGBIN/pg_ctl" stop -m immediate -w -D "$d" >/dev/null 2>&1 || true; done
-    rm -rf "$WORK"
-  else
-    log "kept $WORK"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 log "building pgverify"
 go build -o "$WORK/pgverify" ./cmd/pgverify || die "build failed"
 
-PGBIN=${PGFERRY_PGBIN:-}
-if [ -z "$PGBIN" ]; then
-  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then PGBIN=$(pg_config --bindir)
-  else PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); fi
-fi
-start_cluster() { # name port -> admin URL
-  local dir="$WORK/$1" port=$2
-  mkdir -p "$dir/sock"
-  [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
-  as_pg "$PGBIN/initdb" --no-sync -U postgres --auth=trust -E UTF8 --locale=C -D "$dir/data" >/dev/null
-  as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/server.log" -o "-c listen_addresses='' -k $dir/sock -p $port \
-    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c max_wal_size=8GB \
-    -c max_connections=100 -c unix_socket_permissions=0777 -c autovacuum=off" >/dev/null
-  DATADIRS+=("$dir/data")
-  echo "postgres://postgres@/postgres?host=$dir/sock&port=$port&sslmode=disable"
-}
-if [ -n "${BENCH_SRC_ADMIN:-}" ] && [ -n "${BENCH_DST_ADMIN:-}" ]; then
-  SRC_ADMIN=$BENCH_SRC_ADMIN; DST_ADMIN=$BENCH_DST_ADMIN
-else
-  [ -x "$PGBIN/initdb" ] || die "no initdb found: set PGFERRY_PGBIN or BENCH_SRC_ADMIN/BENCH_DST_ADMIN"
-  base=$((28000 + RANDOM % 2000))
-  log "starting throwaway source and target clusters ($PGBIN)"
-  SRC_ADMIN=$(start_cluster src $base)
-  DST_ADMIN=$(start_cluster dst $((base + 1)))
-fi
-db_url() { echo "$1" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\1$2#"; }
+bench_servers
 SRC=$(db_url "$SRC_ADMIN" pgferry_benchv_src)
 DST=$(db_url "$DST_ADMIN" pgferry_benchv_dst)
 
