@@ -68,4 +68,20 @@ func connect(ctx context.Context, c *cli.Context, r dbconn.Role) (*pgx.Conn, err
 	return dbconn.Connect(ctx, dbconn.Resolve(c.String(string(r)), r), r, dbconn.Options{AppName: "pgferry-trig"})
 }
 
+// onSource runs fn with one source connection: the common frame of the read-only commands
+// (no positional arguments, a context cancelled by SIGINT/SIGTERM).
+func onSource(c *cli.Context, fn func(ctx context.Context, conn *pgx.Conn) error) error {
+	if c.NArg() > 0 {
+		return cliutil.Usagef("unexpected argument %q", c.Args().First())
+	}
+	ctx, cancel := cliutil.SignalContext()
+	defer cancel()
+	conn, err := connect(ctx, c, dbconn.Source)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return fn(ctx, conn)
+}
+
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "pgtrig: "+format+"\n", args...) }

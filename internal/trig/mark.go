@@ -1,12 +1,13 @@
 package trig
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/pgferry/pgferry/internal/capture"
-	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
 
@@ -23,22 +24,14 @@ before forking, or every minute from cron while a fork is being made:
    pgtrig mark --source "$SRC"`,
 		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag()},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return cliutil.Usagef("unexpected argument %q", c.Args().First())
-			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
-			conn, err := connect(ctx, c, dbconn.Source)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(ctx)
-			snap, err := capture.Mark(ctx, conn, c.String("capture-schema"))
-			if err != nil {
-				return err
-			}
-			fmt.Println(snap)
-			return nil
+			return onSource(c, func(ctx context.Context, conn *pgx.Conn) error {
+				snap, err := capture.Mark(ctx, conn, c.String("capture-schema"))
+				if err != nil {
+					return err
+				}
+				fmt.Println(snap)
+				return nil
+			})
 		},
 	}
 }
