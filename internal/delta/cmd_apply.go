@@ -38,6 +38,7 @@ nothing of that batch is committed. A batch that starts after the target's posit
 				return err
 			}
 			a.NoCheck = c.Bool("no-position-check")
+			warnTriggers(ctx, conn, os.Stderr)
 			err = ApplyInput(ctx, a, os.Stdin)
 			if err != nil && ctx.Err() == nil {
 				if !conn.IsClosed() {

@@ -67,6 +67,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
+	warnTriggers(ctx, dst, o.Log)
 	from := o.From
 	if from == "" {
 		pos, err := TargetPosition(ctx, dst, o.StateSchema)

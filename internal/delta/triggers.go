@@ -1,0 +1,41 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// userTriggers lists the enabled user triggers on the target's tables as "table: trigger": they
+// fire on every row pgdelta applies. pgferry's own capture triggers are left out.
+func userTriggers(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ': ' || quote_ident(t.tgname)
+		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgname NOT LIKE 'pgferry\_capture%'
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("list target triggers: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// warnTriggers writes a warning to w when the target has enabled user triggers: during catch-up
+// they would run again on rows the source's own triggers already shaped (an updated_at stamp,
+// an audit row), so the target would drift from the source.
+func warnTriggers(ctx context.Context, conn *pgx.Conn, w io.Writer) {
+	list, err := userTriggers(ctx, conn)
+	if err != nil || len(list) == 0 || w == nil {
+		return
+	}
+	shown := list
+	if len(shown) > 5 {
+		shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(list)-5))
+	}
+	fmt.Fprintf(w, "pgdelta: warning: %d user trigger(s) enabled on the target (%s): they fire on every row applied "+
+		"and can change what the source sent; create user triggers at the cutover (scripts/cutover.sh does), "+
+		"or ALTER TABLE ... DISABLE TRIGGER until then\n", len(list), strings.Join(shown, ", "))
+}
