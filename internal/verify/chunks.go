@@ -89,14 +89,15 @@ func (pl *chunkPlan) differs(ci int) bool {
 	if pl.shared {
 		return pl.totals[0][ci] != pl.totals[1][ci]
 	}
-	var a, b agg
-	for _, t := range pl.totals[0] {
+	return sumAggs(pl.totals[0]) != sumAggs(pl.totals[1])
+}
+
+func sumAggs(list []agg) agg {
+	var a agg
+	for _, t := range list {
 		a.n, a.sum = a.n+t.n, a.sum+t.sum
 	}
-	for _, t := range pl.totals[1] {
-		b.n, b.sum = b.n+t.n, b.sum+t.sum
-	}
-	return a != b
+	return a
 }
 
 // planChunks splits a big table among workers: by block ranges of each side's own heap where

@@ -237,7 +237,7 @@ func (s *rowScanner) scanBinary(b []byte) (int, error) {
 			used += 2
 			continue
 		}
-		if nf != s.nh+s.extraFields() {
+		if nf != s.nh+s.nExtra {
 			return 0, fmt.Errorf("%w: a row has %d fields", errCopyFraming, nf)
 		}
 		off := 2
@@ -285,7 +285,6 @@ func (s *rowScanner) scanBinary(b []byte) (int, error) {
 	}
 }
 
-func (s *rowScanner) extraFields() int { return s.nExtra }
 
 // eLiteral quotes s as an escape string literal, right whatever standard_conforming_strings is.
 func eLiteral(s string) string {

@@ -97,8 +97,8 @@ func rowText(cols []catalog.Column) string {
 }
 
 // hashText is the text a row's hash is taken of: each compared value's text form, NULL as the
-// byte 0x1e, joined by the byte 0x1f. It carries what ROW(...)::text carries at about half the
-// server's CPU (no quoting pass over every value). Only a value containing those control bytes
+// byte 0x1e, joined by the byte 0x1f. It carries what ROW(...)::text carries for a quarter or more
+// less server CPU (no quoting pass over every value). Only a value containing those control bytes
 // could make two different rows read alike.
 func hashText(cols []catalog.Column) string {
 	e := make([]string, len(cols))

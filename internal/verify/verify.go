@@ -82,7 +82,7 @@ Examples:
 			&cli.StringFlag{Name: "capture-schema", Value: "pgferry", Usage: "capture schema on the source (skipped)", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}},
 			&cli.StringFlag{Name: "state-schema", Value: "pgferry", Usage: "state schema on the target (skipped)", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
 			&cli.Int64Flag{Name: "chunk-rows", Value: 250000, Hidden: true, Usage: "rows per key-range chunk of a big table", EnvVars: []string{"PGFERRY_VERIFY_CHUNK_ROWS"}},
-			&cli.StringFlag{Name: "hash", Value: "auto", Usage: "row hash: auto (hashtextextended when both servers agree, else md5), hashtextextended or md5 (rows hashed by the servers, which send only bucket sums), or client (rows read with COPY, binary where both servers give the same bytes, and hashed by pgverify: about a third of the servers' CPU, at the cost of pgverify's own CPU and the rows crossing the network)", EnvVars: []string{"PGFERRY_VERIFY_HASH"}},
+			&cli.StringFlag{Name: "hash", Value: "auto", Usage: "row hash: auto (hashtextextended when both servers agree, else md5), hashtextextended or md5 (rows hashed by the servers, which send only bucket sums), or client (rows read with COPY, binary where both servers give the same bytes, and hashed by pgverify: about two thirds of the servers' CPU, at the cost of pgverify's own CPU and the rows crossing the network)", EnvVars: []string{"PGFERRY_VERIFY_HASH"}},
 		}, catalog.FilterFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
