@@ -285,7 +285,6 @@ func (s *rowScanner) scanBinary(b []byte) (int, error) {
 	}
 }
 
-
 // eLiteral quotes s as an escape string literal, right whatever standard_conforming_strings is.
 func eLiteral(s string) string {
 	return "E" + ident.Literal(strings.ReplaceAll(s, `\`, `\\`))
