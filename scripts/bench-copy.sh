@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks the pgferry copy (pgcopyout | pgcopyin) against pg_dump/pg_restore and a raw
-# per-table `psql COPY TO | psql COPY FROM` pipe, in one run on the same data and servers, and
-# prints a markdown table with ratios (paste it into docs/benchmarks.md).
+# Benchmarks the pgferry copy (pgcopyout | pgcopyin) against pg_dump/pg_restore, a raw per-table
+# `psql COPY TO | psql COPY FROM` pipe and (when installed) pgcopydb clone, in one run on the same
+# data and servers, and prints a markdown table with ratios (paste it into docs/benchmarks.md).
 #
 # Usage: scripts/bench-copy.sh [--scale S] [--jobs N] [--keep] [--out FILE] [--only LIST]
 #   --scale S   dataset size: 1 is about 1.6 GB (one big table dominating, plus smaller ones);
@@ -10,7 +10,7 @@
 #   --keep      keep the throwaway clusters and work directory
 #   --out FILE  also write the markdown report to FILE
 #   --only LIST comma-separated methods to run while iterating (pgferry_data, raw_pipe, pgferry_full,
-#               dump_fc, dump_fd, single): the report shows n/a for the others
+#               pgferry_seq, dump_fc, dump_fd, pgcopydb, single): the report shows n/a for the others
 #   extra pgcopyout flags (e.g. --codec none, --format text) go in PGCOPYOUT_FLAGS
 # Servers: by default two throwaway clusters (initdb in a temp dir, as the postgres OS user when
 # run as root) with identical settings. Set BENCH_SRC_ADMIN and BENCH_DST_ADMIN to URLs of a
@@ -53,8 +53,8 @@ trap bench_cleanup EXIT
 
 # --- tools under test -------------------------------------------------------------------------
 mkdir -p "$WORK/bin"
-log "building pgcopyout and pgcopyin"
-go build -o "$WORK/bin/" ./cmd/pgcopyout ./cmd/pgcopyin || die "build failed: pgcopyout and pgcopyin must both build"
+log "building pgschema, pgcopyout and pgcopyin"
+go build -o "$WORK/bin/" ./cmd/pgschema ./cmd/pgcopyout ./cmd/pgcopyin || die "build failed: pgschema, pgcopyout and pgcopyin must build"
 export PATH="$WORK/bin:$PATH"
 
 # --- servers --------------------------------------------------------------------------------
@@ -122,11 +122,11 @@ pre_data() { # URL: tables, types (no indexes), as every data-only method needs 
 indexes() { # URL: primary keys and indexes, N in parallel
   pg_restore --section=post-data -j "$JOBS" -d "$1" "$WORK/schema.dump"
 }
-pgferry_copy() { # URL JOBS [pgcopyout filters...]
+pgferry_copy() { # URL JOBS [pgcopyout filters...]; PGCOPYIN_ARGS: more pgcopyin arguments
   local u=$1 j=$2; shift 2
   # shellcheck disable=SC2086
   "$TIME" -v -o "$WORK/out.time" pgcopyout --source "$SRC" -j "$j" --one-off --progress none --split-size "$SPLIT" ${PGCOPYOUT_FLAGS:-} "$@" |
-    "$TIME" -v -o "$WORK/in.time" pgcopyin --target "$u" -j "$j" --progress none
+    "$TIME" -v -o "$WORK/in.time" pgcopyin --target "$u" -j "$j" --progress none "${PGCOPYIN_ARGS[@]}"
   local o i
   o=$(rss_mb "$WORK/out.time"); i=$(rss_mb "$WORK/in.time")
   CPU_OUT=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { printf "%.1f", u + s }' "$WORK/out.time")
@@ -155,8 +155,25 @@ m_pgferry_data() {   # schema first (untimed in "data"), then the parallel copy
   pgferry_copy "$1" "$JOBS"
   DATA_ONLY_PGFERRY=$(since "$t0")
 }
-m_pgferry_full() {   # schema, copy, then indexes and keys in parallel: comparable to pg_restore
+PGCOPYIN_ARGS=()
+m_pgferry_full() {   # schema, copy with each table's indexes built as soon as it is loaded, the rest
+  pre_data "$1"
+  pgschema dump --source "$SRC" --section indexes >"$WORK/indexes.sql"
+  PGCOPYIN_ARGS=(--indexes "$WORK/indexes.sql")
+  pgferry_copy "$1" "$JOBS"
+  PGCOPYIN_ARGS=()
+  local sec
+  for sec in constraints triggers; do
+    pgschema dump --source "$SRC" --section "$sec" | pgschema apply --target "$1" -j "$JOBS"
+  done
+}
+m_pgferry_seq() {    # schema, copy, then indexes and keys in parallel (no overlap)
   pre_data "$1"; pgferry_copy "$1" "$JOBS"; indexes "$1"
+}
+m_pgcopydb() {       # pgcopydb clone (includes its VACUUM ANALYZE, which 0.10 cannot skip)
+  rm -rf "$WORK/pgcopydb"
+  pgcopydb clone --source "$SRC" --target "$1" --table-jobs "$JOBS" --index-jobs "$JOBS" --dir "$WORK/pgcopydb" >"$WORK/pgcopydb.log" 2>&1 ||
+    die "pgcopydb clone failed; see $WORK/pgcopydb.log"
 }
 m_raw_pipe() {       # one psql COPY TO | psql COPY FROM per table, N tables at a time
   pre_data "$1"; local t0; t0=$(now)
@@ -177,8 +194,10 @@ m_single_jn() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" "$JOBS" -t
 run pgferry_data
 run raw_pipe
 run pgferry_full
+run pgferry_seq
 run dump_fc
 run dump_fd
+if command -v pgcopydb >/dev/null; then run pgcopydb; else log "pgcopydb not installed (apt-get install pgcopydb): skipped"; SECS[pgcopydb]=0; fi
 # single-table comparison: only the big table is checked
 TABLES_ALL=$TABLES; COUNTS_ALL=$SRC_COUNTS
 TABLES=bench.events; SRC_COUNTS=$(counts "$SRC")
@@ -189,7 +208,7 @@ TABLES=$TABLES_ALL; SRC_COUNTS=$COUNTS_ALL
 # --- report ---------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 best_dump=${SECS[dump_fc]}; best_name="pg_dump -Fc | pg_restore"
-if awk -v a="${SECS[dump_fd]}" -v b="$best_dump" 'BEGIN { exit !(a < b) }'; then best_dump=${SECS[dump_fd]}; best_name="pg_dump -Fd -j $JOBS + pg_restore -j $JOBS"; fi
+if awk -v a="${SECS[dump_fd]}" -v b="$best_dump" 'BEGIN { exit !(a > 0 && (b == 0 || a < b)) }'; then best_dump=${SECS[dump_fd]}; best_name="pg_dump -Fd -j $JOBS + pg_restore -j $JOBS"; fi
 report=$(cat <<EOF
 ### Copy benchmark: scale $SCALE, -j $JOBS, $(date -u +%Y-%m-%d) on $(nproc) CPUs
 
@@ -200,9 +219,11 @@ bench.log $LOG (no key: ctid ranges), 8 small tables of $SMALL rows; PostgreSQL 
 |---|---|---:|---:|
 | pgferry \`pgcopyout -j $JOBS \| pgcopyin -j $JOBS\` | data only | $DATA_ONLY_PGFERRY | 1.00 |
 | raw \`psql COPY TO \| psql COPY FROM\`, $JOBS tables at a time | data only | $DATA_ONLY_RAW | $(ratio "$DATA_ONLY_RAW" "$DATA_ONLY_PGFERRY") |
-| pgferry + \`pg_restore --section=post-data -j $JOBS\` | schema, data, indexes | ${SECS[pgferry_full]} | 1.00 |
+| pgferry, \`pgcopyin --indexes\` (index builds overlap the copy) | schema, data, indexes | ${SECS[pgferry_full]} | 1.00 |
+| pgferry, then \`pg_restore --section=post-data -j $JOBS\` | schema, data, indexes | ${SECS[pgferry_seq]} | $(ratio "${SECS[pgferry_seq]}" "${SECS[pgferry_full]}") |
 | \`pg_dump -Fc \| pg_restore\` | schema, data, indexes | ${SECS[dump_fc]} | $(ratio "${SECS[dump_fc]}" "${SECS[pgferry_full]}") |
 | \`pg_dump -Fd -j $JOBS\` + \`pg_restore -j $JOBS\` | schema, data, indexes | ${SECS[dump_fd]} | $(ratio "${SECS[dump_fd]}" "${SECS[pgferry_full]}") |
+| \`pgcopydb clone --table-jobs $JOBS --index-jobs $JOBS\` (with its VACUUM ANALYZE) | schema, data, indexes | ${SECS[pgcopydb]} | $(ratio "${SECS[pgcopydb]}" "${SECS[pgferry_full]}") |
 | pgferry, bench.events only, -j 1 | one table, data only | $SINGLE_J1 | $(ratio "$SINGLE_J1" "$SINGLE_JN") vs -j $JOBS |
 | pgferry, bench.events only, -j $JOBS | one table, data only | $SINGLE_JN | 1.00 |
 

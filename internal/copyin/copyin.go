@@ -25,8 +25,17 @@ Before loading anything it checks that every table and column of the stream exis
 (columns are matched by name; their order may differ) and refuses to load into a table that already
 holds rows pgcopyin did not record, unless --truncate.
 
+With --indexes FILE (the output of 'pgschema dump --section indexes') it also builds the indexes
+and keys: a table's statements start as soon as its last chunk has committed, on --index-jobs
+connections of their own, so the index builds of the big tables (copied first) overlap the copy
+of the rest; statements on other tables wait for the end of the load. A failed statement stops
+the statements after it but not the load, and pgcopyin exits 1 at the end. An index that already
+exists (built by an earlier, killed run: a build commits whole or not at all) counts as done.
+
 Examples:
    pgcopyout --source "$SRC" -j 8 | pv | pgcopyin --target "$DST" -j 8
+   pgschema dump --source "$SRC" --section indexes > indexes.sql
+   pgcopyout --source "$SRC" -j 8 | pgcopyin --target "$DST" -j 8 --indexes indexes.sql # data and indexes
    pgcopyout --source "$SRC" --target "$DST" -j 8 | pgcopyin --target "$DST"   # resume after a failure
    pgcopyin --target "$DST" -i /backup/copy -j 4                                # from pgcopyout -o DIR
    pgcopyin --target "$DST" --truncate < copy.stream                            # start the tables afresh`
@@ -39,6 +48,11 @@ type Config struct {
 	Truncate    bool
 	StateSchema string
 	Progress    progress.Mode
+
+	Indexes            string // index script run as tables finish loading (--indexes)
+	IndexJobs          int    // its connections; 0 = Jobs
+	ParallelWorkers    string // max_parallel_maintenance_workers: auto or a number
+	MaintenanceWorkMem string
 }
 
 // App builds the pgcopyin command line.
@@ -54,6 +68,12 @@ func App() *cli.App {
 			&cli.StringFlag{Name: "input-dir", Aliases: []string{"i"}, Usage: "read the directory form written by pgcopyout -o DIR instead of stdin", EnvVars: []string{"PGFERRY_INPUT_DIR"}},
 			&cli.BoolFlag{Name: "truncate", Usage: "empty the stream's tables on the target (and forget their copy state) before loading", EnvVars: []string{"PGFERRY_TRUNCATE"}},
 			&cli.StringFlag{Name: "state-schema", Value: state.DefaultSchema, Usage: "pgferry state schema on the target", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
+			&cli.StringFlag{Name: "indexes", Usage: "index script ('pgschema dump --section indexes') to run as tables finish loading: a loaded table's index builds overlap the copy of the others", EnvVars: []string{"PGFERRY_INDEXES"}},
+			&cli.IntFlag{Name: "index-jobs", Usage: "connections for --indexes", DefaultText: "-j", EnvVars: []string{"PGFERRY_INDEX_JOBS"}},
+			&cli.StringFlag{Name: "parallel-workers", Value: "auto", EnvVars: []string{"PGFERRY_PARALLEL_WORKERS"},
+				Usage: "max_parallel_maintenance_workers of each --indexes connection: 'auto' divides the server's value by --index-jobs, or a number >= 0"},
+			&cli.StringFlag{Name: "maintenance-work-mem", EnvVars: []string{"PGFERRY_MAINTENANCE_WORK_MEM"},
+				Usage: "maintenance_work_mem of each --indexes connection, e.g. 1GB (default: the server's)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto (a line on a terminal), plain, json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
 		},
 		Action: action,
@@ -81,9 +101,17 @@ func action(c *cli.Context) error {
 	if c.Int("jobs") < 0 {
 		return cliutil.Usagef("bad -j %d: want at least 1", c.Int("jobs"))
 	}
+	if c.Int("index-jobs") < 0 {
+		return cliutil.Usagef("bad --index-jobs %d: want at least 1", c.Int("index-jobs"))
+	}
+	if c.String("indexes") == "" && (c.IsSet("index-jobs") || c.IsSet("parallel-workers") || c.IsSet("maintenance-work-mem")) {
+		return cliutil.Usagef("--index-jobs, --parallel-workers and --maintenance-work-mem tune --indexes, which is not given")
+	}
 	cfg := Config{
 		Target: dbconn.Resolve(c.String("target"), dbconn.Target), Jobs: c.Int("jobs"), InputDir: c.String("input-dir"),
 		Truncate: c.Bool("truncate"), StateSchema: c.String("state-schema"), Progress: pm,
+		Indexes: c.String("indexes"), IndexJobs: c.Int("index-jobs"), ParallelWorkers: c.String("parallel-workers"),
+		MaintenanceWorkMem: c.String("maintenance-work-mem"),
 	}
 	var stdin io.Reader = os.Stdin
 	if cfg.InputDir == "" && cliutil.IsTerminal(os.Stdin) {

@@ -28,14 +28,15 @@ type loader struct {
 	stderr  io.Writer
 	prog    *progress.Reporter
 	jobs    int
+	idx     *indexBuild // nil without --indexes
 
 	mu        sync.Mutex
 	conns     []*pgx.Conn // idle connections
 	remaining []int       // chunks left to load per table index
 }
 
-func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]map[int]bool, stderr io.Writer) *loader {
-	l := &loader{cfg: cfg, h: h, targets: targets, done: done, stderr: stderr, prog: newProgress(cfg, h, stderr)}
+func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]map[int]bool, idx *indexBuild, stderr io.Writer) *loader {
+	l := &loader{cfg: cfg, h: h, targets: targets, done: done, idx: idx, stderr: stderr, prog: newProgress(cfg, h, stderr)}
 	l.jobs = cfg.Jobs
 	if l.jobs == 0 {
 		l.jobs = h.Jobs
@@ -49,6 +50,7 @@ func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]
 		}
 		if l.remaining[i] == 0 {
 			l.prog.TableDone(t.Name)
+			idx.loaded(t.Name)
 		}
 	}
 	return l
@@ -104,6 +106,7 @@ func (l *loader) chunkDone(ti int, rows int64) {
 	l.mu.Unlock()
 	if last {
 		l.prog.TableDone(name)
+		l.idx.loaded(name)
 	}
 }
 

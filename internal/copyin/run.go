@@ -44,6 +44,10 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 		h = sr.Header()
 	}
 
+	idx, err := prepareIndexes(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
 	ctl, err := dbconn.Connect(ctx, cfg.Target, dbconn.Target, dbconn.Options{AppName: appName})
 	if err != nil {
 		return err
@@ -64,7 +68,8 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 		return err
 	}
 
-	l := newLoader(cfg, h, targets, done, stderr)
+	l := newLoader(cfg, h, targets, done, idx, stderr)
+	idx.run(ctx, cfg.Target, cfg.indexJobs())
 	l.prog.Start()
 	if dir != nil {
 		err = l.runDir(ctx, dir)
@@ -73,7 +78,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 	}
 	l.prog.Stop()
 	l.closeConns()
-	return err
+	return idx.finish(err)
 }
 
 // streamError turns a stream decoding error into a failure with a hint.

@@ -27,8 +27,8 @@ func applyCommand() *cli.Command {
 		UsageText: "pgschema apply --target URL [-j N] [--parallel-workers auto|N] [--maintenance-work-mem SIZE] [--dry-run] < section.sql",
 		Description: `Runs the statements of a pg_dump-style script with N connections, like pg_restore -j:
 index builds and constraints on different tables run in parallel; statements on the same
-table keep their order; anything else (CREATE TABLE, functions, SET, ...) waits for all
-earlier statements and runs alone. SET statements are replayed on every connection.
+table keep their order (a statement may overtake one that waits for a busy table); anything
+else (CREATE TABLE, functions, SET, ...) waits for all earlier statements and runs alone. SET statements are replayed on every connection.
 Stops at the first error with its line, the statement and the server's message (exit 1).
 A lost connection redoes the statement on a new connection.
 
@@ -75,7 +75,7 @@ Example:
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			url := dbconn.Resolve(c.String("target"), dbconn.Target)
-			plan.Settings, err = sessionSettings(ctx, url, jobs, pw, c.String("maintenance-work-mem"), c.App.ErrWriter)
+			plan.Settings, err = sessionSettings(ctx, url, jobs, pw, c.String("maintenance-work-mem"), c.App.ErrWriter, tool)
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,18 @@ type Plan struct {
 	// Settings are statements (SET ...) run on every connection when it is opened, before the
 	// script's own settings are replayed, including after a reconnect.
 	Settings []string
+	// Tool names the program in log lines and application_name (default pgschema).
+	Tool string
 }
+
+func (p *Plan) toolName() string {
+	if p.Tool != "" {
+		return p.Tool
+	}
+	return tool
+}
+
+func (p *Plan) appName() string { return "pgferry-" + p.toolName() }
 
 // alreadyExists reports whether err says the object a statement creates is already there.
 func alreadyExists(err error) bool {
@@ -277,6 +288,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // worker is one target connection with the settings replayed on it.
 type worker struct {
 	url     string
+	app     string // application_name
 	conn    *pgx.Conn
 	init    []string // apply's own settings, run first on every (re)connect
 	sets    []string // the script's settings so far
@@ -290,7 +302,7 @@ func (w *worker) ensure(ctx context.Context) error {
 	if w.conn != nil && !w.conn.IsClosed() {
 		return nil
 	}
-	conn, err := dbconn.Connect(ctx, w.url, dbconn.Target, dbconn.Options{AppName: "pgferry-pgschema"})
+	conn, err := dbconn.Connect(ctx, w.url, dbconn.Target, dbconn.Options{AppName: w.app})
 	if err != nil {
 		return err
 	}
@@ -352,11 +364,20 @@ func (w *worker) exec(ctx context.Context, s Step) error {
 
 // Run applies the plan with jobs connections.
 func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
+	return p.RunGated(ctx, url, jobs, nil)
+}
+
+// RunGated applies the plan with jobs connections, running a statement only once gate has
+// opened its tables (a nil gate holds nothing back). A statement starts as soon as its tables
+// are open and free, after every earlier statement on the same tables has finished and after
+// every earlier barrier: the order on each table is the script's, statements on other tables
+// may overtake a waiting one.
+func (p *Plan) RunGated(ctx context.Context, url string, jobs int, gate *Gate) error {
 	workers := make([]*worker, jobs)
 	errs := make([]error, jobs)
 	var wg sync.WaitGroup
 	for i := range workers {
-		workers[i] = &worker{url: url, init: p.Settings, noRetry: p.Serial, skipExisting: p.SkipExisting}
+		workers[i] = &worker{url: url, app: p.appName(), init: p.Settings, noRetry: p.Serial, skipExisting: p.SkipExisting}
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -382,10 +403,11 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 	var (
 		mu       sync.Mutex
 		cond     = sync.NewCond(&mu)
-		busy     = map[string]int{} // table key -> statements running on it
 		free     = append([]*worker(nil), workers...)
 		running  int
 		firstErr *StepError
+		state    = make([]byte, len(p.Steps)) // 0 waiting, 1 running, 2 done
+		first    int                          // every step before it is done
 	)
 	fail := func(err error) {
 		var se *StepError
@@ -396,81 +418,97 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 			firstErr = se
 		}
 	}
-	wait := func(ok func() bool) {
-		for !ok() && firstErr == nil && ctx.Err() == nil {
-			cond.Wait()
-		}
-	}
-	// wake the waiter when the context is cancelled
-	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	// wake the scheduler when the context is cancelled or the gate opens a table
+	wake := func() { mu.Lock(); cond.Broadcast(); mu.Unlock() }
+	stop := context.AfterFunc(ctx, wake)
 	defer stop()
+	gate.onChange(wake)
+	defer gate.onChange(nil)
 
 	mu.Lock()
-	for _, s := range p.Steps {
-		if s.Barrier {
-			wait(func() bool { return running == 0 })
-			if firstErr != nil || ctx.Err() != nil {
-				break
-			}
-			mu.Unlock()
-			var err error
-			if s.Kind == KSet {
-				for _, w := range workers {
-					w.sets = append(w.sets, s.SQL)
-					if err = w.exec(ctx, s); err != nil {
-						break
-					}
-				}
-			} else {
-				err = workers[0].exec(ctx, s)
-			}
-			mu.Lock()
-			if err != nil {
-				fail(err)
-				break
-			}
-			continue
+	for firstErr == nil && ctx.Err() == nil {
+		for first < len(p.Steps) && state[first] == 2 {
+			first++
 		}
-		wait(func() bool {
-			if len(free) == 0 {
-				return false
-			}
-			for _, t := range s.Tables {
-				if busy[t] > 0 {
-					return false
-				}
-			}
-			return true
-		})
-		if firstErr != nil || ctx.Err() != nil {
+		if first == len(p.Steps) {
 			break
 		}
-		w := free[len(free)-1]
-		free = free[:len(free)-1]
-		for _, t := range s.Tables {
-			busy[t]++
-		}
-		running++
-		go func(s Step, w *worker) {
-			t0 := time.Now()
-			err := w.exec(ctx, s)
-			if d := time.Since(t0); err == nil && p.Log != nil && d > p.SlowAfter {
-				mu.Lock()
-				fmt.Fprintf(p.Log, "%s: line %d: %s on %s done in %s\n", tool, s.Line, s.Kind, strings.Join(s.Tables, ", "), d.Round(100*time.Millisecond))
+		started := false
+		held := map[string]bool{} // tables of earlier steps that have not finished
+	scan:
+		for i := first; i < len(p.Steps) && len(free) > 0; i++ {
+			s := p.Steps[i]
+			if state[i] == 2 {
+				continue
+			}
+			if state[i] == 1 {
+				for _, t := range s.Tables {
+					held[t] = true
+				}
+				continue
+			}
+			if s.Barrier {
+				if i != first || !gate.ready(s) {
+					break // nothing after a barrier may start before it
+				}
+				state[i] = 1
 				mu.Unlock()
+				var err error
+				if s.Kind == KSet {
+					for _, w := range workers {
+						w.sets = append(w.sets, s.SQL)
+						if err = w.exec(ctx, s); err != nil {
+							break
+						}
+					}
+				} else {
+					err = workers[0].exec(ctx, s)
+				}
+				mu.Lock()
+				state[i] = 2
+				if err != nil {
+					fail(err)
+				}
+				started = true
+				break
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			ok := gate.ready(s)
 			for _, t := range s.Tables {
-				busy[t]--
+				ok = ok && !held[t]
 			}
-			running--
-			free = append(free, w)
-			if err != nil {
-				fail(err)
+			for _, t := range s.Tables { // after the check: a step may name a table twice
+				held[t] = true
 			}
-			cond.Broadcast()
-		}(s, w)
+			if !ok {
+				continue scan
+			}
+			w := free[len(free)-1]
+			free = free[:len(free)-1]
+			state[i] = 1
+			running++
+			started = true
+			go func(i int, s Step, w *worker) {
+				t0 := time.Now()
+				err := w.exec(ctx, s)
+				if d := time.Since(t0); err == nil && p.Log != nil && d > p.SlowAfter {
+					mu.Lock()
+					fmt.Fprintf(p.Log, "%s: line %d: %s on %s done in %s\n", p.toolName(), s.Line, s.Kind, strings.Join(s.Tables, ", "), d.Round(100*time.Millisecond))
+					mu.Unlock()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				state[i] = 2
+				running--
+				free = append(free, w)
+				if err != nil {
+					fail(err)
+				}
+				cond.Broadcast()
+			}(i, s, w)
+		}
+		if !started {
+			cond.Wait()
+		}
 	}
 	// let statements already running finish (or fail) before reporting
 	for running > 0 {
@@ -483,7 +521,7 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 			n += len(w.skipped)
 		}
 		if n > 0 {
-			fmt.Fprintf(p.Log, "%s: skipped %d statements whose objects already exist (run 'pgschema diff' to check them)\n", tool, n)
+			fmt.Fprintf(p.Log, "%s: skipped %d statements whose objects already exist (run 'pgschema diff' to check them)\n", p.toolName(), n)
 		}
 	}
 	if ctx.Err() != nil {

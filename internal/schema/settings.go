@@ -49,12 +49,12 @@ func parseParallelWorkers(s string) (parallelWorkers, error) {
 // max_parallel_maintenance_workers (PostgreSQL 11+; older servers have no parallel index
 // builds and are left alone) and maintenance_work_mem, which the server validates here, before
 // any statement of the script runs. log gets a note on what was chosen.
-func sessionSettings(ctx context.Context, url string, jobs int, pw parallelWorkers, workMem string, log io.Writer) ([]string, error) {
+func sessionSettings(ctx context.Context, url string, jobs int, pw parallelWorkers, workMem string, log io.Writer, tool string) ([]string, error) {
 	workMem = strings.TrimSpace(workMem)
 	if pw.auto && jobs == 1 && workMem == "" {
 		return nil, nil // nothing to set: no connection needed
 	}
-	conn, err := dbconn.Connect(ctx, url, dbconn.Target, dbconn.Options{AppName: "pgferry-pgschema"})
+	conn, err := dbconn.Connect(ctx, url, dbconn.Target, dbconn.Options{AppName: "pgferry-" + tool})
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func sessionSettings(ctx context.Context, url string, jobs int, pw parallelWorke
 				return nil, fmt.Errorf("read max_parallel_maintenance_workers: %w", err)
 			}
 			n = server / jobs
-			fmt.Fprintf(log, "%s: max_parallel_maintenance_workers = %d on each of %d connections (the server's %d divided by -j; --parallel-workers to choose)\n", tool, n, jobs, server)
+			fmt.Fprintf(log, "%s: max_parallel_maintenance_workers = %d on each of %d connections (the server's %d divided by %s; --parallel-workers to choose)\n", tool, n, jobs, server, jobsFlag(tool))
 		}
 		if !pw.auto || jobs > 1 {
 			sets = append(sets, fmt.Sprintf("SET max_parallel_maintenance_workers = %d", n))
@@ -97,4 +97,24 @@ func sessionSettings(ctx context.Context, url string, jobs int, pw parallelWorke
 		sets = append(sets, "SET maintenance_work_mem = '"+strings.ReplaceAll(workMem, "'", "''")+"'")
 	}
 	return sets, nil
+}
+
+// jobsFlag names the flag that sets a tool's number of index connections.
+func jobsFlag(tool string) string {
+	if tool == "pgcopyin" {
+		return "--index-jobs"
+	}
+	return "-j"
+}
+
+// Configure sets the session settings of a plan that another tool runs with jobs connections
+// (parallelWorkers is 'auto' or a number, workMem a size or empty: see pgschema apply --help);
+// bad values are usage errors.
+func (p *Plan) Configure(ctx context.Context, url string, jobs int, parallelWorkers, workMem string, log io.Writer) error {
+	pw, err := parseParallelWorkers(parallelWorkers)
+	if err != nil {
+		return err
+	}
+	p.Settings, err = sessionSettings(ctx, url, jobs, pw, workMem, log, p.toolName())
+	return err
 }

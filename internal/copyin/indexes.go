@@ -1,0 +1,122 @@
+package copyin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/schema"
+)
+
+// indexBuild runs an index script (--indexes) alongside the load: the statements on a table
+// start once its last chunk has committed, so the big tables' index builds overlap the copy of
+// the rest; statements on tables the stream does not hold, and those whose tables are unknown,
+// wait for the end of the load.
+type indexBuild struct {
+	path   string
+	plan   *schema.Plan
+	gate   *schema.Gate
+	stderr io.Writer
+	start  time.Time
+
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	err    error
+	ended  time.Time
+}
+
+// prepareIndexes reads and plans the script before anything is loaded, so a bad script or bad
+// settings fail first; it returns nil when there is no script.
+func prepareIndexes(ctx context.Context, cfg Config, stderr io.Writer) (*indexBuild, error) {
+	if cfg.Indexes == "" {
+		return nil, nil
+	}
+	src, err := os.ReadFile(cfg.Indexes)
+	if err != nil {
+		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("read --indexes: %w", err),
+			"give a file written by 'pgschema dump --section indexes'")
+	}
+	plan, err := schema.PlanApply(src)
+	if err != nil {
+		return nil, fmt.Errorf("--indexes %s: %w", cfg.Indexes, err)
+	}
+	plan.Tool, plan.Log, plan.SlowAfter = "pgcopyin", stderr, 10*time.Second
+	// A re-run finds the indexes a killed run built (each build commits whole or not at all).
+	plan.SkipExisting = true
+	if err := plan.Configure(ctx, cfg.Target, cfg.indexJobs(), cfg.ParallelWorkers, cfg.MaintenanceWorkMem, stderr); err != nil {
+		return nil, err
+	}
+	return &indexBuild{path: cfg.Indexes, plan: plan, gate: schema.NewGate(), stderr: stderr}, nil
+}
+
+// indexJobs is the number of index connections: --index-jobs, else -j, else 2.
+func (c Config) indexJobs() int {
+	switch {
+	case c.IndexJobs > 0:
+		return c.IndexJobs
+	case c.Jobs > 0:
+		return c.Jobs
+	}
+	return 2
+}
+
+// run starts the statements in the background; a failure is reported at once and stops further
+// statements, but not the load.
+func (b *indexBuild) run(ctx context.Context, url string, jobs int) {
+	if b == nil {
+		return
+	}
+	ctx, b.cancel = context.WithCancelCause(ctx)
+	b.done = make(chan struct{})
+	b.start = time.Now()
+	go func() {
+		defer close(b.done)
+		b.err = b.plan.RunGated(ctx, url, jobs, b.gate)
+		b.ended = time.Now()
+		if b.err != nil && ctx.Err() == nil {
+			fmt.Fprintf(b.stderr, "pgcopyin: an index statement failed; the load goes on, pgcopyin will exit 1 at its end:\n  %v\n", b.err)
+		}
+	}()
+}
+
+// loaded opens a table whose every chunk is on the target.
+func (b *indexBuild) loaded(table string) {
+	if b != nil {
+		b.gate.Open(table)
+	}
+}
+
+// finish waits for the statements once the load has ended: after a failed load it stops them
+// (a build in progress rolls back) and returns loadErr; otherwise it lets the rest run.
+func (b *indexBuild) finish(loadErr error) error {
+	if b == nil {
+		return loadErr
+	}
+	if loadErr != nil {
+		b.cancel(loadErr)
+		<-b.done
+		return loadErr
+	}
+	select {
+	case <-b.done:
+	default:
+		fmt.Fprintf(b.stderr, "pgcopyin: rows loaded; waiting for the index statements of %s\n", b.path)
+	}
+	b.gate.OpenAll()
+	<-b.done
+	if b.err != nil {
+		var se *schema.StepError
+		if errors.As(b.err, &se) {
+			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("--indexes %s: %w", b.path, se),
+				"every row is loaded; fix the cause, then re-run the load (pgcopyout --target ... | pgcopyin ... skips every loaded chunk; the indexes already built are kept) or apply the script with 'pgschema apply --skip-existing'")
+		}
+		return b.err
+	}
+	fmt.Fprintf(b.stderr, "pgcopyin: %d statements of %s applied, the last %s after the load began\n",
+		len(b.plan.Steps), b.path, b.ended.Sub(b.start).Round(100*time.Millisecond))
+	return nil
+}
