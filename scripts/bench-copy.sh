@@ -3,10 +3,12 @@
 # `psql COPY TO | psql COPY FROM` pipe and (when installed) pgcopydb clone, in one run on the same
 # data and servers, and prints a markdown table with ratios (paste it into docs/benchmarks.md).
 #
-# Usage: scripts/bench-copy.sh [--scale S] [--jobs N] [--keep] [--out FILE] [--only LIST]
+# Usage: scripts/bench-copy.sh [--scale S] [--jobs N] [--repeat R] [--keep] [--out FILE] [--only LIST]
 #   --scale S   dataset size: 1 is about 1.6 GB (one big table dominating, plus smaller ones);
 #               0.002 is a smoke run of a few MB (default 1)
 #   --jobs N    parallelism of every parallel method (default: number of CPUs, at least 2)
+#   --repeat R  run every method R times, in alternating rounds, and report medians (default 1);
+#               the machines here are noisy, so a ratio from one round is a rough one
 #   --keep      keep the throwaway clusters and work directory
 #   --out FILE  also write the markdown report to FILE
 #   --only LIST comma-separated methods to run while iterating (pgferry_data, raw_pipe, pgferry_full,
@@ -26,16 +28,18 @@ SCALE=1
 JOBS=$(nproc 2>/dev/null || echo 2)
 [ "$JOBS" -lt 2 ] && JOBS=2
 KEEP=0
+REPEAT=1
 OUT=""
 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
     --jobs|-j) JOBS=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-copy: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -103,7 +107,8 @@ log "dataset: $SIZE of table data, $TOTAL database (generated in $(( $(date +%s)
 TABLES=$(psql -XAt "$SRC" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY pg_relation_size(relid) DESC")
 
 # --- helpers --------------------------------------------------------------------------------
-declare -A SECS RSS
+declare -A SECS RSS ALL
+median() { echo "$@" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 rss_mb() { awk '/Maximum resident set size/ { printf "%.0f", $NF / 1024 }' "$1"; }
@@ -145,6 +150,7 @@ run() { # key: time a method into a fresh target; the method is the function m_<
   t0=$(now)
   "m_$key" "$dst"
   SECS[$key]=$(since "$t0")
+  ALL[$key]+=" ${SECS[$key]}"
   check "$key" "$dst"
   log "$key: ${SECS[$key]}s"
 }
@@ -153,18 +159,19 @@ run() { # key: time a method into a fresh target; the method is the function m_<
 m_pgferry_data() {   # schema first (untimed in "data"), then the parallel copy
   pre_data "$1"; local t0; t0=$(now)
   pgferry_copy "$1" "$JOBS"
-  DATA_ONLY_PGFERRY=$(since "$t0")
+  DATA_ONLY_PGFERRY=$(since "$t0"); ALL[data_pgferry]+=" $DATA_ONLY_PGFERRY"
 }
 PGCOPYIN_ARGS=()
 m_pgferry_full() {   # schema, copy with each table's indexes built as soon as it is loaded, the rest
   pre_data "$1"
-  pgschema dump --source "$SRC" --section indexes >"$WORK/indexes.sql"
+  pgschema dump --source "$SRC" >"$WORK/schema.sql"
+  pgschema filter --section indexes <"$WORK/schema.sql" >"$WORK/indexes.sql"
   PGCOPYIN_ARGS=(--indexes "$WORK/indexes.sql")
   pgferry_copy "$1" "$JOBS"
   PGCOPYIN_ARGS=()
   local sec
   for sec in constraints triggers; do
-    pgschema dump --source "$SRC" --section "$sec" | pgschema apply --target "$1" -j "$JOBS"
+    pgschema filter --section "$sec" <"$WORK/schema.sql" | pgschema apply --target "$1" -j "$JOBS"
   done
 }
 m_pgferry_seq() {    # schema, copy, then indexes and keys in parallel (no overlap)
@@ -178,7 +185,7 @@ m_pgcopydb() {       # pgcopydb clone (includes its VACUUM ANALYZE, which 0.10 c
 m_raw_pipe() {       # one psql COPY TO | psql COPY FROM per table, N tables at a time
   pre_data "$1"; local t0; t0=$(now)
   echo "$TABLES" | xargs -P "$JOBS" -I{} sh -c "psql -XqA '$SRC' -c 'COPY {} TO STDOUT' | psql -XqA '$1' -c 'COPY {} FROM STDIN'"
-  DATA_ONLY_RAW=$(since "$t0")
+  DATA_ONLY_RAW=$(since "$t0"); ALL[data_raw]+=" $DATA_ONLY_RAW"
 }
 m_dump_fc() {        # the classic single stream
   pg_dump -Fc "$SRC" | pg_restore -d "$1"
@@ -188,29 +195,38 @@ m_dump_fd() {        # directory format, parallel dump then parallel restore
   pg_dump -Fd -j "$JOBS" -f "$WORK/dump.d" "$SRC"
   pg_restore -j "$JOBS" -d "$1" "$WORK/dump.d"
 }
-m_single_j1() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" 1 -t bench.events; SINGLE_J1=$(since "$t0"); }
-m_single_jn() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" "$JOBS" -t bench.events; SINGLE_JN=$(since "$t0"); }
+m_single_j1() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" 1 -t bench.events; SINGLE_J1=$(since "$t0"); ALL[data_j1]+=" $SINGLE_J1"; }
+m_single_jn() { pre_data "$1"; local t0; t0=$(now); pgferry_copy "$1" "$JOBS" -t bench.events; SINGLE_JN=$(since "$t0"); ALL[data_jn]+=" $SINGLE_JN"; }
 
-run pgferry_data
-run raw_pipe
-run pgferry_full
-run pgferry_seq
-run dump_fc
-run dump_fd
-if command -v pgcopydb >/dev/null; then run pgcopydb; else log "pgcopydb not installed (apt-get install pgcopydb): skipped"; SECS[pgcopydb]=0; fi
-# single-table comparison: only the big table is checked
 TABLES_ALL=$TABLES; COUNTS_ALL=$SRC_COUNTS
-TABLES=bench.events; SRC_COUNTS=$(counts "$SRC")
-run single_j1
-run single_jn
-TABLES=$TABLES_ALL; SRC_COUNTS=$COUNTS_ALL
+EVENTS_COUNTS=$(TABLES=bench.events counts "$SRC")
+HAVE_PGCOPYDB=1
+command -v pgcopydb >/dev/null || { HAVE_PGCOPYDB=0; log "pgcopydb not installed (apt-get install pgcopydb): skipped"; }
+for round in $(seq 1 "$REPEAT"); do
+  [ "$REPEAT" -gt 1 ] && log "round $round of $REPEAT"
+  run pgferry_data
+  run raw_pipe
+  run pgferry_full
+  run pgferry_seq
+  run dump_fc
+  run dump_fd
+  if [ "$HAVE_PGCOPYDB" = 1 ]; then run pgcopydb; fi
+  # single-table comparison: only the big table is checked
+  TABLES=bench.events; SRC_COUNTS=$EVENTS_COUNTS
+  run single_j1
+  run single_jn
+  TABLES=$TABLES_ALL; SRC_COUNTS=$COUNTS_ALL
+done
+for key in "${!ALL[@]}"; do SECS[$key]=$(median ${ALL[$key]}); done
+for key in pgferry_full pgferry_seq dump_fc dump_fd pgcopydb; do SECS[$key]=${SECS[$key]:-0}; done
+DATA_ONLY_PGFERRY=${SECS[data_pgferry]:-0} DATA_ONLY_RAW=${SECS[data_raw]:-0} SINGLE_J1=${SECS[data_j1]:-0} SINGLE_JN=${SECS[data_jn]:-0}
 
 # --- report ---------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 best_dump=${SECS[dump_fc]}; best_name="pg_dump -Fc | pg_restore"
 if awk -v a="${SECS[dump_fd]}" -v b="$best_dump" 'BEGIN { exit !(a > 0 && (b == 0 || a < b)) }'; then best_dump=${SECS[dump_fd]}; best_name="pg_dump -Fd -j $JOBS + pg_restore -j $JOBS"; fi
 report=$(cat <<EOF
-### Copy benchmark: scale $SCALE, -j $JOBS, $(date -u +%Y-%m-%d) on $(nproc) CPUs
+### Copy benchmark: scale $SCALE, -j $JOBS, $(date -u +%Y-%m-%d) on $(nproc) CPUs, median of $REPEAT round(s)
 
 Dataset: $SIZE of table data ($TOTAL database): bench.events $BIG rows (dominant), bench.accounts $ACC (uuid key),
 bench.log $LOG (no key: ctid ranges), 8 small tables of $SMALL rows; PostgreSQL $(psql -XAt "$SRC" -c 'SHOW server_version').
@@ -230,6 +246,7 @@ bench.log $LOG (no key: ctid ranges), 8 small tables of $SMALL rows; PostgreSQL 
 - speed-up of pgferry over the best pg_dump/pg_restore variant ($best_name): **$(ratio "$best_dump" "${SECS[pgferry_full]}")x** (above 1 = pgferry faster; target >= 1.5).
 - pgferry data time / raw pipe time: **$(ratio "$DATA_ONLY_PGFERRY" "$DATA_ONLY_RAW")** (target <= 1.15).
 - single table, -j 1 time / -j $JOBS time: **$(ratio "$SINGLE_J1" "$SINGLE_JN")** (above 1 = -j helps).
+- every round, in order: $(for k in data_pgferry data_raw pgferry_full pgferry_seq dump_fc dump_fd pgcopydb data_j1 data_jn; do [ -n "${ALL[$k]:-}" ] && printf '%s:%s; ' "$k" "${ALL[$k]}"; done)
 - at small scales process start-up dominates every method; only full-scale numbers (--scale 1 or more) are meaningful.
 - peak RSS over all pgferry runs: pgcopyout ${RSS[pgcopyout]} MB, pgcopyin ${RSS[pgcopyin]} MB (limit 200 MB).
 - split size $SPLIT bytes; servers: fsync=off, synchronous_commit=off, shared_buffers=256MB, autovacuum=off (same for every method).
