@@ -222,7 +222,8 @@ for key in pgferry_full pgferry_seq dump_fc dump_fd pgcopydb; do SECS[$key]=${SE
 DATA_ONLY_PGFERRY=${SECS[data_pgferry]:-0} DATA_ONLY_RAW=${SECS[data_raw]:-0} SINGLE_J1=${SECS[data_j1]:-0} SINGLE_JN=${SECS[data_jn]:-0}
 
 # --- report ---------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+show() { if [ "${1:-0}" = 0 ]; then echo n/a; else echo "$1"; fi; } # seconds, n/a for a method not run
 best_dump=${SECS[dump_fc]}; best_name="pg_dump -Fc | pg_restore"
 if awk -v a="${SECS[dump_fd]}" -v b="$best_dump" 'BEGIN { exit !(a > 0 && (b == 0 || a < b)) }'; then best_dump=${SECS[dump_fd]}; best_name="pg_dump -Fd -j $JOBS + pg_restore -j $JOBS"; fi
 report=$(cat <<EOF
@@ -233,17 +234,17 @@ bench.log $LOG (no key: ctid ranges), 8 small tables of $SMALL rows; PostgreSQL 
 
 | method | what | seconds | vs pgferry |
 |---|---|---:|---:|
-| pgferry \`pgcopyout -j $JOBS \| pgcopyin -j $JOBS\` | data only | $DATA_ONLY_PGFERRY | 1.00 |
-| raw \`psql COPY TO \| psql COPY FROM\`, $JOBS tables at a time | data only | $DATA_ONLY_RAW | $(ratio "$DATA_ONLY_RAW" "$DATA_ONLY_PGFERRY") |
-| pgferry, \`pgcopyin --indexes\` (index builds overlap the copy) | schema, data, indexes | ${SECS[pgferry_full]} | 1.00 |
-| pgferry, then \`pg_restore --section=post-data -j $JOBS\` | schema, data, indexes | ${SECS[pgferry_seq]} | $(ratio "${SECS[pgferry_seq]}" "${SECS[pgferry_full]}") |
-| \`pg_dump -Fc \| pg_restore\` | schema, data, indexes | ${SECS[dump_fc]} | $(ratio "${SECS[dump_fc]}" "${SECS[pgferry_full]}") |
-| \`pg_dump -Fd -j $JOBS\` + \`pg_restore -j $JOBS\` | schema, data, indexes | ${SECS[dump_fd]} | $(ratio "${SECS[dump_fd]}" "${SECS[pgferry_full]}") |
-| \`pgcopydb clone --table-jobs $JOBS --index-jobs $JOBS\` (with its VACUUM ANALYZE) | schema, data, indexes | ${SECS[pgcopydb]} | $(ratio "${SECS[pgcopydb]}" "${SECS[pgferry_full]}") |
-| pgferry, bench.events only, -j 1 | one table, data only | $SINGLE_J1 | $(ratio "$SINGLE_J1" "$SINGLE_JN") vs -j $JOBS |
-| pgferry, bench.events only, -j $JOBS | one table, data only | $SINGLE_JN | 1.00 |
+| pgferry \`pgcopyout -j $JOBS \| pgcopyin -j $JOBS\` | data only | $(show "$DATA_ONLY_PGFERRY") | 1.00 |
+| raw \`psql COPY TO \| psql COPY FROM\`, $JOBS tables at a time | data only | $(show "$DATA_ONLY_RAW") | $(ratio "$DATA_ONLY_RAW" "$DATA_ONLY_PGFERRY") |
+| pgferry, \`pgcopyin --indexes\` (index builds overlap the copy) | schema, data, indexes | $(show "${SECS[pgferry_full]}") | 1.00 |
+| pgferry, then \`pg_restore --section=post-data -j $JOBS\` | schema, data, indexes | $(show "${SECS[pgferry_seq]}") | $(ratio "${SECS[pgferry_seq]}" "${SECS[pgferry_full]}") |
+| \`pg_dump -Fc \| pg_restore\` | schema, data, indexes | $(show "${SECS[dump_fc]}") | $(ratio "${SECS[dump_fc]}" "${SECS[pgferry_full]}") |
+| \`pg_dump -Fd -j $JOBS\` + \`pg_restore -j $JOBS\` | schema, data, indexes | $(show "${SECS[dump_fd]}") | $(ratio "${SECS[dump_fd]}" "${SECS[pgferry_full]}") |
+| \`pgcopydb clone --table-jobs $JOBS --index-jobs $JOBS\` (with its VACUUM ANALYZE) | schema, data, indexes | $(show "${SECS[pgcopydb]}") | $(ratio "${SECS[pgcopydb]}" "${SECS[pgferry_full]}") |
+| pgferry, bench.events only, -j 1 | one table, data only | $(show "$SINGLE_J1") | $(ratio "$SINGLE_J1" "$SINGLE_JN") vs -j $JOBS |
+| pgferry, bench.events only, -j $JOBS | one table, data only | $(show "$SINGLE_JN") | 1.00 |
 
-- speed-up of pgferry over the best pg_dump/pg_restore variant ($best_name): **$(ratio "$best_dump" "${SECS[pgferry_full]}")x** (above 1 = pgferry faster; target >= 1.5).
+- speed-up of pgferry over the best pg_dump/pg_restore variant ($best_name): **$(ratio "$best_dump" "${SECS[pgferry_full]}")x** with \`pgcopyin --indexes\`, **$(ratio "$best_dump" "${SECS[pgferry_seq]}")x** with the indexes after the copy (above 1 = pgferry faster; target >= 1.5).
 - pgferry data time / raw pipe time: **$(ratio "$DATA_ONLY_PGFERRY" "$DATA_ONLY_RAW")** (target <= 1.15).
 - single table, -j 1 time / -j $JOBS time: **$(ratio "$SINGLE_J1" "$SINGLE_JN")** (above 1 = -j helps).
 - every round, in order: $(for k in data_pgferry data_raw pgferry_full pgferry_seq dump_fc dump_fd pgcopydb data_j1 data_jn; do [ -n "${ALL[$k]:-}" ] && printf '%s:%s; ' "$k" "${ALL[$k]}"; done)
