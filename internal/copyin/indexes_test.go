@@ -53,6 +53,24 @@ var indexTables = []srcTable{
 	{name: "public.p2"},
 }
 
+// indexFixture fills a source, gives the target the same tables without rows or indexes, and
+// returns the stream of the source's rows, one chunk at a time.
+func indexFixture(t *testing.T) (src, dst *pgtest.DB, in []byte) {
+	t.Helper()
+	src, dst = pgtest.Source(t), pgtest.Target(t)
+	src.Exec(t, indexTablesDDL+indexRowsSQL)
+	dst.Exec(t, indexTablesDDL)
+	return src, dst, streamBytes(t, src.URL, indexTables, 1)
+}
+
+// sameIndexTables compares the full contents of the fixture's tables.
+func sameIndexTables(t *testing.T, src, dst string) {
+	t.Helper()
+	for _, tb := range []string{"public.a", "public.b", "public.p1", "public.p2"} {
+		pgtest.RequireSameTable(t, src, dst, tb)
+	}
+}
+
 func writeScript(t *testing.T, text string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "indexes.sql")
@@ -66,10 +84,7 @@ func writeScript(t *testing.T, text string) string {
 // still uncommitted (the hook waits for it there, and fails the test if it never comes), every
 // index ends up valid, the rows are all there, and a re-run keeps what the first run built.
 func TestIndexesOverlapLoad(t *testing.T) {
-	src, dst := pgtest.Source(t), pgtest.Target(t)
-	src.Exec(t, indexTablesDDL+indexRowsSQL)
-	dst.Exec(t, indexTablesDDL)
-	in := streamBytes(t, src.URL, indexTables, 1) // one chunk at a time: a, a, b, p1, p2
+	src, dst, in := indexFixture(t) // the stream has one chunk at a time: a, a, b, p1, p2
 	script := writeScript(t, indexScript)
 
 	var sawOverlap bool
@@ -96,9 +111,7 @@ func TestIndexesOverlapLoad(t *testing.T) {
 	if !strings.Contains(stderr, "11 statements of "+script+" applied") {
 		t.Errorf("stderr lacks the summary:\n%s", stderr)
 	}
-	for _, tb := range []string{"public.a", "public.b", "public.p1", "public.p2"} {
-		pgtest.RequireSameTable(t, src.URL, dst.URL, tb)
-	}
+	sameIndexTables(t, src.URL, dst.URL)
 	const valid = "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND i.indisvalid"
 	if got := queryInt(t, dst.URL, valid); got != 8 {
 		t.Errorf("%d valid indexes on the target, want 8", got)
@@ -124,10 +137,7 @@ func TestIndexesOverlapLoad(t *testing.T) {
 // reported at once, stops the statements after it, but not the load; the run exits 1 naming the
 // line, and every row is loaded.
 func TestIndexFailureKeepsLoading(t *testing.T) {
-	src, dst := pgtest.Source(t), pgtest.Target(t)
-	src.Exec(t, indexTablesDDL+indexRowsSQL)
-	dst.Exec(t, indexTablesDDL)
-	in := streamBytes(t, src.URL, indexTables, 1)
+	src, dst, in := indexFixture(t)
 	script := writeScript(t, "CREATE UNIQUE INDEX a_dup ON public.a USING btree (dup);\nCREATE INDEX a_v ON public.a USING btree (v);\n")
 	err, stderr := load(t, dst.URL, in, Config{Jobs: 2, Indexes: script})
 	var ee *cliutil.ExitError
@@ -139,9 +149,7 @@ func TestIndexFailureKeepsLoading(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	for _, tb := range []string{"public.a", "public.b", "public.p1", "public.p2"} {
-		pgtest.RequireSameTable(t, src.URL, dst.URL, tb)
-	}
+	sameIndexTables(t, src.URL, dst.URL)
 	if got := queryInt(t, dst.URL, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"); got != 0 {
 		t.Errorf("%d indexes on the target, want none (a_v comes after the failed statement on the same table)", got)
 	}
@@ -149,10 +157,7 @@ func TestIndexFailureKeepsLoading(t *testing.T) {
 
 // TestIndexesBadInput: a missing script and bad settings are refused before anything loads.
 func TestIndexesBadInput(t *testing.T) {
-	src, dst := pgtest.Source(t), pgtest.Target(t)
-	src.Exec(t, indexTablesDDL+indexRowsSQL)
-	dst.Exec(t, indexTablesDDL)
-	in := streamBytes(t, src.URL, indexTables, 1)
+	_, dst, in := indexFixture(t)
 	for _, c := range []struct {
 		name string
 		cfg  Config
