@@ -29,8 +29,9 @@ With --indexes FILE (the output of 'pgschema dump --section indexes') it also bu
 and keys: a table's statements start as soon as its last chunk has committed, on --index-jobs
 connections of their own, so the index builds of the big tables (copied first) overlap the copy
 of the rest; statements on other tables wait for the end of the load. A failed statement stops
-the statements after it but not the load, and pgcopyin exits 1 at the end. An index that already
-exists (built by an earlier, killed run: a build commits whole or not at all) counts as done.
+the statements not yet started (not the load), and pgcopyin exits 1 at the end. An index that
+already exists (built by an earlier, killed run: a build commits whole or not at all) counts as
+done. It pays when cores are spare; where the copy alone keeps every core busy it gains nothing.
 
 Examples:
    pgcopyout --source "$SRC" -j 8 | pv | pgcopyin --target "$DST" -j 8
@@ -60,7 +61,7 @@ func App() *cli.App {
 	return &cli.App{
 		Name:        "pgcopyin",
 		Usage:       "load a pgcopyout stream into the target database, resumably",
-		UsageText:   "pgcopyin --target URL [-j N] [-i DIR] [--truncate] < stream",
+		UsageText:   "pgcopyin --target URL [-j N] [-i DIR] [--truncate] [--indexes FILE [--index-jobs N]] < stream",
 		Description: description,
 		Flags: []cli.Flag{
 			dbconn.Flag(dbconn.Target),
@@ -69,7 +70,7 @@ func App() *cli.App {
 			&cli.BoolFlag{Name: "truncate", Usage: "empty the stream's tables on the target (and forget their copy state) before loading", EnvVars: []string{"PGFERRY_TRUNCATE"}},
 			&cli.StringFlag{Name: "state-schema", Value: state.DefaultSchema, Usage: "pgferry state schema on the target", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
 			&cli.StringFlag{Name: "indexes", Usage: "index script ('pgschema dump --section indexes') to run as tables finish loading: a loaded table's index builds overlap the copy of the others", EnvVars: []string{"PGFERRY_INDEXES"}},
-			&cli.IntFlag{Name: "index-jobs", Usage: "connections for --indexes", DefaultText: "-j", EnvVars: []string{"PGFERRY_INDEX_JOBS"}},
+			&cli.IntFlag{Name: "index-jobs", Usage: "connections for --indexes", DefaultText: "-j, else the stream's jobs", EnvVars: []string{"PGFERRY_INDEX_JOBS"}},
 			&cli.StringFlag{Name: "parallel-workers", Value: "auto", EnvVars: []string{"PGFERRY_PARALLEL_WORKERS"},
 				Usage: "max_parallel_maintenance_workers of each --indexes connection: 'auto' divides the server's value by --index-jobs, or a number >= 0"},
 			&cli.StringFlag{Name: "maintenance-work-mem", EnvVars: []string{"PGFERRY_MAINTENANCE_WORK_MEM"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/schema"
+	"github.com/pgferry/pgferry/internal/stream"
 )
 
 // indexBuild runs an index script (--indexes) alongside the load: the statements on a table
@@ -31,7 +32,7 @@ type indexBuild struct {
 
 // prepareIndexes reads and plans the script before anything is loaded, so a bad script or bad
 // settings fail first; it returns nil when there is no script.
-func prepareIndexes(ctx context.Context, cfg Config, stderr io.Writer) (*indexBuild, error) {
+func prepareIndexes(ctx context.Context, cfg Config, jobs int, stderr io.Writer) (*indexBuild, error) {
 	if cfg.Indexes == "" {
 		return nil, nil
 	}
@@ -47,21 +48,21 @@ func prepareIndexes(ctx context.Context, cfg Config, stderr io.Writer) (*indexBu
 	plan.Tool, plan.Log, plan.SlowAfter = "pgcopyin", stderr, 10*time.Second
 	// A re-run finds the indexes a killed run built (each build commits whole or not at all).
 	plan.SkipExisting = true
-	if err := plan.Configure(ctx, cfg.Target, cfg.indexJobs(), cfg.ParallelWorkers, cfg.MaintenanceWorkMem, stderr); err != nil {
+	if err := plan.Configure(ctx, cfg.Target, jobs, cfg.ParallelWorkers, cfg.MaintenanceWorkMem, stderr); err != nil {
 		return nil, err
 	}
 	return &indexBuild{path: cfg.Indexes, plan: plan, gate: schema.NewGate(), stderr: stderr}, nil
 }
 
-// indexJobs is the number of index connections: --index-jobs, else -j, else 2.
-func (c Config) indexJobs() int {
+// indexJobs is the number of index connections: --index-jobs, else -j, else the stream's jobs.
+func (c Config) indexJobs(h *stream.Header) int {
 	switch {
 	case c.IndexJobs > 0:
 		return c.IndexJobs
 	case c.Jobs > 0:
 		return c.Jobs
 	}
-	return 2
+	return max(h.Jobs, 1)
 }
 
 // run starts the statements in the background; a failure is reported at once and stops further

@@ -44,7 +44,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 		h = sr.Header()
 	}
 
-	idx, err := prepareIndexes(ctx, cfg, stderr)
+	idx, err := prepareIndexes(ctx, cfg, cfg.indexJobs(h), stderr)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 	}
 
 	l := newLoader(cfg, h, targets, done, idx, stderr)
-	idx.run(ctx, cfg.Target, cfg.indexJobs())
+	idx.run(ctx, cfg.Target, cfg.indexJobs(h))
 	l.prog.Start()
 	if dir != nil {
 		err = l.runDir(ctx, dir)
