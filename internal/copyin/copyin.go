@@ -11,6 +11,7 @@ import (
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/progress"
+	"github.com/pgferry/pgferry/internal/schema"
 	"github.com/pgferry/pgferry/internal/state"
 	"github.com/pgferry/pgferry/internal/stream"
 )
@@ -63,7 +64,7 @@ func App() *cli.App {
 		Usage:       "load a pgcopyout stream into the target database, resumably",
 		UsageText:   "pgcopyin --target URL [-j N] [-i DIR] [--truncate] [--indexes FILE [--index-jobs N]] < stream",
 		Description: description,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dbconn.Flag(dbconn.Target),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel target connections (at least the stream's jobs, so interleaved chunks never wait)", DefaultText: "the stream's jobs", EnvVars: []string{"PGFERRY_JOBS"}},
 			&cli.StringFlag{Name: "input-dir", Aliases: []string{"i"}, Usage: "read the directory form written by pgcopyout -o DIR instead of stdin", EnvVars: []string{"PGFERRY_INPUT_DIR"}},
@@ -71,12 +72,8 @@ func App() *cli.App {
 			&cli.StringFlag{Name: "state-schema", Value: state.DefaultSchema, Usage: "pgferry state schema on the target", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
 			&cli.StringFlag{Name: "indexes", Usage: "index script ('pgschema dump --section indexes') to run as tables finish loading: a loaded table's index builds overlap the copy of the others", EnvVars: []string{"PGFERRY_INDEXES"}},
 			&cli.IntFlag{Name: "index-jobs", Usage: "connections for --indexes", DefaultText: "-j, else the stream's jobs", EnvVars: []string{"PGFERRY_INDEX_JOBS"}},
-			&cli.StringFlag{Name: "parallel-workers", Value: "auto", EnvVars: []string{"PGFERRY_PARALLEL_WORKERS"},
-				Usage: "max_parallel_maintenance_workers of each --indexes connection: 'auto' divides the server's value by --index-jobs, or a number >= 0"},
-			&cli.StringFlag{Name: "maintenance-work-mem", EnvVars: []string{"PGFERRY_MAINTENANCE_WORK_MEM"},
-				Usage: "maintenance_work_mem of each --indexes connection, e.g. 1GB (default: the server's)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto (a line on a terminal), plain, json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
-		},
+		}, schema.BuildSettingsFlags("pgcopyin")...),
 		Action: action,
 	}
 }

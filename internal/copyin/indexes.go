@@ -19,6 +19,8 @@ import (
 // wait for the end of the load.
 type indexBuild struct {
 	path   string
+	url    string
+	jobs   int
 	plan   *schema.Plan
 	gate   *schema.Gate
 	stderr io.Writer
@@ -51,7 +53,7 @@ func prepareIndexes(ctx context.Context, cfg Config, jobs int, stderr io.Writer)
 	if err := plan.Configure(ctx, cfg.Target, jobs, cfg.ParallelWorkers, cfg.MaintenanceWorkMem, stderr); err != nil {
 		return nil, err
 	}
-	return &indexBuild{path: cfg.Indexes, plan: plan, gate: schema.NewGate(), stderr: stderr}, nil
+	return &indexBuild{path: cfg.Indexes, url: cfg.Target, jobs: jobs, plan: plan, gate: schema.NewGate(), stderr: stderr}, nil
 }
 
 // indexJobs is the number of index connections: --index-jobs, else -j, else the stream's jobs.
@@ -67,7 +69,7 @@ func (c Config) indexJobs(h *stream.Header) int {
 
 // run starts the statements in the background; a failure is reported at once and stops further
 // statements, but not the load.
-func (b *indexBuild) run(ctx context.Context, url string, jobs int) {
+func (b *indexBuild) run(ctx context.Context) {
 	if b == nil {
 		return
 	}
@@ -76,7 +78,7 @@ func (b *indexBuild) run(ctx context.Context, url string, jobs int) {
 	b.start = time.Now()
 	go func() {
 		defer close(b.done)
-		b.err = b.plan.RunGated(ctx, url, jobs, b.gate)
+		b.err = b.plan.RunGated(ctx, b.url, b.jobs, b.gate)
 		b.ended = time.Now()
 		if b.err != nil && ctx.Err() == nil {
 			fmt.Fprintf(b.stderr, "pgcopyin: an index statement failed; the load goes on, pgcopyin will exit 1 at its end:\n  %v\n", b.err)

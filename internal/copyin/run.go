@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 	}
 
 	l := newLoader(cfg, h, targets, done, idx, stderr)
-	idx.run(ctx, cfg.Target, cfg.indexJobs(h))
+	idx.run(ctx)
 	l.prog.Start()
 	if dir != nil {
 		err = l.runDir(ctx, dir)

@@ -47,7 +47,7 @@ Example:
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, EnvVars: []string{"PGFERRY_JOBS"}, Usage: "connections to use"},
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"PGFERRY_DRY_RUN"}, Usage: "print the plan (statement, line, tables, parallel or barrier) and change nothing"},
 			&cli.BoolFlag{Name: "skip-existing", EnvVars: []string{"PGFERRY_SKIP_EXISTING"}, Usage: "treat 'already exists' errors as done (to finish a section after a failure); run 'pgschema diff' afterwards"},
-		}, buildSettingsFlags()...),
+		}, BuildSettingsFlags(tool)...),
 		Action: func(c *cli.Context) error {
 			jobs := c.Int("jobs")
 			if jobs < 1 {

@@ -15,13 +15,14 @@ import (
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
 
-// buildSettingsFlags are apply's flags for the session settings of index builds.
-func buildSettingsFlags() []cli.Flag {
+// BuildSettingsFlags are the flags for the session settings of a tool's index builds
+// (pgschema apply, pgcopyin --indexes).
+func BuildSettingsFlags(tool string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "parallel-workers", Value: "auto", EnvVars: []string{"PGFERRY_PARALLEL_WORKERS"},
-			Usage: "max_parallel_maintenance_workers on each connection: 'auto' divides the server's value by -j (left alone with -j 1), or a number >= 0"},
+			Usage: "max_parallel_maintenance_workers of each index connection: 'auto' divides the server's value by " + jobsFlag(tool) + " (left alone with 1), or a number >= 0"},
 		&cli.StringFlag{Name: "maintenance-work-mem", EnvVars: []string{"PGFERRY_MAINTENANCE_WORK_MEM"},
-			Usage: "maintenance_work_mem on each connection, e.g. 1GB (memory per index build; default: the server's)"},
+			Usage: "maintenance_work_mem of each index connection, e.g. 1GB (memory per index build; default: the server's)"},
 	}
 }
 

@@ -1,6 +1,7 @@
 package trig
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/pgferry/pgferry/internal/capture"
@@ -34,36 +36,33 @@ yield, so install would time out), and long transactions. Exit 1 when an error b
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
 		}, catalog.FilterFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return cliutil.Usagef("unexpected argument %q", c.Args().First())
-			}
 			f, err := catalog.FilterFromCLI(c)
 			if err != nil {
 				return cliutil.WithCode(cliutil.ExitUsage, err)
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
-			conn, err := connect(ctx, c, dbconn.Source)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(ctx)
-			rep, err := capture.Check(ctx, conn, capture.CheckOptions{Schema: c.String("capture-schema"), Filter: f, LongTx: c.Duration("long-tx")})
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				b, _ := json.Marshal(rep)
-				fmt.Println(string(b))
-			} else {
-				printCheck(os.Stdout, rep)
-			}
-			if rep.Blocking > 0 {
-				return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d problem(s) block install", rep.Blocking), "fix the errors listed above (each has a remedy), then run 'pgtrig check' again")
-			}
-			return nil
+			return onSource(c, func(ctx context.Context, conn *pgx.Conn) error {
+				return runCheck(ctx, c, conn, f)
+			})
 		},
 	}
+}
+
+// runCheck prints the capture check report and fails when something blocks install.
+func runCheck(ctx context.Context, c *cli.Context, conn *pgx.Conn, f catalog.Filter) error {
+	rep, err := capture.Check(ctx, conn, capture.CheckOptions{Schema: c.String("capture-schema"), Filter: f, LongTx: c.Duration("long-tx")})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		b, _ := json.Marshal(rep)
+		fmt.Println(string(b))
+	} else {
+		printCheck(os.Stdout, rep)
+	}
+	if rep.Blocking > 0 {
+		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d problem(s) block install", rep.Blocking), "fix the errors listed above (each has a remedy), then run 'pgtrig check' again")
+	}
+	return nil
 }
 
 func printCheck(w io.Writer, rep *capture.CheckReport) {
