@@ -242,6 +242,11 @@ func (m *migration) checkMigrated(t *testing.T, cutoverOut string) {
 	if n := queryInt(t, m.dstSuper, `SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname = 'last_updated'`); n == 0 {
 		t.Errorf("target has no last_updated triggers")
 	}
+	// every table that holds rows was analyzed before traffic arrives
+	if n := queryInt(t, m.dstSuper, `SELECT count(*) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+		WHERE c.relkind = 'r' AND s.schemaname NOT IN ('pgferry') AND s.last_analyze IS NULL AND s.last_autoanalyze IS NULL`); n != 0 {
+		t.Errorf("%d tables on the target were never analyzed", n)
+	}
 }
 
 func queryInt(t *testing.T, url, q string) int64 { return pgtest.QueryInt(t, url, q) }

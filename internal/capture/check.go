@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // DefaultLongTx is the transaction age check reports.
@@ -77,11 +78,11 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 	}
 	defer restore()
 	rep := &CheckReport{Tables: []CheckTable{}, Problems: []Problem{}}
-	var ver int
-	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_user,
+	ver := pgver.Of(conn)
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_user,
   (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
   coalesce((SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()), pg_postmaster_start_time())`).
-		Scan(&rep.Server, &ver, &rep.Role, &rep.Superuser, &rep.StatsSince); err != nil {
+		Scan(&rep.Server, &rep.Role, &rep.Superuser, &rep.StatsSince); err != nil {
 		return nil, fmt.Errorf("read server facts: %w", err)
 	}
 	if rep.SchemaExists, err = SchemaExists(ctx, conn, opt.Schema); err != nil {
@@ -141,7 +142,7 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 		}
 		if t.Kind == "p" {
 			ct.Kind = "partitioned"
-			if ver < 110000 {
+			if !ver.PartitionedRowTriggers() {
 				rep.add(Problem{Severity: "error", Kind: "version", Table: t.Key(), Message: "row triggers on partitioned tables need PostgreSQL 11 or later",
 					Remedy: "exclude it with --exclude-table and copy it at cutover"})
 			}
@@ -182,10 +183,10 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 				Remedy:  "copy it from the primary (not from a fork), or ALTER TABLE ... SET LOGGED before the migration"})
 		}
 	}
-	if err := checkTablePrivileges(ctx, conn, all, opt.Filter, rep); err != nil {
+	if err := checkTablePrivileges(ctx, conn, all, opt.Filter, ver, rep); err != nil {
 		return nil, err
 	}
-	if err := checkBlockers(ctx, conn, oids, opt.LongTx, ver, rep); err != nil {
+	if err := checkBlockers(ctx, conn, oids, opt.LongTx, rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -214,7 +215,11 @@ func tableWrites(ctx context.Context, conn *pgx.Conn) (map[uint32]int64, error) 
 	return m, nil
 }
 
-func checkTablePrivileges(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, rep *CheckReport) error {
+func checkTablePrivileges(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, ver pgver.Version, rep *CheckReport) error {
+	partitions := map[string]int{}
+	for _, ct := range rep.Tables {
+		partitions[ct.Table] = ct.Partitions
+	}
 	for _, t := range all {
 		if !f.Match(t) {
 			continue
@@ -233,6 +238,9 @@ func checkTablePrivileges(ctx context.Context, conn *pgx.Conn, all []*catalog.Ta
 		} else if !own && !t.Partition {
 			rep.add(Problem{Severity: "warning", Kind: "privilege", Table: t.Key(), Message: "not the owner: the capture triggers stay ENABLE ORIGIN, so writes made with session_replication_role = replica are not captured",
 				Remedy: "run pgtrig install as the table's owner"})
+		} else if t.Kind == "p" && partitions[t.Key()] > 0 && !ver.EnableClonedTriggers() && !rep.Superuser {
+			rep.add(Problem{Severity: "warning", Kind: "privilege", Table: t.Key(), Message: clonedOriginNote(ver),
+				Remedy: "run pgtrig install as a superuser, or make sure no writer uses session_replication_role = replica"})
 		}
 		if !sel {
 			rep.add(Problem{Severity: "error", Kind: "privilege", Table: t.Key(), Message: fmt.Sprintf("role %s may not read it, so it cannot be copied or caught up", rep.Role),
@@ -245,14 +253,9 @@ func checkTablePrivileges(ctx context.Context, conn *pgx.Conn, all []*catalog.Ta
 // checkBlockers finds sessions that would make CREATE TRIGGER wait: transactions holding a lock
 // that conflicts with SHARE ROW EXCLUSIVE on a selected table for longer than longTx,
 // anti-wraparound vacuums (which do not yield), and long transactions in general.
-func checkBlockers(ctx context.Context, conn *pgx.Conn, oids []uint32, longTx time.Duration, ver int, rep *CheckReport) error {
-	// backend_type exists from PostgreSQL 10; before, autovacuum shows only in its query text.
-	btype, client := "coalesce(a.backend_type, '')", "backend_type = 'client backend'"
-	if ver < 100000 {
-		btype, client = "CASE WHEN a.query LIKE 'autovacuum:%' THEN 'autovacuum worker' ELSE '' END", "query NOT LIKE 'autovacuum:%'"
-	}
+func checkBlockers(ctx context.Context, conn *pgx.Conn, oids []uint32, longTx time.Duration, rep *CheckReport) error {
 	rows, err := conn.Query(ctx, `
-SELECT DISTINCT n.nspname || '.' || c.relname, l.mode, a.pid, `+btype+`, coalesce(a.usename::text, ''),
+SELECT DISTINCT n.nspname || '.' || c.relname, l.mode, a.pid, coalesce(a.backend_type, ''), coalesce(a.usename::text, ''),
   extract(epoch FROM now() - a.xact_start)::float8, coalesce(a.query, ''),
   age(c.relfrozenxid) > current_setting('autovacuum_freeze_max_age')::bigint
 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -299,7 +302,7 @@ ORDER BY 1, 3`, oids)
 	}
 	// Long transactions anywhere: they do not block install but hold back vacuum of the delta tables.
 	rows, err = conn.Query(ctx, `SELECT pid, coalesce(usename::text, ''), extract(epoch FROM now() - xact_start)::float8, coalesce(state, '')
-FROM pg_stat_activity WHERE xact_start < now() - $1::interval AND pid <> pg_backend_pid() AND `+client+` ORDER BY xact_start`,
+FROM pg_stat_activity WHERE xact_start < now() - $1::interval AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY xact_start`,
 		fmt.Sprintf("%d milliseconds", longTx.Milliseconds()))
 	if err != nil {
 		return fmt.Errorf("list long transactions: %w", err)

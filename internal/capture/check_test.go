@@ -79,6 +79,10 @@ CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') T
 			t.Errorf("no %s problem on %q mentioning %q in %+v", want.kind, want.table, want.text, rep.Problems)
 		}
 	}
+	// Before 13 the owner cannot make the capture trigger's clones on ev's partitions ENABLE ALWAYS.
+	if got, want := has("privilege", "public.ev", "stays ENABLE ORIGIN"), db.Cluster.Version < 130000; got != want {
+		t.Errorf("server %d: warning about ev's partitions staying ENABLE ORIGIN = %v, want %v: %+v", db.Cluster.Version, got, want, rep.Problems)
+	}
 	if rep.Blocking != 3 {
 		t.Errorf("blocking = %d, want 3 (no key, privilege, lock holder): %+v", rep.Blocking, rep.Problems)
 	}

@@ -25,6 +25,9 @@ type tableSpec struct {
 	BeforeUpdate  bool          // the table has BEFORE ROW UPDATE triggers of its own
 	Children      []ident.Table // every partition below a partitioned table, for the TRUNCATE trigger
 	OldDelta      string        // a stale delta table to drop (the table was re-created or its key changed)
+	// EnableOnly makes the row trigger ENABLE ALWAYS on the partitioned table alone (ALTER TABLE
+	// ONLY): before 13 its clones on existing partitions are system triggers only a superuser may alter.
+	EnableOnly bool
 	// Present names the capture triggers already on the table, and ChildHasTruncate says which
 	// children already carry the TRUNCATE trigger. Only those are dropped: DROP TRIGGER takes an
 	// ACCESS EXCLUSIVE lock (even with IF EXISTS), which would stall readers too, so a fresh
@@ -161,8 +164,12 @@ func triggersSQL(schema string, s tableSpec) string {
 		made = append(made, n)
 	}
 	if s.Owner {
+		only := ""
+		if s.EnableOnly {
+			only = "ONLY "
+		}
 		for _, n := range made {
-			fmt.Fprintf(&b, "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", s.Table, n)
+			fmt.Fprintf(&b, "ALTER TABLE %s%s ENABLE ALWAYS TRIGGER %s;\n", only, s.Table, n)
 		}
 	}
 	return b.String()

@@ -16,6 +16,7 @@ import (
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // NoKeyError lists selected tables that have no usable key.
@@ -41,10 +42,7 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 	}
 	defer restore()
 
-	var ver int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&ver); err != nil {
-		return nil, fmt.Errorf("read server version: %w", err)
-	}
+	ver := pgver.Of(conn)
 	// A plain autovacuum yields to a waiting lock only when the deadlock check runs, after
 	// deadlock_timeout; a shorter lock timeout gives up first, every time.
 	var dlt time.Duration
@@ -136,6 +134,9 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 			return nil, err
 		}
 		res.Installed = append(res.Installed, name)
+		if s.EnableOnly && len(s.Children) > 0 {
+			fmt.Fprintf(opt.Progress, "pgtrig: warning: %s: %s; install as a superuser to cover them\n", name, clonedOriginNote(ver))
+		}
 		if opt.DryRun == nil {
 			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: captured (key %s, %s)\n", i+1, len(specs), name, strings.Join(s.KeyColumns, ", "), s.KeySource)
 		}
@@ -230,7 +231,7 @@ WHERE i.indrelid = $1 AND `+idx, relid)
 
 // planInstall selects the tables to capture: roots of partition trees and ordinary tables,
 // each with a usable key. Partitions are captured through their root.
-func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, ver int) ([]plannedTable, error) {
+func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, ver pgver.Version) ([]plannedTable, error) {
 	byKey := map[string]*plannedTable{}
 	var out []*plannedTable
 	var noKey []string
@@ -242,7 +243,7 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 			noKey = append(noKey, t.Key())
 			continue
 		}
-		if t.Kind == "p" && ver < 110000 {
+		if t.Kind == "p" && !ver.PartitionedRowTriggers() {
 			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("partitioned table %s needs PostgreSQL 11 or later for row triggers", t.Key()),
 				"exclude it with --exclude-table and copy it at cutover")
 		}
@@ -280,7 +281,8 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
   FROM pg_class WHERE oid = $1`, p.Relid).Scan(&p.Owner, &inherits, &p.BeforeUpdate); err != nil {
 			return nil, fmt.Errorf("check owner of %s: %w", p.Table.Key(), err)
 		}
-		p.Statement = UseStatementTriggers && ver >= 100000 && p.kind == "r" && !inherits
+		p.Statement = UseStatementTriggers && p.kind == "r" && !inherits
+		p.EnableOnly = p.Owner && p.kind == "p" && !ver.EnableClonedTriggers() && !superuser(conn)
 		ops, err := keyEqualityOps(ctx, conn, p.Relid, p.KeySource, p.KeyColumns)
 		if err != nil {
 			return nil, fmt.Errorf("read key operators of %s: %w", p.Table.Key(), err)
@@ -295,6 +297,16 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 		res[i] = *p
 	}
 	return res, nil
+}
+
+// superuser reports whether the session's role is a superuser, as the server reported it.
+func superuser(conn *pgx.Conn) bool { return conn.PgConn().ParameterStatus("is_superuser") == "on" }
+
+// clonedOriginNote says what a partitioned table captured with EnableOnly misses.
+func clonedOriginNote(ver pgver.Version) string {
+	return fmt.Sprintf("on PostgreSQL %d the capture trigger cloned to each existing partition stays ENABLE ORIGIN "+
+		"(before 13 only a superuser may alter cloned triggers), so writes to those partitions under session_replication_role = replica "+
+		"are not captured; partitions created later inherit ENABLE ALWAYS", ver.Major())
 }
 
 type trigKey struct {

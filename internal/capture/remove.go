@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // ownObject matches the names of the objects pgtrig creates inside the capture schema.
@@ -32,19 +33,12 @@ func Remove(ctx context.Context, conn *pgx.Conn, schema string, opt RemoveOption
 		fmt.Fprintf(opt.Progress, "pgtrig: no capture schema %s: nothing to remove\n", schema)
 		return nil
 	}
-	var ver int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&ver); err != nil {
-		return fmt.Errorf("read server version: %w", err)
-	}
 	// Cloned triggers on partitions go with their parent's trigger.
-	notClone := ""
-	if ver >= 130000 {
-		notClone = "AND t.tgparentid = 0"
-	}
+	own := pgver.Of(conn).UserTrigger("t")
 	rows, err := conn.Query(ctx, `SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, array_agg(t.tgname::text ORDER BY t.tgname)
 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
 JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE pn.nspname = $1 AND NOT t.tgisinternal `+notClone+`
+WHERE pn.nspname = $1 AND `+own+`
 GROUP BY 1, 2, 3 ORDER BY 3`, schema)
 	if err != nil {
 		return fmt.Errorf("list capture triggers: %w", err)

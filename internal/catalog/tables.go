@@ -4,10 +4,12 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // Column is one stored (not generated, not dropped) column.
@@ -45,7 +47,10 @@ func (t *Table) ColumnNames() []string {
 // Leaf reports whether the table holds rows itself (not a partitioned parent).
 func (t *Table) Leaf() bool { return t.Kind == "r" }
 
-// tablesSQL lists tables outside system schemas with their stored columns and best key.
+// tablesSQL lists tables outside system schemas with their stored columns and best key: the
+// primary key, else the narrowest valid unique index over NOT NULL stored columns, by its key
+// columns only (INCLUDE columns are not part of the key). {{stored}} and {{generated}} are the
+// server version's conditions on pg_attribute (no attgenerated before 12).
 const tablesSQL = `
 WITH t AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind::text AS kind, c.relispartition, c.relpersistence = 'u' AS unlogged,
@@ -56,20 +61,20 @@ WITH t AS (
     AND n.nspname NOT LIKE 'pg\_temp%' AND NOT n.nspname = ANY($1::text[])
 )
 SELECT t.oid, t.nspname, t.relname, t.kind, t.relispartition, t.unlogged, t.est_rows, t.bytes, t.inherited,
-  (SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
-  (SELECT coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
-  (SELECT coalesce(array_agg(a.attnotnull ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
+  (SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
+  (SELECT coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
+  (SELECT coalesce(array_agg(a.attnotnull ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
   k.cols, k.src,
   r.nspname, r.relname
 FROM t
 LEFT JOIN LATERAL (
-  SELECT (SELECT array_agg(a.attname ORDER BY o.ord) FROM unnest(i.indkey) WITH ORDINALITY o(attnum, ord) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum) AS cols,
+  SELECT (SELECT array_agg(a.attname ORDER BY o.ord) FROM unnest((i.indkey::int2[])[0:i.indnkeyatts-1]) WITH ORDINALITY o(attnum, ord) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum) AS cols,
          CASE WHEN i.indisprimary THEN 'primary key' ELSE 'unique index ' || ic.relname END AS src
   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
   WHERE i.indrelid = t.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-    AND NOT (0 = ANY(i.indkey::int2[]))
-    AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) u(attnum) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum WHERE NOT a.attnotnull OR a.attgenerated <> '')
-  ORDER BY i.indisprimary DESC, i.indnatts, ic.relname
+    AND NOT (0 = ANY((i.indkey::int2[])[0:i.indnkeyatts-1]))
+    AND NOT EXISTS (SELECT 1 FROM unnest((i.indkey::int2[])[0:i.indnkeyatts-1]) u(attnum) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum WHERE NOT a.attnotnull OR {{generated}})
+  ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname
   LIMIT 1
 ) k ON true
 LEFT JOIN LATERAL (
@@ -88,7 +93,9 @@ func ListTables(ctx context.Context, conn *pgx.Conn, skipSchemas ...string) ([]*
 	if skipSchemas == nil {
 		skipSchemas = []string{}
 	}
-	rows, err := conn.Query(ctx, tablesSQL, skipSchemas)
+	v := pgver.Of(conn)
+	q := strings.NewReplacer("{{stored}}", v.StoredColumn("a"), "{{generated}}", v.GeneratedColumn("a")).Replace(tablesSQL)
+	rows, err := conn.Query(ctx, q, skipSchemas)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 	"github.com/pgferry/pgferry/internal/stream"
 )
 
@@ -20,11 +21,22 @@ type target struct {
 	binary  bool        // the stream carries the table in binary COPY format
 }
 
+// columnsSQL reads a table's kind, stored columns and generated columns, in attnum order, for
+// the server's version (no generated columns before PostgreSQL 12).
+func columnsSQL(v pgver.Version) string {
+	cols := func(cond string) string {
+		return "coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND " + cond + "), '{}')"
+	}
+	return "SELECT c.relkind::text, " + cols(v.StoredColumn("a")) + ", " + cols(v.GeneratedColumn("a")) +
+		" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2"
+}
+
 // checkTables resolves every stream table on the target and checks each of its columns exists
 // and can be written; it returns one target per header table, in header order.
 func checkTables(ctx context.Context, conn *pgx.Conn, h *stream.Header) ([]*target, error) {
 	var problems []string
 	out := make([]*target, len(h.Tables))
+	q := columnsSQL(pgver.Of(conn))
 	for i, t := range h.Tables {
 		tb, err := ident.ParseKey(t.Name)
 		if err != nil {
@@ -33,11 +45,7 @@ func checkTables(ctx context.Context, conn *pgx.Conn, h *stream.Header) ([]*targ
 		var kind string
 		var cols []string
 		var generated []string
-		err = conn.QueryRow(ctx, `SELECT c.relkind::text,
-			  coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
-			  coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), '{}')
-			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-			tb.Schema, tb.Name).Scan(&kind, &cols, &generated)
+		err = conn.QueryRow(ctx, q, tb.Schema, tb.Name).Scan(&kind, &cols, &generated)
 		if err == pgx.ErrNoRows {
 			problems = append(problems, fmt.Sprintf("table %s does not exist on the target", t.Name))
 			continue

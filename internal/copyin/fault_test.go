@@ -40,8 +40,8 @@ func killOnce(t *testing.T, url string) *int {
 
 func TestDirRetriesLostConnection(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
-	src.Exec(t, typesDDL)
-	dst.Exec(t, typesDDL+`TRUNCATE "Sales Dept"."Order Lines", public.small;`)
+	src.Exec(t, typesDDL(src))
+	dst.Exec(t, typesDDL(dst)+`TRUNCATE "Sales Dept"."Order Lines", public.small;`)
 	dir := t.TempDir()
 	var h *stream.Header
 	makeStream(t, src.URL, typesTables, 2, "zstd", &lazyDir{t: t, dir: dir, h: &h}, &h)
@@ -59,7 +59,7 @@ func TestDirRetriesLostConnection(t *testing.T) {
 	}
 	// A damaged chunk file is refused, naming it, and not retried.
 	dst2 := pgtest.Target(t)
-	dst2.Exec(t, typesDDL+`TRUNCATE "Sales Dept"."Order Lines", public.small;`)
+	dst2.Exec(t, typesDDL(dst2)+`TRUNCATE "Sales Dept"."Order Lines", public.small;`)
 	corruptFile(t, dir+"/"+stream.ChunkFile(0, 1))
 	testHookBeforeCommit = nil
 	err, stderr = load(t, dst2.URL, nil, Config{InputDir: dir, Jobs: 2})
@@ -73,8 +73,8 @@ func TestDirRetriesLostConnection(t *testing.T) {
 
 func TestStreamLostConnection(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
-	src.Exec(t, typesDDL)
-	dst.Exec(t, typesDDL+`TRUNCATE "Sales Dept"."Order Lines", public.small;`)
+	src.Exec(t, typesDDL(src))
+	dst.Exec(t, typesDDL(dst)+`TRUNCATE "Sales Dept"."Order Lines", public.small;`)
 	in := streamBytes(t, src.URL, typesTables, 2)
 	killOnce(t, dst.URL)
 	err, stderr := load(t, dst.URL, in, Config{})

@@ -14,6 +14,7 @@ import (
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pgferry/pgferry/internal/pgver"
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/stream"
 )
@@ -55,7 +56,7 @@ func makeStream(t testing.TB, srcURL string, tables []srcTable, jobs int, codec 
 	for ti, st := range tables {
 		tb, _ := ident.ParseKey(st.name)
 		var cols []string
-		if err := tx.QueryRow(ctx, `SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`, tb.String()).Scan(&cols); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND `+pgver.Of(conn).StoredColumn("pg_attribute"), tb.String()).Scan(&cols); err != nil {
 			t.Fatal(err)
 		}
 		tab := stream.Table{Name: st.name, Columns: cols}

@@ -14,7 +14,7 @@ import (
 
 func TestDirectoryForm(t *testing.T) {
 	db := pgtest.Source(t)
-	db.Exec(t, fixture)
+	db.Exec(t, fixture(db))
 	cfg := baseConfig(db.URL)
 	cfg.OneOff, cfg.Codec = true, "zstd"
 	cfg.OutDir = filepath.Join(t.TempDir(), "copy")

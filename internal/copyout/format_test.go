@@ -34,7 +34,7 @@ func serverBinary(t *testing.T, url string, tb *stream.Table, c stream.Chunk, tp
 // tuple boundary, and the chunk-end row counts are right.
 func TestRunBinary(t *testing.T) {
 	db := pgtest.Source(t)
-	db.Exec(t, fixture)
+	db.Exec(t, fixture(db))
 	db.Exec(t, `CREATE TYPE mood AS ENUM ('sad', 'ok');
 		CREATE TYPE pair AS (a int, b text);
 		CREATE TABLE comp(id int PRIMARY KEY, p pair);

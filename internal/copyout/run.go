@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: coord.versionNum < 140000,
+	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: !coord.version.TIDRangeScan(),
 		SplitBy: cfg.SplitBy, CtidOK: cfg.SnapshotMode == SnapshotShared}
 	plans := make([]*TablePlan, 0, len(tables))
 	for _, t := range tables {

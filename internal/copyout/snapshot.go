@@ -13,27 +13,28 @@ import (
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // coordinator holds the REPEATABLE READ transaction whose snapshot the workers import.
 type coordinator struct {
 	conn          *pgx.Conn
-	snapshotID    string // pg_export_snapshot()
-	position      string // txid_current_snapshot()::text
-	serverVersion string
-	versionNum    int // server_version_num
+	snapshotID    string        // pg_export_snapshot()
+	position      string        // txid_current_snapshot()::text
+	serverVersion string        // server_version, for the stream header
+	version       pgver.Version // the source's version, for the plan
 	open          bool
 }
 
 // beginSnapshot opens the coordinator's transaction and exports its snapshot.
 func beginSnapshot(ctx context.Context, conn *pgx.Conn) (*coordinator, error) {
-	c := &coordinator{conn: conn}
+	c := &coordinator{conn: conn, version: pgver.Of(conn)}
 	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return nil, fmt.Errorf("begin snapshot transaction: %w", err)
 	}
 	c.open = true
-	err := conn.QueryRow(ctx, "SELECT pg_export_snapshot(), txid_current_snapshot()::text, current_setting('server_version'), current_setting('server_version_num')::int").
-		Scan(&c.snapshotID, &c.position, &c.serverVersion, &c.versionNum)
+	err := conn.QueryRow(ctx, "SELECT pg_export_snapshot(), txid_current_snapshot()::text, current_setting('server_version')").
+		Scan(&c.snapshotID, &c.position, &c.serverVersion)
 	if err != nil {
 		return nil, fmt.Errorf("export snapshot: %w", err)
 	}

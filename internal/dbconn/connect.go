@@ -12,9 +12,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
-// PinnedSettings are the session settings under which every type's text form round-trips exactly.
+// PinnedSettings are the session settings every pgferry session starts with: those under which
+// every type's text form round-trips exactly; row_security off, so a policy can never filter what
+// pgferry reads (PostgreSQL raises an error instead, as pg_dump relies on); and no timeouts, so
+// settings that ALTER ROLE or ALTER DATABASE impose on the application cannot end the snapshot
+// holder idling in its transaction for hours (startup settings override those). Tools set their
+// own lock_timeout or statement_timeout through Options.Extra where they want one.
 var PinnedSettings = map[string]string{
 	"DateStyle":          "ISO",
 	"IntervalStyle":      "postgres",
@@ -22,6 +28,45 @@ var PinnedSettings = map[string]string{
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
 	"client_encoding":    "UTF8",
+	"row_security":       "off",
+	"statement_timeout":  "0",
+	"lock_timeout":       "0",
+
+	"idle_in_transaction_session_timeout": "0",
+}
+
+// versionedSettings are pinned like PinnedSettings on the servers that know them; an older server
+// refuses an unknown setting at connection start, so they are SET once connected.
+var versionedSettings = []struct {
+	name, value string
+	since       func(pgver.Version) bool
+}{
+	{"idle_session_timeout", "0", pgver.Version.IdleSessionTimeout},
+	{"transaction_timeout", "0", pgver.Version.TransactionTimeout},
+}
+
+// pinVersioned sets versionedSettings on a new connection, by its server's version, unless
+// Options.Extra sets them.
+func pinVersioned(extra map[string]string) func(context.Context, *pgconn.PgConn) error {
+	return func(ctx context.Context, c *pgconn.PgConn) error {
+		v, err := pgver.Parse(c.ParameterStatus("server_version"))
+		if err != nil {
+			return nil // a proxy that hides the version: keep the server's settings
+		}
+		var sql []string
+		for _, s := range versionedSettings {
+			if _, set := extra[s.name]; !set && s.since(v) {
+				sql = append(sql, "SET "+s.name+" = "+s.value)
+			}
+		}
+		if len(sql) == 0 {
+			return nil
+		}
+		if err := c.Exec(ctx, strings.Join(sql, "; ")).Close(); err != nil {
+			return fmt.Errorf("pin session settings: %w", err)
+		}
+		return nil
+	}
 }
 
 // Options tune a connection.
@@ -49,6 +94,7 @@ func ParseConfig(connString string, opt Options) (*pgx.ConnConfig, error) {
 	for k, v := range opt.Extra {
 		cfg.RuntimeParams[k] = v
 	}
+	cfg.AfterConnect = pinVersioned(opt.Extra)
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
@@ -78,10 +124,34 @@ func Connect(ctx context.Context, connString string, r Role, opt Options) (*pgx.
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("connect to %s: %w", r, redactErr(err)),
+		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("connect to %s: %w", r, redactErr(dropTLSRefusal(err))),
 			fmt.Sprintf("check --%s (or %s) and that the server is reachable", r, r.EnvVar()))
 	}
 	return conn, nil
+}
+
+// dropTLSRefusal removes, from a connection error that lists several attempts, the attempts that
+// failed only because the server refused TLS (sslmode=prefer tries TLS first, then plain): the
+// plain attempt's error (a wrong password, a missing database) is what the operator must read.
+func dropTLSRefusal(err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "\n") || !strings.Contains(msg, "server refused TLS connection") {
+		return err
+	}
+	lines := strings.Split(msg, "\n")
+	kept := lines[:1]
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, "tls error: server refused TLS connection") {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == 1 {
+		return err // nothing but refusals: say so
+	}
+	if len(kept) == 2 {
+		return &redacted{msg: kept[0] + " " + strings.TrimSpace(kept[1]), err: err}
+	}
+	return &redacted{msg: strings.Join(kept, "\n"), err: err}
 }
 
 // redactErr hides passwords that pgx may echo back in connection errors.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/pgtest"
@@ -61,5 +62,83 @@ func TestConnectErrorsAreUsageErrors(t *testing.T) {
 	_, err = Connect(ctx, "not a url ::: =", Target, Options{})
 	if !errors.As(err, &ee) || ee.Code != cliutil.ExitUsage {
 		t.Fatalf("bad string: err = %v, want exit code 2", err)
+	}
+}
+
+// TestSessionsIgnoreRoleTimeouts: tiny timeouts and row_security set on the role and the
+// database do not reach pgferry's sessions, on both sides; settings the server does not know
+// (idle_session_timeout before 14, transaction_timeout before 17) are not sent to it.
+func TestSessionsIgnoreRoleTimeouts(t *testing.T) {
+	for _, side := range []string{"source", "target"} {
+		t.Run(side, func(t *testing.T) {
+			db := pgtest.NewDB(t, side)
+			v := db.Cluster.Version
+			role := "tiny_" + db.Name
+			db.Exec(t, `CREATE ROLE "`+role+`" LOGIN;
+				ALTER ROLE "`+role+`" SET statement_timeout = '5ms';
+				ALTER ROLE "`+role+`" SET lock_timeout = '5ms';
+				ALTER ROLE "`+role+`" SET idle_in_transaction_session_timeout = '20ms';
+				ALTER DATABASE "`+db.Name+`" SET row_security = on`)
+			if v >= 140000 {
+				db.Exec(t, `ALTER ROLE "`+role+`" SET idle_session_timeout = '20ms'`)
+			}
+			if v >= 170000 {
+				db.Exec(t, `ALTER ROLE "`+role+`" SET transaction_timeout = '20ms'`)
+			}
+			t.Cleanup(func() { db.Cluster.Exec(context.Background(), "postgres", `DROP ROLE IF EXISTS "`+role+`"`) })
+			ctx := context.Background()
+			conn, err := Connect(ctx, db.URLAs(role), Source, Options{})
+			if err != nil {
+				t.Fatalf("connect on %d: %v", v, err)
+			}
+			defer conn.Close(ctx)
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "SELECT pg_sleep(0.1)"); err != nil {
+				t.Fatalf("statement_timeout reached the session: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond) // idle in the transaction, then idle outside it
+			var rs string
+			if err := tx.QueryRow(ctx, "SHOW row_security").Scan(&rs); err != nil || rs != "off" {
+				t.Fatalf("row_security = %q, %v; want off", rs, err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("idle_in_transaction_session_timeout or transaction_timeout reached the session: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+				t.Fatalf("idle_session_timeout reached the session: %v", err)
+			}
+			want := map[string]bool{"idle_session_timeout": v >= 140000, "transaction_timeout": v >= 170000}
+			for name, known := range want {
+				var got string
+				err := conn.QueryRow(ctx, "SELECT coalesce(current_setting($1, true), 'unknown')", name).Scan(&got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if known && got != "0" || !known && got != "unknown" {
+					t.Errorf("server %d: %s = %q (known to this version: %v)", v, name, got, known)
+				}
+			}
+		})
+	}
+}
+
+func TestDropTLSRefusal(t *testing.T) {
+	err := errors.New("failed to connect to `user=app database=shop`:\n\t10.0.0.1:5432 (db): tls error: server refused TLS connection\n\t10.0.0.1:5432 (db): server error: FATAL: password authentication failed for user \"app\" (SQLSTATE 28P01)")
+	got := dropTLSRefusal(err).Error()
+	want := "failed to connect to `user=app database=shop`: 10.0.0.1:5432 (db): server error: FATAL: password authentication failed for user \"app\" (SQLSTATE 28P01)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	only := errors.New("failed to connect to `user=app database=shop`:\n\t10.0.0.1:5432 (db): tls error: server refused TLS connection\n\t10.0.0.2:5432 (db): tls error: server refused TLS connection")
+	if dropTLSRefusal(only) != only {
+		t.Error("an error of refusals only must be kept whole")
+	}
+	if !errors.Is(dropTLSRefusal(err), err) {
+		t.Error("the original error must stay in the chain")
 	}
 }

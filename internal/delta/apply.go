@@ -52,7 +52,6 @@ type Applier struct {
 	stages      map[string]*stage
 	order       []*stage // stages touched in this transaction, in first-touch order
 	stageSeq    int
-	overriding  string // "OVERRIDING SYSTEM VALUE " on PostgreSQL 10+
 
 	tx       pgx.Tx
 	from, to string
@@ -107,9 +106,6 @@ func NewApplier(ctx context.Context, conn *pgx.Conn, stateSchema string) (*Appli
 		return nil, err
 	}
 	a := &Applier{conn: conn, stateSchema: stateSchema, stages: map[string]*stage{}}
-	if !strings.HasPrefix(conn.PgConn().ParameterStatus("server_version"), "9.") {
-		a.overriding = "OVERRIDING SYSTEM VALUE "
-	}
 	if err := a.loadTables(ctx); err != nil {
 		return nil, err
 	}
@@ -499,7 +495,8 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 		for i, c := range t.cols {
 			cols[i] = ident.Quote(c)
 		}
-		ins := fmt.Sprintf("INSERT INTO %s (%s) %sSELECT %s FROM pg_temp.%s WHERE pgferry_present__", t.plain, strings.Join(cols, ", "), a.overriding, strings.Join(cols, ", "), s.temp)
+		// OVERRIDING SYSTEM VALUE (10+, so every supported target) keeps the source's identity values.
+		ins := fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_temp.%s WHERE pgferry_present__", t.plain, strings.Join(cols, ", "), strings.Join(cols, ", "), s.temp)
 		if _, err := a.tx.Exec(ctx, ins); err != nil {
 			return fmt.Errorf("insert changed rows of %s: %w", t.name, err)
 		}

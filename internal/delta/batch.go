@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // Reader reads snapshot batches of captured changes from the source.
@@ -173,16 +174,13 @@ LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), string
 // registry lists captured tables with their stored columns as the batch's transaction sees them.
 func (r *Reader) registry(ctx context.Context, tx pgx.Tx) ([]*captured, error) {
 	cs := ident.Quote(orDefault(r.CaptureSchema))
-	gen := "AND a.attgenerated = ''"
-	if v := tx.Conn().PgConn().ParameterStatus("server_version"); strings.HasPrefix(v, "9.") || strings.HasPrefix(v, "10") || strings.HasPrefix(v, "11") {
-		gen = ""
-	}
+	stored := pgver.Of(tx.Conn()).StoredColumn("a")
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT ct.table_name, ct.delta_table, ct.key_columns, c.relkind::text,
   EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS has_children,
   quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-  (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped %s)
+  (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND %s)
 FROM %s.capture_tables ct JOIN pg_class c ON c.oid = ct.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-ORDER BY ct.table_name`, gen, cs))
+ORDER BY ct.table_name`, stored, cs))
 	if err != nil {
 		return nil, fmt.Errorf("read %s.capture_tables on source: %w", orDefault(r.CaptureSchema), err)
 	}

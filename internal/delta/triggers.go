@@ -7,14 +7,17 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // userTriggers lists the enabled user triggers on the target's tables as "table: trigger": they
-// fire on every row pgdelta applies. pgferry's own capture triggers are left out.
+// fire on every row pgdelta applies. pgferry's own capture triggers are left out, and so are the
+// clones of a partitioned table's trigger on its partitions (the parent's entry stands for them).
 func userTriggers(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 	rows, err := conn.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ': ' || quote_ident(t.tgname)
 		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgname NOT LIKE 'pgferry\_capture%'
+		WHERE `+pgver.Of(conn).UserTrigger("t")+` AND t.tgenabled <> 'D' AND t.tgname NOT LIKE 'pgferry\_capture%'
 		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		ORDER BY 1`)
 	if err != nil {

@@ -26,6 +26,7 @@ type Cluster struct {
 	SockDir string
 	Port    int
 	BinDir  string
+	Version int    // server_version_num, e.g. 110022 or 170010
 	asUser  string // OS user running the server ("" = current user)
 	dbSeq   atomic.Int64
 }
@@ -64,10 +65,28 @@ func versionOf(dir string) int {
 
 var portSeq atomic.Int64
 
+// BinDirFor finds the server binaries for the cluster called name. The source side ("source" and
+// every cluster whose name does not start with "target") takes $PGFERRY_TEST_SOURCE_BIN, the target
+// side ("target...") $PGFERRY_TEST_TARGET_BIN; unset, both fall back to BinDir. This is how one test
+// binary runs against any pair of versions (scripts/pg-versions.sh run 11 17 -- go test ./...).
+func BinDirFor(name string) (string, error) {
+	env := "PGFERRY_TEST_SOURCE_BIN"
+	if strings.HasPrefix(name, "target") {
+		env = "PGFERRY_TEST_TARGET_BIN"
+	}
+	if d := os.Getenv(env); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("%s=%s holds no initdb: %w", env, d, err)
+		}
+		return d, nil
+	}
+	return BinDir()
+}
+
 // Start initialises and starts a new cluster. Extra settings are passed as -c options.
 // When running as root, the server runs as the "postgres" OS user.
 func Start(name string, settings ...string) (*Cluster, error) {
-	bin, err := BinDir()
+	bin, err := BinDirFor(name)
 	if err != nil {
 		return nil, err
 	}
@@ -116,12 +135,34 @@ func Start(name string, settings ...string) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
 	}
+	if err := c.readVersion(); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	return c, nil
 }
 
-// run runs a server binary, as the postgres OS user when we are root.
+func (c *Cluster) readVersion() error {
+	conn, err := pgx.Connect(context.Background(), c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to new cluster %s: %w", c.Name, err)
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(context.Background(), "SELECT current_setting('server_version_num')::int").Scan(&c.Version)
+}
+
+// Major is the server's major version (11, 15, 17, ...).
+func (c *Cluster) Major() int { return c.Version / 10000 }
+
+// run runs a server binary, as the postgres OS user when we are root. A tool the cluster's own
+// build lacks (the matrix builds hold only initdb, pg_ctl and postgres) comes from BinDir().
 func (c *Cluster) run(tool string, args ...string) ([]byte, error) {
 	path := filepath.Join(c.BinDir, tool)
+	if _, err := os.Stat(path); err != nil {
+		if d, err := BinDir(); err == nil {
+			path = filepath.Join(d, tool)
+		}
+	}
 	var cmd *exec.Cmd
 	if c.asUser != "" {
 		cmd = exec.Command("runuser", append([]string{"-u", c.asUser, "--", path}, args...)...)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // TableDump returns every row of table (a quoted, qualified name) as text lines, sorted, under
@@ -25,7 +27,15 @@ func TableDump(t testing.TB, url, table string, cols []string) []string {
 		t.Fatal(err)
 	}
 	if len(cols) == 0 {
-		rows, err := conn.Query(ctx, `SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attname`, table)
+		// Types printed with floats compare by their binary form: an 11 server prints 17 digits,
+		// 12+ the shortest exact ones, for the same value.
+		rows, err := conn.Query(ctx, `SELECT CASE format_type(atttypid, NULL)
+			  WHEN 'double precision' THEN 'encode(float8send(' || quote_ident(attname) || '), ''hex'')'
+			  WHEN 'real' THEN 'encode(float4send(' || quote_ident(attname) || '), ''hex'')'
+			  WHEN 'point' THEN 'encode(point_send(' || quote_ident(attname) || '), ''hex'')'
+			  WHEN 'double precision[]' THEN 'encode(array_send(' || quote_ident(attname) || '), ''hex'')'
+			  ELSE quote_ident(attname) END
+			FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND `+pgver.Of(conn).StoredColumn("pg_attribute")+` ORDER BY attname`, table)
 		if err != nil {
 			t.Fatalf("pgtest: columns of %s: %v", table, err)
 		}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // shared clusters, started lazily once per test binary.
 var (
@@ -73,7 +77,20 @@ func (c *Cluster) DropDB(name string) {
 		fmt.Fprintf(os.Stderr, "pgtest: keeping %s\n", c.URL(name))
 		return
 	}
-	c.Exec(context.Background(), "postgres", "DROP DATABASE IF EXISTS "+quote(name)+" WITH (FORCE)")
+	ctx := context.Background()
+	if c.Version >= 130000 {
+		c.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+quote(name)+" WITH (FORCE)")
+		return
+	}
+	// Before 13 there is no WITH (FORCE): keep new sessions out, end the open ones, then drop.
+	c.Exec(ctx, "postgres", "ALTER DATABASE "+quote(name)+" ALLOW_CONNECTIONS false")
+	for i := 0; i < 50; i++ {
+		c.Exec(ctx, "postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "+quoteLiteral(name))
+		if c.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+quote(name)) == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func noServer(t testing.TB, err error) {

@@ -55,6 +55,8 @@ func isCaptureStmt(st Stmt, capture string) bool {
 	switch st.Kind {
 	case KTrigger, KEventTrigger:
 		return isCaptureTrigger(st.Name, st.Function.Schema, capture)
+	case KTriggerState:
+		return isCaptureTrigger(st.Name, "", capture) || st.Table.Schema == capture
 	case KComment:
 		return (st.CommentOn == "trigger" || st.CommentOn == "event trigger") && isCaptureTrigger(st.Name, "", capture)
 	case KAlterTable:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 func diffCommand() *cli.Command {
@@ -38,11 +39,8 @@ Example:
 		Action: func(c *cli.Context) error {
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
-			src, err := snapshotURL(ctx, dbconn.Resolve(c.String("source"), dbconn.Source), dbconn.Source, c.String("capture-schema"))
-			if err != nil {
-				return err
-			}
-			dst, err := snapshotURL(ctx, dbconn.Resolve(c.String("target"), dbconn.Target), dbconn.Target, c.String("state-schema"))
+			src, dst, err := readCatalogs(ctx, dbconn.Resolve(c.String("source"), dbconn.Source), dbconn.Resolve(c.String("target"), dbconn.Target),
+				c.String("capture-schema"), c.String("state-schema"))
 			if err != nil {
 				return err
 			}
@@ -151,17 +149,39 @@ func Compare(src, dst Catalog) []Difference {
 	return out
 }
 
-func snapshotURL(ctx context.Context, url string, role dbconn.Role, ignore string) (Catalog, error) {
+// readCatalogs reads the source's catalog (ignoring schema capture) and the target's (ignoring
+// schema state), and settles the views the two servers only print differently (alignViews).
+func readCatalogs(ctx context.Context, srcURL, dstURL, capture, state string) (src, dst Catalog, err error) {
+	var srcVer pgver.Version
+	err = withCatalog(ctx, srcURL, dbconn.Source, capture, func(conn *pgx.Conn, cat Catalog) error {
+		src, srcVer = cat, pgver.Of(conn)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = withCatalog(ctx, dstURL, dbconn.Target, state, func(conn *pgx.Conn, cat Catalog) error {
+		dst = cat
+		if srcVer.UnqualifiedViewColumns() != pgver.Of(conn).UnqualifiedViewColumns() {
+			return alignViews(ctx, conn, src, dst)
+		}
+		return nil
+	})
+	return src, dst, err
+}
+
+// withCatalog reads the catalog of url's database and passes it to fn with the connection.
+func withCatalog(ctx context.Context, url string, role dbconn.Role, ignore string, fn func(*pgx.Conn, Catalog) error) error {
 	conn, err := dbconn.Connect(ctx, url, role, dbconn.Options{AppName: "pgferry-pgschema"})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close(context.Background())
 	cat, err := Snapshot(ctx, conn, ignore)
 	if err != nil {
-		return nil, fmt.Errorf("read %s catalog: %w", role, err)
+		return fmt.Errorf("read %s catalog: %w", role, err)
 	}
-	return cat, nil
+	return fn(conn, cat)
 }
 
 // nspFilter keeps user schemas; $1 is pgferry's schema on this side.
@@ -169,27 +189,21 @@ const nspFilter = `n.nspname <> $1 AND n.nspname NOT IN ('pg_catalog', 'informat
 
 // Snapshot reads the catalog of the connected database, ignoring schema ignore and pgferry_* triggers.
 func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, error) {
-	var num int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
-		return nil, err
-	}
 	// Unqualified names only for pg_catalog: every definition names schemas explicitly.
 	if _, err := conn.Exec(ctx, "SET search_path = pg_catalog"); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("set search_path: %w", err)
 	}
-	ident, generated, prokind := "a.attidentity::text", "a.attgenerated::text", "p.prokind::text"
-	if num < 100000 {
-		ident = "''"
+	// Every supported version (11+) has attidentity, prokind and partitioning; the rest depends
+	// on this server's version.
+	v := pgver.Of(conn)
+	generated := "''"
+	if v.GeneratedColumns() {
+		generated = "a.attgenerated::text"
 	}
-	if num < 120000 {
-		generated = "''"
-	}
-	if num < 110000 {
-		prokind = "CASE WHEN p.proisagg THEN 'a' WHEN p.proiswindow THEN 'w' ELSE 'f' END"
-	}
-	partkey, partbound := "CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END", "pg_get_expr(c.relpartbound, c.oid)"
-	if num < 100000 {
-		partkey, partbound = "NULL::text", "NULL::text"
+	// Before 12 pg_get_triggerdef spells the same trigger EXECUTE PROCEDURE.
+	triggerdef := "pg_get_triggerdef(t.oid)"
+	if !v.TriggerDefExecuteFunction() {
+		triggerdef = "regexp_replace(pg_get_triggerdef(t.oid), ' EXECUTE PROCEDURE ', ' EXECUTE FUNCTION ')"
 	}
 	seqSQL := `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
 	   format_type(s.seqtypid, NULL) || ' start ' || s.seqstart || ' increment ' || s.seqincrement || ' min ' || s.seqmin ||
@@ -199,24 +213,21 @@ func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, erro
 	      JOIN pg_attribute da ON da.attrelid = d.refobjid AND da.attnum = d.refobjsubid
 	      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_class'::regclass LIMIT 1), '')
 	 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + nspFilter
-	if num < 100000 {
-		seqSQL = `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'sequence' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND ` + nspFilter
-	}
 	queries := []struct{ kind, sql string }{
 		{"schema", `SELECT quote_ident(n.nspname), 'schema' FROM pg_namespace n WHERE ` + nspFilter},
 		{"extension", `SELECT e.extname, 'schema ' || quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' AND n.nspname <> $1`},
 		{"table", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
 		   CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' END ||
 		   CASE c.relpersistence WHEN 'u' THEN ' unlogged' ELSE '' END ||
-		   coalesce(' partition by ' || ` + partkey + `, '') ||
-		   coalesce(' partition of ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid) || ' ' || ` + partbound + `, '') ||
+		   coalesce(' partition by ' || CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, '') ||
+		   coalesce(' partition of ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid) || ' ' || pg_get_expr(c.relpartbound, c.oid), '') ||
 		   coalesce(' inherits ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid), '')
 		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'f') AND ` + nspFilter},
 		{"column", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname),
 		   '#' || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' || format_type(a.atttypid, a.atttypmod) ||
 		   CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ||
 		   coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') ||
-		   CASE ` + ident + ` WHEN 'a' THEN ' generated always as identity' WHEN 'd' THEN ' generated by default as identity' ELSE '' END ||
+		   CASE a.attidentity WHEN 'a' THEN ' generated always as identity' WHEN 'd' THEN ' generated by default as identity' ELSE '' END ||
 		   CASE ` + generated + ` WHEN 's' THEN ' stored' ELSE '' END ||
 		   CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN ' collate ' || (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) ELSE '' END
 		 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -235,16 +246,16 @@ func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, erro
 		   CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || pg_get_viewdef(c.oid, true)
 		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ` + nspFilter},
 		{"function", `SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-		   CASE WHEN ` + prokind + ` IN ('f', 'p') THEN pg_get_functiondef(p.oid)
-		        ELSE ` + prokind + ` || ' returns ' || pg_get_function_result(p.oid) END
+		   CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid)
+		        ELSE p.prokind::text || ' returns ' || pg_get_function_result(p.oid) END
 		 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		 WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
 		   AND p.proname !~ ('^' || '` + CapturePrefix + `') AND ` + nspFilter},
 		{"trigger", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname),
-		   pg_get_triggerdef(t.oid) || CASE t.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (replica)' WHEN 'A' THEN ' (always)' ELSE '' END
+		   ` + triggerdef + ` || CASE t.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (replica)' WHEN 'A' THEN ' (always)' ELSE '' END
 		 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		 JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
-		 WHERE NOT t.tgisinternal AND t.tgname !~ ('^' || '` + CapturePrefix + `') AND t.tgname NOT IN ($1 || '_capture', $1 || '_truncate')
+		 WHERE ` + v.UserTrigger("t") + ` AND t.tgname !~ ('^' || '` + CapturePrefix + `') AND t.tgname NOT IN ($1 || '_capture', $1 || '_truncate')
 		   AND pn.nspname <> $1 AND ` + nspFilter},
 	}
 	cat := Catalog{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 func dumpCommand() *cli.Command {
@@ -41,13 +42,16 @@ Example:
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			url := dbconn.Resolve(c.String("source"), dbconn.Source)
-			src, err := PgDump(ctx, c.String("pg-dump"), url)
+			src, bootstrapPublic, err := PgDump(ctx, c.String("pg-dump"), url)
 			if err != nil {
 				return err
 			}
 			sc, err := Parse(src)
 			if err != nil {
 				return err
+			}
+			if bootstrapPublic != "" {
+				sc.DropOwner("SCHEMA", "public", bootstrapPublic)
 			}
 			return FilterScript(sc, o, c.App.Writer)
 		},
@@ -78,27 +82,27 @@ func pgDumpMajor(ctx context.Context, bin string) (int, string, error) {
 }
 
 // PgDump runs pg_dump --schema-only against url after checking its version against the server's.
-func PgDump(ctx context.Context, bin, url string) ([]byte, error) {
+// It also returns the name of the bootstrap superuser when it owns the public schema (the default
+// before PostgreSQL 15, where pg_dump 15 then writes ALTER SCHEMA public OWNER TO it), else "".
+func PgDump(ctx context.Context, bin, url string) ([]byte, string, error) {
 	conn, err := dbconn.Connect(ctx, url, dbconn.Source, dbconn.Options{AppName: "pgferry-pgschema"})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	var num int
-	err = conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num)
+	serverMajor := pgver.Of(conn).Major() * 100 // as pgDumpMajor counts
+	var bootstrapPublic string
+	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = 'public' AND n.nspowner = 10), '')`).
+		Scan(&bootstrapPublic)
 	conn.Close(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("read server version: %w", err)
-	}
-	serverMajor := num / 10000 * 100
-	if num < 100000 {
-		serverMajor = num / 100
+		return nil, "", fmt.Errorf("read owner of schema public: %w", err)
 	}
 	dumpMajor, dumpVersion, err := pgDumpMajor(ctx, bin)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if dumpMajor < serverMajor {
-		return nil, cliutil.WithHint(cliutil.ExitUsage,
+		return nil, "", cliutil.WithHint(cliutil.ExitUsage,
 			fmt.Errorf("pg_dump is too old for the source: %s, server is %s", dumpVersion, majorString(serverMajor)),
 			fmt.Sprintf("install pg_dump %s or newer (e.g. postgresql-client-%s) and point --pg-dump (PGFERRY_PG_DUMP) at it", majorString(serverMajor), majorString(serverMajor)))
 	}
@@ -113,13 +117,13 @@ func PgDump(ctx context.Context, bin, url string) ([]byte, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		}
 		msg := strings.TrimSpace(stderr.String())
-		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("run pg_dump: %w: %s", err, msg),
+		return nil, "", cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("run pg_dump: %w: %s", err, msg),
 			"pg_dump needs to read every schema object; run it as the owner of the objects or a role with pg_read_all_data")
 	}
-	return stdout.Bytes(), nil
+	return stdout.Bytes(), bootstrapPublic, nil
 }
 
 func majorString(m int) string {

@@ -80,7 +80,7 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 	if o.CaptureSchema == "" {
 		o.CaptureSchema = "pgferry"
 	}
-	sections, err := classify(sc)
+	sections, err := classify(sc, o.Warn)
 	if err != nil {
 		return err
 	}

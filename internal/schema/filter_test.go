@@ -455,3 +455,56 @@ func TestFilterKeys(t *testing.T) {
 		t.Errorf("pagila: %d primary, %d secondary entries, want 14 and 34", p, s)
 	}
 }
+
+// TestRealDumpShapes: shapes pg_dump 15 prints for real schemas, classified the way pg_dump
+// restores them: a partition's cloned trigger whose state differs from its parent's (a TRIGGER
+// entry holding only ALTER TABLE ... ENABLE TRIGGER; pgferry's own is dropped), and a view that
+// needs another object's key, completed by CREATE OR REPLACE VIEW under a RULE header (kept in
+// post-data with a warning).
+func TestRealDumpShapes(t *testing.T) {
+	in := `--
+-- Name: v; Type: VIEW; Schema: public; Owner: a
+--
+
+CREATE VIEW public.v AS
+ SELECT NULL::integer AS id;
+
+--
+-- Name: p_2024 pgferry_capture; Type: TRIGGER; Schema: public; Owner: a
+--
+
+ALTER TABLE public.p_2024 ENABLE TRIGGER pgferry_capture;
+
+--
+-- Name: p_2024 audit; Type: TRIGGER; Schema: public; Owner: a
+--
+
+ALTER TABLE public.p_2024 DISABLE TRIGGER audit;
+
+--
+-- Name: v _RETURN; Type: RULE; Schema: public; Owner: a
+--
+
+CREATE OR REPLACE VIEW public.v AS
+ SELECT t.id FROM public.t GROUP BY t.id;
+`
+	out, errs, code := run(t, in, "filter", "--section", "post-data")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.Contains(out, "pgferry_capture") {
+		t.Errorf("pgferry's trigger state kept:\n%s", out)
+	}
+	for _, want := range []string{"ALTER TABLE public.p_2024 DISABLE TRIGGER audit;", "CREATE OR REPLACE VIEW public.v AS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("post-data lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errs, "warning: line 24") || !strings.Contains(errs, "RULE") {
+		t.Errorf("no warning for the RULE holding a view: %q", errs)
+	}
+	pre := filterOut(t, in, "--section", "pre-data")
+	if strings.Contains(pre, "OR REPLACE") || strings.Contains(pre, "TRIGGER") {
+		t.Errorf("pre-data holds post-data statements:\n%s", pre)
+	}
+}

@@ -29,7 +29,8 @@ and predefined pg_* roles are left out.
 
 Example:
    pgschema roles --source $SRC | psql $DST`,
-		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureFlag()},
+		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureFlag(),
+			&cli.BoolFlag{Name: "join", EnvVars: []string{"PGFERRY_ROLES_JOIN"}, Usage: "also make the role running the script a member of each role (where it may grant it: CREATEROLE, RDS's admin), so it can hand objects to them with ALTER ... OWNER TO; on PostgreSQL 16+ with SET, which owning needs"}},
 		Action: func(c *cli.Context) error {
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
@@ -38,7 +39,7 @@ Example:
 				return err
 			}
 			defer conn.Close(context.Background())
-			return Roles(ctx, conn, c.String("capture-schema"), c.App.Writer)
+			return Roles(ctx, conn, c.String("capture-schema"), c.Bool("join"), c.App.Writer)
 		},
 	}
 }
@@ -86,25 +87,15 @@ FROM pg_roles r JOIN ids ON ids.id = r.oid
 WHERE r.rolname !~ '^pg_'
 ORDER BY r.rolname`
 
-// Roles writes idempotent CREATE ROLE statements for the roles the source's schema references.
-func Roles(ctx context.Context, conn *pgx.Conn, capture string, w io.Writer) error {
-	var num int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
-		return fmt.Errorf("read server version: %w", err)
-	}
-	extra, brls := "", "false"
-	if num >= 100000 {
-		extra = "UNION ALL SELECT pubowner, NULL, NULL FROM pg_publication UNION ALL SELECT stxowner, NULL, stxnamespace FROM pg_statistic_ext"
-	}
-	if num >= 90500 {
-		// roles named in CREATE POLICY ... TO role (0 is PUBLIC)
-		extra += " UNION ALL SELECT r, NULL, c.relnamespace FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid, unnest(p.polroles) r WHERE r <> 0"
-	}
-	if num >= 90500 {
-		brls = "r.rolbypassrls"
-	}
+// Roles writes idempotent CREATE ROLE statements for the roles the source's schema references;
+// with join, also the grants that make the role running the script a member of each.
+func Roles(ctx context.Context, conn *pgx.Conn, capture string, join bool, w io.Writer) error {
+	// Publications, extended statistics, policies (roles named in CREATE POLICY ... TO role; 0 is
+	// PUBLIC) and BYPASSRLS exist on every supported version (11+).
+	extra := "UNION ALL SELECT pubowner, NULL, NULL FROM pg_publication UNION ALL SELECT stxowner, NULL, stxnamespace FROM pg_statistic_ext" +
+		" UNION ALL SELECT r, NULL, c.relnamespace FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid, unnest(p.polroles) r WHERE r <> 0"
 	// default ACL rows whose namespace is 0 mean "all schemas"
-	q := fmt.Sprintf(referencedRolesSQL, extra, brls)
+	q := fmt.Sprintf(referencedRolesSQL, extra, "r.rolbypassrls")
 	q = strings.Replace(q, "defaclnamespace FROM pg_default_acl", "NULLIF(defaclnamespace, 0) FROM pg_default_acl", 1)
 	rows, err := conn.Query(ctx, q, capture)
 	if err != nil {
@@ -122,8 +113,9 @@ func Roles(ctx context.Context, conn *pgx.Conn, capture string, w io.Writer) err
 	for _, r := range roles {
 		names[r.Name] = true
 	}
-	rows, err = conn.Query(ctx, `SELECT g.rolname, m.rolname, am.admin_option FROM pg_auth_members am
-		JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member ORDER BY 1, 2`)
+	// From PostgreSQL 16 a membership may be granted by several grantors: one GRANT each is enough.
+	rows, err = conn.Query(ctx, `SELECT g.rolname, m.rolname, bool_or(am.admin_option) FROM pg_auth_members am
+		JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member GROUP BY 1, 2 ORDER BY 1, 2`)
 	if err != nil {
 		return fmt.Errorf("list role memberships: %w", err)
 	}
@@ -147,6 +139,12 @@ func Roles(ctx context.Context, conn *pgx.Conn, capture string, w io.Writer) err
 				opt = " WITH ADMIN OPTION"
 			}
 			fmt.Fprintf(&b, "GRANT %s TO %s%s;\n", ident.Quote(m.Role), ident.Quote(m.Member), opt)
+		}
+	}
+	if join {
+		b.WriteString("\n-- the role running this script joins each role, to hand objects to it (ALTER ... OWNER TO)\n")
+		for _, r := range roles {
+			b.WriteString(joinRoleSQL(r.Name))
 		}
 	}
 	_, err = io.WriteString(w, b.String())
@@ -196,4 +194,32 @@ func createRoleSQL(r Role) string {
 	fmt.Fprintf(&b, "DO %s\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) THEN\n    %s;\n  END IF;\nEND\n%s;\n\n",
 		tag, ident.Literal(r.Name), stmt, tag)
 	return b.String()
+}
+
+// joinRoleSQL is a DO block, evaluated on the target, that grants role name to the current user
+// unless it is a superuser, already may act as name (PostgreSQL 16+: SET; before: membership), or
+// name is a superuser. A grant it may not make is a warning, not an error.
+func joinRoleSQL(name string) string {
+	lit := ident.Literal(name)
+	return fmt.Sprintf(`DO $pgferry$
+DECLARE
+  can_act boolean;
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+     OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %[1]s AND NOT rolsuper) THEN
+    RETURN;
+  END IF;
+  IF current_setting('server_version_num')::int >= 160000 THEN
+    can_act := pg_catalog.pg_has_role(current_user, %[1]s, 'SET');
+  ELSE
+    can_act := pg_catalog.pg_has_role(current_user, %[1]s, 'MEMBER');
+  END IF;
+  IF NOT can_act THEN
+    EXECUTE 'GRANT ' || quote_ident(%[1]s) || ' TO CURRENT_USER';
+  END IF;
+EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN
+  RAISE WARNING 'pgschema roles: cannot join role %%: %%', %[1]s, SQLERRM;
+END
+$pgferry$;
+`, lit)
 }

@@ -63,7 +63,8 @@ func readPagila(t *testing.T) string {
 }
 
 // dumpEntries normalizes a pg_dump script for comparison: \restrict keys (random per dump)
-// are dropped, and the script is cut into its pg_dump entries, sorted.
+// are dropped, a trigger's EXECUTE PROCEDURE (as servers before 12 print it) reads EXECUTE
+// FUNCTION, and the script is cut into its pg_dump entries, sorted.
 func dumpEntries(t *testing.T, s string) (string, []string) {
 	t.Helper()
 	var keep []string
@@ -71,7 +72,7 @@ func dumpEntries(t *testing.T, s string) (string, []string) {
 		if strings.HasPrefix(ln, `\restrict `) || strings.HasPrefix(ln, `\unrestrict `) {
 			continue
 		}
-		keep = append(keep, ln)
+		keep = append(keep, strings.Replace(ln, " EXECUTE PROCEDURE ", " EXECUTE FUNCTION ", 1))
 	}
 	norm := strings.Join(keep, "")
 	sc, err := Parse([]byte(norm))
@@ -96,6 +97,7 @@ func dumpEntries(t *testing.T, s string) (string, []string) {
 func TestPagilaRoundTrip(t *testing.T) {
 	pagila := readPagila(t)
 	src, dst := pgtest.Source(t), pgtest.Target(t)
+	requireDumpable(t, src)
 	psql(t, src.URL, pagila)
 
 	pre := mustRun(t, "", "dump", "--source", src.URL, "--section", "pre-data")
@@ -114,6 +116,7 @@ func TestPagilaRoundTrip(t *testing.T) {
 		t.Errorf("diff stderr: %q", errs)
 	}
 
+	skipUndumpable(t, dst, "comparing the target's pg_dump with the source's")
 	a, ae := dumpEntries(t, pgDump(t, src.URL))
 	b, be := dumpEntries(t, pgDump(t, dst.URL))
 	if strings.Join(ae, "\x00") != strings.Join(be, "\x00") {

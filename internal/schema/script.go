@@ -161,3 +161,22 @@ func checkText(src []byte) error {
 	}
 	return nil
 }
+
+// DropOwner removes "ALTER <typ> <name> OWNER TO <owner>" from the entry of that object. pgschema
+// dump uses it for the public schema of a source older than 15, owned by the bootstrap
+// superuser: the target's public schema exists already, and a non-superuser cannot hand it to
+// a superuser (pg_dump 15 writes the statement only because such a source's default differs).
+func (sc *Script) DropOwner(typ, name, owner string) {
+	for _, e := range sc.Entries {
+		if !e.HasHeader || e.Header.Type != typ || e.Header.Name != name || e.Header.Owner != owner {
+			continue
+		}
+		kept := e.Chunks[:0]
+		for _, c := range e.Chunks {
+			if c.Stmt.Kind != KOwner {
+				kept = append(kept, c)
+			}
+		}
+		e.Chunks = kept
+	}
+}

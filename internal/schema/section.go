@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/pgferry/pgferry/internal/cliutil"
@@ -53,7 +54,7 @@ func sectionOfKind(st Stmt) (Section, bool) {
 		return Indexes, true
 	case KForeignKey, KValidate:
 		return Constraints, true
-	case KTrigger, KEventTrigger:
+	case KTrigger, KEventTrigger, KTriggerState:
 		return Triggers, true
 	case KRule:
 		if st.Name == "_return" || st.Name == "_RETURN" {
@@ -66,8 +67,11 @@ func sectionOfKind(st Stmt) (Section, bool) {
 
 // classify assigns every entry a section, from pg_dump's header Type, and checks that the
 // statements agree with the header. Entries without a header are classified statement by
-// statement (see chunkSection).
-func classify(sc *Script) (map[*Entry]Section, error) {
+// statement (see chunkSection). An entry whose first statement is not the kind its header
+// announces stays in the header's section with a warning on warn (pg_dump prints shapes such as
+// a view completed by CREATE OR REPLACE VIEW under a RULE header); a statement that belongs to
+// another section (an index in a TABLE entry) is refused, since keeping it would run it too early.
+func classify(sc *Script, warn io.Writer) (map[*Entry]Section, error) {
 	out := map[*Entry]Section{}
 	// section of each constraint, index, trigger and rule by "KIND name ON table" for COMMENT entries
 	objSection := map[string]Section{}
@@ -96,7 +100,7 @@ func classify(sc *Script) (map[*Entry]Section, error) {
 		case "CHECK CONSTRAINT":
 			sec = Constraints
 		case "TRIGGER":
-			sec, want = Triggers, []StmtKind{KTrigger}
+			sec, want = Triggers, []StmtKind{KTrigger, KTriggerState}
 		case "EVENT TRIGGER":
 			sec, want = Triggers, []StmtKind{KEventTrigger}
 		case "RULE":
@@ -122,7 +126,13 @@ func classify(sc *Script) (map[*Entry]Section, error) {
 				ok = ok || first.Stmt.Kind == k
 			}
 			if !ok {
-				return nil, mismatch(e, first, "a statement of kind "+first.Stmt.Kind.String())
+				if _, implied := sectionOfKind(first.Stmt); implied {
+					return nil, mismatch(e, first, "a statement of kind "+first.Stmt.Kind.String())
+				}
+				if warn != nil {
+					fmt.Fprintf(warn, "pgschema: warning: line %d: pg_dump's header at line %d says %q is a %s, but it holds a statement of kind %s; kept in the %s section, as pg_dump would restore it\n",
+						first.Piece.Line, e.Header.Line, e.Header.Name, e.Header.Type, first.Stmt.Kind, sec)
+				}
 			}
 		}
 		// Cross-check: no statement in the entry may belong to another section.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // BuildSettingsFlags are the flags for the session settings of a tool's index builds
@@ -61,11 +62,8 @@ func sessionSettings(ctx context.Context, url string, jobs int, pw parallelWorke
 	}
 	defer conn.Close(context.Background())
 	var sets []string
-	var version int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
-		return nil, fmt.Errorf("read target version: %w", err)
-	}
-	if version >= 110000 {
+	version := pgver.Of(conn)
+	if version.ParallelIndexBuild() {
 		n := pw.n
 		if pw.auto && jobs > 1 {
 			var server int
@@ -79,7 +77,7 @@ func sessionSettings(ctx context.Context, url string, jobs int, pw parallelWorke
 			sets = append(sets, fmt.Sprintf("SET max_parallel_maintenance_workers = %d", n))
 		}
 	} else if !pw.auto {
-		fmt.Fprintf(log, "%s: note: the target (server_version_num %d) has no parallel index builds: --parallel-workers ignored\n", tool, version)
+		fmt.Fprintf(log, "%s: note: the target (PostgreSQL %s) has no parallel index builds: --parallel-workers ignored\n", tool, version)
 	}
 	if workMem != "" {
 		// set_config with a parameter lets the server judge the value without any quoting

@@ -31,6 +31,7 @@ const (
 	KTxn                      // BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT...
 	KCreateTable              // CREATE TABLE (Parent set for PARTITION OF)
 	KSequenceOwned            // ALTER SEQUENCE ... OWNED BY table.column (Table is that table)
+	KTriggerState             // ALTER TABLE ... ENABLE [ALWAYS | REPLICA] | DISABLE TRIGGER name
 )
 
 var kindNames = map[StmtKind]string{
@@ -38,6 +39,7 @@ var kindNames = map[StmtKind]string{
 	KCheck: "check constraint", KValidate: "validate constraint", KIndexAttach: "index attach", KAlterTable: "alter table",
 	KAlterIndex: "alter index", KTrigger: "trigger", KRule: "rule", KEventTrigger: "event trigger", KOwner: "owner",
 	KACL: "acl", KComment: "comment", KTxn: "transaction control", KCreateTable: "create table", KSequenceOwned: "sequence owned by",
+	KTriggerState: "trigger state",
 }
 
 func (k StmtKind) String() string { return kindNames[k] }
@@ -294,6 +296,13 @@ func ParseStmt(text string) Stmt {
 			}
 		case w.accept("validate", "constraint"):
 			st.Kind = KValidate
+			if n := w.name(); len(n) > 0 {
+				st.Name = n[0]
+			}
+		case w.accept("enable", "always", "trigger"), w.accept("enable", "replica", "trigger"), w.accept("enable", "trigger"), w.accept("disable", "trigger"):
+			// pg_dump writes a partition's cloned trigger whose state differs from its parent's as
+			// a TRIGGER entry holding only this statement.
+			st.Kind = KTriggerState
 			if n := w.name(); len(n) > 0 {
 				st.Name = n[0]
 			}

@@ -64,7 +64,7 @@ CREATE TABLE public.booking (
   room int NOT NULL,
   during tstzrange NOT NULL,
   nights public.posint,
-  total numeric GENERATED ALWAYS AS (nights * 100) STORED,
+  {{generated}}
   EXCLUDE USING gist (room WITH =, during WITH &&)
 );
 ALTER TABLE public.booking ADD CONSTRAINT booking_room_check CHECK (room > 0) NOT VALID;
@@ -105,7 +105,13 @@ func grepRecipe(s string) string {
 // intact and that no capture object does.
 func TestTrapsRoundTrip(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
-	psql(t, src.URL, trapSchema)
+	requireDumpable(t, src)
+	// a generated column from PostgreSQL 12; pg_get_triggerdef spells EXECUTE PROCEDURE before 12
+	generated, execute := "", "EXECUTE PROCEDURE"
+	if src.Cluster.Version >= 120000 {
+		generated, execute = "total numeric GENERATED ALWAYS AS (nights * 100) STORED,", "EXECUTE FUNCTION"
+	}
+	psql(t, src.URL, strings.Replace(trapSchema, "{{generated}}", generated, 1))
 
 	full := pgDump(t, src.URL)
 	if !regexp.MustCompile(`CREATE TRIGGER "Order Trigger" .*'x\n\ny'`).MatchString(full) {
@@ -115,7 +121,7 @@ func TestTrapsRoundTrip(t *testing.T) {
 		t.Logf("this pg_dump writes no \\restrict line")
 	}
 	// The trap is real: the recipe mangles this dump.
-	if g := grepRecipe(full); strings.Contains(g, "\n\n-- still a string") || !strings.Contains(g, "EXECUTE FUNCTION") {
+	if g := grepRecipe(full); strings.Contains(g, "\n\n-- still a string") || !strings.Contains(g, execute) {
 		t.Fatalf("the grep recipe unexpectedly survived this dump")
 	}
 
@@ -163,6 +169,7 @@ func TestTrapsRoundTrip(t *testing.T) {
 		t.Fatalf("diff exit %d:\n%s%s", code, out, errs)
 	}
 	// comments are not in diff: compare them through pg_dump
+	skipUndumpable(t, dst, "comparing comments through the target's pg_dump")
 	_, a := dumpEntries(t, dumped)
 	_, b := dumpEntries(t, pgDump(t, dst.URL))
 	if strings.Join(a, "\x00") != strings.Join(b, "\x00") {

@@ -28,13 +28,19 @@ so run it after cutover. Removing twice is harmless.
 			if c.NArg() > 0 {
 				return cliutil.Usagef("unexpected argument %q", c.Args().First())
 			}
+			// A side named on the command line decides; the environment alone never clashes
+			// (README exports both): then the source, unless only PGFERRY_TARGET is set.
+			given := map[string]bool{
+				"source": c.IsSet("source") && c.String("source") != os.Getenv("PGFERRY_SOURCE"),
+				"target": c.IsSet("target") && c.String("target") != os.Getenv("PGFERRY_TARGET"),
+			}
 			role := dbconn.Source
 			switch {
-			case c.IsSet("source") && c.IsSet("target"):
+			case given["source"] && given["target"]:
 				return cliutil.Usagef("give --source or --target, not both")
-			case c.IsSet("target"):
+			case given["target"]:
 				role = dbconn.Target
-			case !c.IsSet("source") && os.Getenv("PGFERRY_SOURCE") == "" && os.Getenv("PGFERRY_TARGET") != "":
+			case !given["source"] && os.Getenv("PGFERRY_SOURCE") == "" && os.Getenv("PGFERRY_TARGET") != "":
 				role = dbconn.Target
 			}
 			lt, err := lockTimeout(c)

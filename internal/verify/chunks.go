@@ -106,7 +106,7 @@ func sumAggs(list []agg) agg {
 func planChunks(ctx context.Context, src, dst *side, p *pair, chunkRows int64) (*chunkPlan, error) {
 	pl := &chunkPlan{}
 	n := p.EstRows / chunkRows
-	if n >= 2 && src.version >= 140000 && dst.version >= 140000 && p.Src.Kind == "r" && p.Dst.Kind == "r" {
+	if n >= 2 && src.version.TIDRangeScan() && dst.version.TIDRangeScan() && p.Src.Kind == "r" && p.Dst.Kind == "r" {
 		pl.chunks[0] = ctidChunks(p.Src.Bytes, n)
 		pl.chunks[1] = ctidChunks(p.Dst.Bytes, n)
 	} else {

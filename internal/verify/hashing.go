@@ -71,18 +71,26 @@ func chooseHash(ctx context.Context, src, dst *side, want string) (string, error
 	return hashMD5, nil
 }
 
-// cmpExpr is the expression compared for a column: its text form, except floats, whose text
-// form changed in PostgreSQL 12 (shortest exact digits), so their IEEE bits are compared.
+// floatSend maps the types whose text form is made of floats to their binary send function.
+// Float output changed in PostgreSQL 12 (shortest exact digits instead of extra_float_digits'
+// 17), so an 11 source and a newer target print equal values differently; the binary forms of
+// these built-in types are the same on every version.
+var floatSend = map[string]string{
+	"double precision": "float8send", "real": "float4send",
+	"point": "point_send", "line": "line_send", "lseg": "lseg_send", "box": "box_send",
+	"path": "path_send", "polygon": "poly_send", "circle": "circle_send",
+	"double precision[]": "array_send", "real[]": "array_send", "point[]": "array_send",
+}
+
+// cmpExpr is the expression compared for a column: its text form, except types made of floats,
+// whose IEEE bits are compared (see floatSend).
 func cmpExpr(c catalog.Column, alias string) string {
 	q := ident.Quote(c.Name)
 	if alias != "" {
 		q = alias + "." + q
 	}
-	switch c.Type {
-	case "double precision":
-		return "float8send(" + q + ")"
-	case "real":
-		return "float4send(" + q + ")"
+	if f, ok := floatSend[c.Type]; ok {
+		return f + "(" + q + ")"
 	}
 	return q
 }

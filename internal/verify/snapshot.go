@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/pgver"
 	"github.com/pgferry/pgferry/internal/retry"
 )
 
@@ -17,7 +18,7 @@ type side struct {
 	exporter *pgx.Conn // holds the exported snapshot open; also used for catalog reads
 	snapshot string    // pg_export_snapshot() id
 	position string    // txid_current_snapshot()::text of the snapshot
-	version  int       // server_version_num
+	version  pgver.Version
 	pool     chan *pgx.Conn
 }
 
@@ -31,7 +32,7 @@ func openSide(ctx context.Context, url string, r dbconn.Role, jobs int) (*side, 
 	if err != nil {
 		return nil, err
 	}
-	s := &side{role: r, url: url, exporter: c, pool: make(chan *pgx.Conn, jobs)}
+	s := &side{role: r, url: url, exporter: c, version: pgver.Of(c), pool: make(chan *pgx.Conn, jobs)}
 	for range jobs {
 		s.pool <- nil // connected lazily
 	}
@@ -39,7 +40,7 @@ func openSide(ctx context.Context, url string, r dbconn.Role, jobs int) (*side, 
 		c.Close(context.Background())
 		return nil, fmt.Errorf("begin snapshot on %s: %w", r, err)
 	}
-	if err := c.QueryRow(ctx, "SELECT pg_export_snapshot(), txid_current_snapshot()::text, current_setting('server_version_num')::int").Scan(&s.snapshot, &s.position, &s.version); err != nil {
+	if err := c.QueryRow(ctx, "SELECT pg_export_snapshot(), txid_current_snapshot()::text").Scan(&s.snapshot, &s.position); err != nil {
 		c.Close(context.Background())
 		return nil, fmt.Errorf("export snapshot on %s: %w", r, err)
 	}

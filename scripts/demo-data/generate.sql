@@ -97,9 +97,13 @@ CREATE TABLE demo.devices (id uuid PRIMARY KEY, name text NOT NULL, seen timesta
 CREATE TABLE demo.readings (
   id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   device uuid NOT NULL REFERENCES demo.devices (id),
-  v      numeric NOT NULL,
-  v2     numeric GENERATED ALWAYS AS (v * 2) STORED
+  v      numeric NOT NULL
 );
+-- A generated column where the server has them (PostgreSQL 12+): never copied, computed again.
+SELECT current_setting('server_version_num')::int >= 120000 AS has_generated \gset
+\if :has_generated
+ALTER TABLE demo.readings ADD COLUMN v2 numeric GENERATED ALWAYS AS (v * 2) STORED;
+\endif
 CREATE TABLE demo.session_cache (sid integer NOT NULL, val text, UNIQUE (sid));
 CREATE INDEX ON demo.events (created_at);
 CREATE INDEX ON demo.events USING gin (doc);

@@ -35,8 +35,8 @@ done
 case $mb in ''|*[!0-9]*) usage_error "--mb must be a whole number of megabytes" ;; esac
 need_bin psql
 
-# pagila's dump assigns everything to "postgres": drop those lines so the loading role owns it all.
-sed -E '/^ALTER [A-Z ]+ .* OWNER TO postgres;$/d' "$here/pagila-schema.sql" |
-  PGAPPNAME=demo-load psql -X -q -v ON_ERROR_STOP=1 -d "$url" >/dev/null
+# pagila-schema.sql is pagila's dump without its OWNER TO lines (so the loading role owns it all)
+# and without settings PostgreSQL 11 does not know, so it loads on every supported source.
+PGAPPNAME=demo-load psql -X -q -v ON_ERROR_STOP=1 -d "$url" -f "$here/pagila-schema.sql" >/dev/null
 PGAPPNAME=demo-load psql -X -q -v ON_ERROR_STOP=1 -v mb="$mb" -d "$url" -f "$here/generate.sql" >/dev/null
 log "loaded $(psql_q "$url" "SELECT pg_size_pretty(pg_database_size(current_database()))") into $(psql_q "$url" "SELECT current_database()")"

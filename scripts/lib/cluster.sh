@@ -26,16 +26,19 @@ as_pg() {
 
 # cluster_start DIR PORT [SETTING...]: creates and starts a cluster under DIR (which must exist).
 # The server listens only on the unix socket DIR/sock; the superuser is "postgres", trust auth.
+# The server binaries come from $CLUSTER_BIN when set (see pg-versions.sh), else pg_bindir.
 cluster_start() {
   local dir=$1 port=$2 bin opts s
   shift 2
-  bin=$(pg_bindir) || die "no PostgreSQL server binaries found" "install them (apt-get install postgresql) or set PGFERRY_PGBIN to the directory holding initdb"
+  bin=${CLUSTER_BIN:-}
+  [ -n "$bin" ] || bin=$(pg_bindir) || die "no PostgreSQL server binaries found" "install them (apt-get install postgresql) or set PGFERRY_PGBIN to the directory holding initdb"
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' OS user to run the server" "apt-get install postgresql creates it, or run as a normal user"
     chmod 755 "$dir"
     chown postgres: "$dir"
   fi
   as_pg mkdir -p "$dir/sock"
+  echo "$bin" >"$dir/bindir"
   if ! as_pg "$bin/initdb" --no-sync -U postgres --auth=trust -E UTF8 --locale=C -D "$dir/data" >"$dir/initdb.log" 2>&1; then
     cat "$dir/initdb.log" >&2
     die "initdb failed in $dir"
@@ -58,7 +61,7 @@ cluster_url() {
 cluster_stop() {
   local dir=$1 bin
   [ -n "$dir" ] && [ -d "$dir" ] || return 0
-  bin=$(pg_bindir 2>/dev/null) || bin=
+  bin=$(cat "$dir/bindir" 2>/dev/null) || bin=$(pg_bindir 2>/dev/null) || bin=
   if [ -n "$bin" ] && [ -f "$dir/data/postmaster.pid" ]; then
     as_pg "$bin/pg_ctl" stop -m fast -w -t 30 -D "$dir/data" >/dev/null 2>&1 ||
       as_pg "$bin/pg_ctl" stop -m immediate -w -D "$dir/data" >/dev/null 2>&1 || true

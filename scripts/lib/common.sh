@@ -3,6 +3,13 @@
 
 : "${PROG:=pgferry}"
 
+# psql sessions of the scripts, like the tools' own, are not bound by timeouts that ALTER ROLE or
+# ALTER DATABASE set for the application (startup options override them).
+case " ${PGOPTIONS:-} " in
+  *" -c statement_timeout="*) ;;
+  *) export PGOPTIONS="${PGOPTIONS:-} -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0" ;;
+esac
+
 EXIT_OK=0
 EXIT_FAILURE=1
 EXIT_USAGE=2
@@ -100,12 +107,15 @@ pid_alive() {
 # url_dbname URL: prints the database name of a postgres:// URL or key=value string.
 url_dbname() { psql_q "$1" "SELECT current_database()"; }
 
-# redact URL: hides the password of a postgres:// URL for messages.
-redact() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'; }
+# redact URL: hides the password of a postgres:// URL, its ?password= parameter, or a key=value
+# connection string's password=, for messages.
+redact() { printf '%s' "$1" | sed -E "s#(://[^:/@]*):[^@]*@#\\1:***@#; s#(password=)('[^']*'|[^ &]*)#\\1***#g"; }
 
 # lock_state_dir: refuses to run twice at once on the same state directory (needs flock).
 lock_state_dir() {
   command -v flock >/dev/null 2>&1 || return 0
   exec 9>"$STATE_DIR/.lock"
-  flock -n 9 || die "another pgferry script is running with the state directory $STATE_DIR" "wait for it, or stop it first"
+  # A few seconds' grace: after a kill -9 of a whole run, its dying children may still hold the
+  # lock's descriptor for a moment, and the re-run that the kill calls for must not be refused.
+  flock -w 5 9 || die "another pgferry script is running with the state directory $STATE_DIR" "wait for it, or stop it first"
 }
