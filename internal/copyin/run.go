@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -97,10 +98,21 @@ func streamError(err error) error {
 }
 
 // lockLoad takes a session advisory lock so two pgcopyin runs never load into one target at once.
+// It tries for a few seconds: the backend of a run that just ended (or was killed, and is being
+// re-run as the operator was told) may still hold the lock while it exits.
 func lockLoad(ctx context.Context, conn *pgx.Conn, schema string) error {
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('pgferry-pgcopyin:' || $1))", schema).Scan(&ok); err != nil {
-		return fmt.Errorf("take load lock: %w", err)
+	for try := 0; !ok && try < 25; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('pgferry-pgcopyin:' || $1))", schema).Scan(&ok); err != nil {
+			return fmt.Errorf("take load lock: %w", err)
+		}
 	}
 	if !ok {
 		return cliutil.WithHint(cliutil.ExitFailure, errors.New("another pgcopyin is loading into this target (state schema "+schema+")"),

@@ -192,7 +192,7 @@ func TestSplitPagila(t *testing.T) {
 			n++
 		}
 	}
-	if n < 300 {
+	if n < 250 { // pagila's dump, without its OWNER TO lines
 		t.Errorf("only %d statements", n)
 	}
 }
