@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 	} else {
 		err = l.runStream(ctx, sr, stdin)
 	}
-	l.prog.Stop()
+	l.prog.Finish(err)
 	l.closeConns()
 	return idx.finish(err)
 }

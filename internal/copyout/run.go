@@ -263,7 +263,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	prog.Start()
 	err = runWorkers(ctx, cp, jobs, cfg.Jobs)
-	prog.Stop()
+	prog.Finish(err)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,12 @@
 package progress
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -18,10 +21,14 @@ type Mode string
 
 // The modes of --progress.
 const (
-	Auto  Mode = "auto"  // a redrawn line on a terminal, nothing otherwise
-	Plain Mode = "plain" // a line every few seconds and one per finished table
+	Auto  Mode = "auto"  // a terminal: a redrawn line (or, in a pipeline, lines); else as plain
+	Plain Mode = "plain" // a timestamped line every few seconds, one per finished table, a summary
 	JSON  Mode = "json"  // one JSON object per line
 	None  Mode = "none"  // nothing
+	// lines is Auto on a terminal shared with the other tools of a pipeline (and pv): a labelled
+	// line every few seconds that first clears the line pv is drawing, so pv's meter stays at the
+	// bottom and nobody's line is overwritten.
+	lines Mode = "lines"
 )
 
 // ParseMode checks a --progress value.
@@ -35,15 +42,28 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("bad progress mode %q: want auto, plain, json or none", s)
 }
 
-// Resolve turns Auto into the mode to use for w: a redrawn line on a terminal, else None.
+// inPipeline reports whether this process reads or writes a pipe, i.e. shares its terminal with
+// other programs of a pipeline.
+var inPipeline = func() bool { return isPipe(os.Stdin) || isPipe(os.Stdout) }
+
+func isPipe(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeNamedPipe != 0
+}
+
+// Resolve turns Auto into the mode to use for w: on a terminal a redrawn line, or labelled lines
+// when the tool is part of a pipeline; into a file or pipe, plain timestamped lines.
 func (m Mode) Resolve(w io.Writer) Mode {
 	if m != Auto {
 		return m
 	}
-	if cliutil.IsTerminal(w) {
-		return Auto
+	if !cliutil.IsTerminal(w) {
+		return Plain
 	}
-	return None
+	if inPipeline() {
+		return lines
+	}
+	return Auto
 }
 
 // table is the progress of one table.
@@ -73,6 +93,7 @@ type Reporter struct {
 	estBytes int64
 	done     int
 	lastLen  int
+	outcome  string // "done", "interrupted" or "failed", set by Finish
 	stop     chan struct{}
 	stopped  chan struct{}
 }
@@ -81,8 +102,11 @@ type Reporter struct {
 func New(w io.Writer, mode Mode, tool string) *Reporter {
 	mode = mode.Resolve(w)
 	iv := time.Second
-	if mode == Plain {
+	switch mode {
+	case Plain:
 		iv = 10 * time.Second
+	case lines:
+		iv = 5 * time.Second
 	}
 	return &Reporter{w: w, mode: mode, tool: tool, interval: iv, now: time.Now, tables: map[string]*table{}}
 }
@@ -154,7 +178,7 @@ func (r *Reporter) TableDone(name string) {
 	el := t.done.Sub(t.started)
 	switch r.mode {
 	case Plain:
-		fmt.Fprintf(r.w, "%s: %s done: %d rows, %s in %s\n", r.tool, t.name, t.rows, Bytes(t.bytes), el.Round(time.Millisecond))
+		fmt.Fprintf(r.w, "%s: %s%s done: %d rows, %s in %s\n", r.tool, r.stamp(), t.name, t.rows, Bytes(t.bytes), el.Round(time.Millisecond))
 	case JSON:
 		r.json(map[string]any{"event": "table_done", "table": t.name, "rows": t.rows, "bytes": t.bytes, "seconds": el.Seconds()})
 	}
@@ -195,21 +219,43 @@ func (r *Reporter) Start() {
 	}()
 }
 
-// Stop ends periodic reports and prints the final one.
-func (r *Reporter) Stop() {
+// Stop ends periodic reports and prints the final one, for work that finished.
+func (r *Reporter) Stop() { r.Finish(nil) }
+
+// Finish ends periodic reports and prints the final one: "done in" when err is nil, else
+// "interrupted after" or "failed after", with what was counted until then.
+func (r *Reporter) Finish(err error) {
 	if r.stop != nil {
 		close(r.stop)
 		<-r.stopped
 		r.stop = nil
 	}
+	r.mu.Lock()
+	switch {
+	case err == nil:
+		r.outcome = "done"
+	case errors.Is(err, context.Canceled):
+		r.outcome = "interrupted"
+	default:
+		r.outcome = "failed"
+	}
+	r.mu.Unlock()
 	if r.mode != None {
 		r.report(true)
 	}
 }
 
+// stamp is the timestamp that starts a plain line (logs of a days-long migration need dates).
+func (r *Reporter) stamp() string {
+	if r.mode != Plain {
+		return ""
+	}
+	return r.now().UTC().Format("2006-01-02 15:04:05Z ")
+}
+
 // Snapshot is the state of the whole copy at one moment (the json progress record).
 type Snapshot struct {
-	Event      string        `json:"event"` // "progress" or "done"
+	Event      string        `json:"event"` // "progress", "done", "interrupted" or "failed"
 	Elapsed    float64       `json:"elapsed_s"`
 	Rows       int64         `json:"rows"`
 	Bytes      int64         `json:"bytes"`
@@ -244,7 +290,10 @@ func (r *Reporter) status(final bool) Snapshot {
 	s := Snapshot{Event: "progress", Elapsed: el, Rows: r.rows, Bytes: r.bytes, EstRows: r.estRows, EstBytes: r.estBytes,
 		TablesDone: r.done, Tables: len(r.tables)}
 	if final {
-		s.Event = "done"
+		s.Event = r.outcome
+		if s.Event == "" {
+			s.Event = "done"
+		}
 	}
 	if el > 0 {
 		s.RowsPerSec = float64(r.rows) / el
@@ -292,9 +341,11 @@ func (r *Reporter) report(final bool) {
 	case JSON:
 		r.json(s)
 	case Plain:
-		fmt.Fprintln(r.w, r.tool+": "+line(s))
+		fmt.Fprintln(r.w, r.tool+": "+r.stamp()+line(s))
+	case lines:
+		fmt.Fprint(r.w, "\r\033[K"+r.tool+": "+line(s)+"\n")
 	case Auto:
-		l := line(s)
+		l := r.tool + ": " + line(s)
 		pad := ""
 		if n := r.lastLen - len(l); n > 0 {
 			pad = strings.Repeat(" ", n)
@@ -317,16 +368,20 @@ func (r *Reporter) json(v any) {
 func line(s Snapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d/%d tables, %d rows", s.TablesDone, s.Tables, s.Rows)
-	if s.EstRows > 0 && s.Event != "done" {
+	if s.EstRows > 0 && s.Event == "progress" {
 		fmt.Fprintf(&b, " of ~%d", s.EstRows)
 	}
 	fmt.Fprintf(&b, ", %s, %s/s", Bytes(s.Bytes), Bytes(int64(s.BytesPerS)))
 	if s.ETA != nil {
 		fmt.Fprintf(&b, ", eta %s", (time.Duration(*s.ETA) * time.Second).Round(time.Second))
 	}
-	if s.Event == "done" {
-		fmt.Fprintf(&b, ", done in %s", (time.Duration(s.Elapsed*1000) * time.Millisecond).Round(time.Millisecond))
-	} else if len(s.Active) > 0 {
+	el := (time.Duration(s.Elapsed*1000) * time.Millisecond).Round(time.Millisecond)
+	switch {
+	case s.Event == "done":
+		fmt.Fprintf(&b, ", done in %s", el)
+	case s.Event == "interrupted" || s.Event == "failed":
+		fmt.Fprintf(&b, ", %s after %s", s.Event, el)
+	case len(s.Active) > 0:
 		b.WriteString(" [")
 		for i, t := range s.Active {
 			if i == 3 {

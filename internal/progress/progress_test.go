@@ -3,7 +3,11 @@ package progress
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +25,8 @@ func TestParseMode(t *testing.T) {
 		t.Errorf("ParseMode(fancy) err = %v", err)
 	}
 	var buf bytes.Buffer
-	if m := Auto.Resolve(&buf); m != None {
-		t.Errorf("auto on a buffer resolved to %q, want none", m)
+	if m := Auto.Resolve(&buf); m != Plain {
+		t.Errorf("auto into a file or pipe resolved to %q, want plain (lines and a summary)", m)
 	}
 }
 
@@ -85,7 +89,9 @@ func TestPlainAndBytes(t *testing.T) {
 	r.TableDone("s.t")
 	r.Stop()
 	out := buf.String()
-	if !strings.Contains(out, "pgx: s.t done: 10 rows, 2.0 KiB") || !strings.Contains(out, "1/1 tables, 10 rows") {
+	stamp := `\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ `
+	if !regexp.MustCompile(`(?m)^pgx: `+stamp+`s\.t done: 10 rows, 2\.0 KiB`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^pgx: `+stamp+`1/1 tables, 10 rows, .*, done in `).MatchString(out) {
 		t.Fatalf("plain output:\n%s", out)
 	}
 	if got := Bytes(1536 * 1024 * 1024); got != "1.5 GiB" {
@@ -100,3 +106,46 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestFinishSaysHowItEnded: an interrupted or failed run never reports "done".
+func TestFinishSaysHowItEnded(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{{fmt.Errorf("load: %w", context.Canceled), "interrupted after"}, {errors.New("boom"), "failed after"}, {nil, "done in"}} {
+		var buf syncBuf
+		r := New(&buf, Plain, "pgx")
+		r.AddTable("s.t", 10, 0)
+		r.Start()
+		r.Add("s.t", 4, 100)
+		r.Finish(c.err)
+		out := buf.String()
+		if !strings.Contains(out, "4 rows, ") || !strings.Contains(out, c.want) || c.err != nil && strings.Contains(out, "done") {
+			t.Errorf("finish(%v):\n%s", c.err, out)
+		}
+	}
+}
+
+// TestPipelineLines: on a terminal shared with a pipeline each report is a whole labelled line
+// that first clears the line pv may be drawing; alone on a terminal the line is redrawn in place.
+func TestPipelineLines(t *testing.T) {
+	var buf syncBuf
+	r := &Reporter{w: &buf, mode: lines, tool: "pgcopyin", interval: time.Hour, now: time.Now, tables: map[string]*table{}}
+	r.AddTable("s.t", 10, 0)
+	r.Start()
+	r.Add("s.t", 5, 100)
+	r.report(false)
+	r.Stop()
+	out := buf.String()
+	if !strings.HasPrefix(out, "\r\033[Kpgcopyin: 0/1 tables, 5 rows of ~10") || strings.Count(out, "\n") != 2 {
+		t.Errorf("pipeline lines: %q", out)
+	}
+	buf = syncBuf{}
+	r = &Reporter{w: &buf, mode: Auto, tool: "pgcopyout", interval: time.Hour, now: time.Now, tables: map[string]*table{}}
+	r.Start()
+	r.report(false)
+	r.Stop()
+	if out := buf.String(); !strings.HasPrefix(out, "\rpgcopyout: ") || strings.Count(out, "\n") != 1 {
+		t.Errorf("redrawn line: %q", out)
+	}
+}
