@@ -262,11 +262,25 @@ copy_stream() {
 copy_out_dir() {
   copy_flags
   mkdir -p "$DUMP_DIR"
-  tool pgcopyout "${COPY_OUT_FLAGS[@]}" -o "$DUMP_DIR" 2>>"$STATE_DIR/copy.log"
+  logged_tool "$STATE_DIR/copy.log" pgcopyout "${COPY_OUT_FLAGS[@]}" -o "$DUMP_DIR"
 }
 
 copy_in_dir() {
-  tool pgcopyin --target "$TARGET" -j "$JOBS" -i "$DUMP_DIR" --progress plain 2>>"$STATE_DIR/copy.log"
+  logged_tool "$STATE_DIR/copy.log" pgcopyin --target "$TARGET" -j "$JOBS" -i "$DUMP_DIR" --progress plain
+}
+
+# logged_tool LOG NAME ARGS...: like tool, with stderr appended to LOG; on failure the end of LOG
+# (the cause) is shown on the terminal too.
+logged_tool() {
+  local logf=$1 rc=0
+  shift
+  "$@" 2>>"$logf" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    tail -n 20 "$logf" >&2
+    log "$1 failed (exit $rc); log in $logf; fix the cause above and re-run $0 to continue"
+    [ "$rc" -eq 2 ] && exit 2
+    exit 1
+  fi
 }
 
 # fork_position: a copy taken from a fork carries the fork's snapshots, which are not positions
