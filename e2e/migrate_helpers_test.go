@@ -54,6 +54,16 @@ type migration struct {
 // the target database (as on Heroku and RDS).
 func newMigration(t *testing.T, mb int, nonSuper bool) *migration {
 	t.Helper()
+	m := newEmptyMigration(t, nonSuper)
+	start := time.Now()
+	m.script(t, 0, "demo-data/load.sh", "--mb", strconv.Itoa(mb))
+	t.Logf("loaded %d MB of sample data in %s", mb, time.Since(start).Round(time.Millisecond))
+	return m
+}
+
+// newEmptyMigration is newMigration without the sample data: the caller loads the source.
+func newEmptyMigration(t *testing.T, nonSuper bool) *migration {
+	t.Helper()
 	ctx := context.Background()
 	cs := pgtest.Shared(t, "source")
 	cd := pgtest.Shared(t, "target")
@@ -91,9 +101,6 @@ func newMigration(t *testing.T, mb int, nonSuper bool) *migration {
 		}
 	})
 	m.env = append(os.Environ(), "PGFERRY_SOURCE="+m.src, "PGFERRY_TARGET="+m.dst, "PGFERRY_STATE_DIR="+m.stateDir, "PGFERRY_JOBS=2")
-	start := time.Now()
-	m.script(t, 0, "demo-data/load.sh", "--mb", strconv.Itoa(mb))
-	t.Logf("loaded %d MB of sample data in %s", mb, time.Since(start).Round(time.Millisecond))
 	return m
 }
 
@@ -241,6 +248,9 @@ func (m *migration) checkMigrated(t *testing.T, cutoverOut string) {
 	}
 	if n := queryInt(t, m.dstSuper, `SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname = 'last_updated'`); n == 0 {
 		t.Errorf("target has no last_updated triggers")
+	}
+	if n := queryInt(t, m.dstSuper, `SELECT count(*) FROM pg_matviews WHERE matviewname = 'rental_by_category' AND ispopulated`); n != 1 {
+		t.Errorf("the cutover did not refresh rental_by_category on the target")
 	}
 	// every table that holds rows was analyzed before traffic arrives
 	if n := queryInt(t, m.dstSuper, `SELECT count(*) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid

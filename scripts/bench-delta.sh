@@ -25,18 +25,9 @@ psql_ "$SRC" -c "INSERT INTO bench SELECT g, g % 1000, md5(g::text), now(), g / 
 timer=()
 [ -x /usr/bin/time ] && timer=(/usr/bin/time -f 'bench-delta: %C: %e s wall, %U s user, %S s sys, max RSS %M KB')
 
-# server_cpu prints the CPU seconds used so far by the server at PGDATA_BENCH: the postmaster and
-# its children, including the exited backends it reaped (empty without PGDATA_BENCH).
-server_cpu() {
-  [ -n "${PGDATA_BENCH:-}" ] && [ -r "$PGDATA_BENCH/postmaster.pid" ] || return 0
-  local pm ticks=0 u s cu cs
-  pm=$(head -1 "$PGDATA_BENCH/postmaster.pid")
-  for p in "$pm" $(pgrep -P "$pm"); do
-    read -r u s cu cs < <(awk '{print $14, $15, $16, $17}' "/proc/$p/stat" 2>/dev/null) || continue
-    ticks=$((ticks + u + s + cu + cs))
-  done
-  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
+# server_cpu prints the CPU seconds used so far by the server at PGDATA_BENCH (empty without it).
+. "$(dirname "$0")/lib/bench.sh"
+server_cpu() { bench_server_cpu "${PGDATA_BENCH:-}"; }
 report() { # label rows start end cpu0 cpu1
   awk -v l="$1" -v n="$2" -v s="$3" -v e="$4" -v c0="$5" -v c1="$6" 'BEGIN {
     printf "bench-delta: %s: %d rows in %.1f s = %.0f rows/s", l, n, e - s, n / (e - s)

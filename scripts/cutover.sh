@@ -11,26 +11,30 @@ Usage: scripts/cutover.sh --source URL --target URL [options]
 
 Run after scripts/migrate.sh, when 'pgdelta status' shows the target close behind. Steps:
 
-  1. freeze      the source stops taking writes from the application:
-                   ALTER DATABASE <db> SET default_transaction_read_only = on
-                 then ends the open sessions of the application's roles (pg_terminate_backend),
-                 so every new transaction is read-only. Both work without superuser for the
-                 database owner (Heroku's default credential). pgferry's own sessions are spared
-                 and run with default_transaction_read_only=off.
-  2. drain       waits until 'pgdelta status' shows nothing waiting, stops the follower, and
+  1. freeze      the polite step first: ALTER DATABASE <db> SET default_transaction_read_only
+                 = on (reaches new sessions only) and pg_terminate_backend of the open sessions
+                 of the --app-role roles that this role may end. Then the write fence,
+                 'pgtrig fence up': every capture trigger refuses writes, whoever the role,
+                 whatever the session set, so sessions left open cannot write either.
+                 No superuser needed; pgferry's own sessions are spared.
+  2. fence       the proof, 'pgtrig fence wait': waits until every transaction in progress
+                 when the fence went up has ended, prepared transactions included (it lists
+                 them on stderr); after --timeout the cutover aborts and writes come back
+  3. drain       waits until 'pgdelta status' shows nothing waiting, stops the follower, and
                  runs a last 'pgdelta sync --until-caught-up'
-  3. sequences   'pgdelta sync'ed sequences ('pgdelta sequences')
-  4. verify      'pgverify --mode hash': on ANY difference the cutover is aborted and the
+  4. sequences   'pgdelta sequences'
+  5. verify      'pgverify --mode hash': on ANY difference the cutover is aborted and the
                  source takes writes again
-  5. finish      foreign keys (NOT VALID) and user triggers created on the target, one
+  6. finish      foreign keys (NOT VALID) and user triggers created on the target, one
                  transaction each — the target can now take traffic: write downtime ends here
-  6. validate    'ALTER TABLE ... VALIDATE CONSTRAINT' for each new foreign key (does not
+  7. validate    'ALTER TABLE ... VALIDATE CONSTRAINT' for each new foreign key (does not
                  block writes, so it runs after the downtime is measured)
 
-If any step after the freeze fails, writes are restored on the source and the script exits 1.
-After a kill, re-run it: finished steps are skipped, downtime is counted from the first freeze.
-The source is left read-only after success (so nothing writes to the old database by mistake);
-'--restore-writes' undoes the freeze (also the rollback path: see docs/runbook.md).
+If any step from the freeze on fails, writes are restored on the source (fence down, read-only
+reset) and the script exits 1. After a kill, re-run it: finished steps are skipped, downtime is
+counted from the first freeze. After success the source stays read-only and fenced (nothing
+writes to the old database by mistake), and re-running says so and changes nothing;
+'--restore-writes' lowers the fence and undoes the freeze (the rollback path: docs/runbook.md).
 
 Options (each also read from the environment variable shown):
   --source URL          the old database (PGFERRY_SOURCE)
@@ -38,13 +42,16 @@ Options (each also read from the environment variable shown):
   --state-dir DIR       the state directory migrate.sh used (PGFERRY_STATE_DIR, default ./pgferry-state)
   --app-role ROLE       end the sessions of ROLE at the freeze (repeatable; default: the
                         source URL's own role, as on Heroku where the app shares it)
-  --no-terminate        do not end any session (they keep writing until they reconnect!)
-  --timeout SECONDS     how long to wait for the drain (PGFERRY_CUTOVER_TIMEOUT, default 300)
+  --no-terminate        do not end any session (the fence still stops their writes)
+  --timeout SECONDS     how long to wait for the fence's proof, and again for the drain
+                        (PGFERRY_CUTOVER_TIMEOUT, default 300)
   -j, --jobs N          pgverify workers (PGFERRY_JOBS, default 4)
   --verify-mode MODE    hash (default: every value compared) or count (exact row counts only,
                         for very large databases already verified live) (PGFERRY_CUTOVER_VERIFY_MODE)
-  --restore-writes      only undo the freeze on the source, then exit
-  -n, -N, -t, -T GLOB   table filters, the same as given to migrate.sh
+  --restore-writes      only lower the fence and undo the freeze on the source, then exit
+  -n, -N, -t, -T PATTERN
+                        table filters (--exclude-table-data too): by default the ones migrate.sh
+                        recorded in the state directory; other ones are refused
 
 Exit status: 0 cutover done, 1 failed or aborted (source writable again), 2 usage or connection error.
 
@@ -73,7 +80,7 @@ while [ $# -gt 0 ]; do
     -j|--jobs) JOBS=${2:?}; shift 2 ;;
     --restore-writes) RESTORE_ONLY=1; shift ;;
     --verify-mode) VERIFY_MODE=${2:?}; shift 2 ;;
-    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table)
+    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data)
       [ $# -ge 2 ] || usage_error "$1 needs a pattern"
       FILTERS+=("$1" "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -86,7 +93,13 @@ case $VERIFY_MODE in hash|count) ;; *) usage_error "--verify-mode must be hash o
 case $TIMEOUT in ''|*[!0-9]*) usage_error "--timeout must be a number of seconds" ;; esac
 case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
 export PGFERRY_CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry} PGFERRY_STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
-need_bin psql pgschema pgdelta pgverify
+# A finished cutover is history: say so, touch nothing (not even a connection).
+if [ "$RESTORE_ONLY" = 0 ] && [ -f "$STATE_DIR/done/cutover" ] && [ -f "$STATE_DIR/done/validate" ]; then
+  log "the cutover already finished at $(cat "$STATE_DIR/done/cutover") (write downtime $(cat "$STATE_DIR/downtime" 2>/dev/null || echo '?')s); nothing to do"
+  log "the source stays read-only and fenced; '$0 --restore-writes' gives writes back to it (rollback)"
+  exit 0
+fi
+need_bin psql pgtrig pgschema pgdelta pgverify
 # pgferry's own sessions must keep write access on the frozen source (capture bookkeeping).
 export PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=off"
 export PGAPPNAME=pgferry-cutover
@@ -101,30 +114,47 @@ done
 DB=$(psql_q "$SOURCE" "SELECT current_database()")
 QDB=$(psql_q "$SOURCE" "SELECT quote_ident(current_database())")
 
+# restore_writes lowers the fence and resets the read-only default; both are tried.
 restore_writes() {
-  psql_q "$SOURCE" "ALTER DATABASE $QDB RESET default_transaction_read_only" &&
-    log "writes restored on the source database $DB (new sessions can write again)"
+  local rc=0
+  pgtrig fence down --source "$SOURCE" || rc=1
+  psql_q "$SOURCE" "ALTER DATABASE $QDB RESET default_transaction_read_only" || rc=1
+  [ "$rc" = 0 ] && log "writes restored on the source database $DB (fence down, new sessions can write again)"
+  return "$rc"
+}
+
+# forget_freeze: the source moves on again, so the next cutover must freeze, prove, drain, set
+# sequences and verify anew.
+forget_freeze() {
+  local f
+  for f in freeze fence drain sequences verify; do rm -f "$STATE_DIR/done/$f" "$STATE_DIR/done/$f.seconds"; done
+  rm -f "$STATE_DIR/freeze-start" "$STATE_DIR/fence-position"
 }
 
 if [ "$RESTORE_ONLY" = 1 ]; then
-  restore_writes
-  rm -f "$STATE_DIR/done/freeze" "$STATE_DIR/freeze-start" "$STATE_DIR/done/drain" "$STATE_DIR/done/sequences" "$STATE_DIR/done/verify"
+  restore_writes || exit 1
+  forget_freeze
+  if [ -f "$STATE_DIR/done/cutover" ]; then
+    log "note: this cutover had finished: the target has its foreign keys and triggers, and migrate.sh will not restart the follower against it"
+  fi
   exit 0
 fi
 
 [ -d "$STATE_DIR" ] && STATE_DIR=$(cd "$STATE_DIR" && pwd)
 [ -d "$STATE_DIR" ] && lock_state_dir
+settle_filters
 step_done indexes || die "migrate.sh has not finished in $STATE_DIR" "run scripts/migrate.sh (with the same --state-dir) until it says 'ready for cutover'"
 
-# From the freeze on, any failure gives the source back to the application.
+# From the first freeze statement on (freeze-start is written before it), any failure gives the
+# source back to the application.
 FINISHED=0
+step_done cutover && FINISHED=1
 on_exit() {
   local rc=$?
-  if [ "$FINISHED" = 0 ] && step_done freeze; then
+  if [ "$FINISHED" = 0 ] && [ -f "$STATE_DIR/freeze-start" ]; then
     log "cutover did not finish (exit $rc): giving writes back to the source"
     restore_writes || log "could not restore writes: run '$0 --restore-writes'"
-    # the source moves on again: the next cutover must drain, set sequences and verify anew
-    rm -f "$STATE_DIR/done/freeze" "$STATE_DIR/freeze-start" "$STATE_DIR/done/drain" "$STATE_DIR/done/sequences" "$STATE_DIR/done/verify"
+    forget_freeze
     if step_done constraints; then
       log "warning: the target already has its foreign keys; restart the follower (scripts/migrate.sh) only after dropping them, or cut over again soon"
     fi
@@ -134,26 +164,61 @@ on_exit() {
 trap on_exit EXIT
 
 # --- 1. freeze ----------------------------------------------------------------------------------
-freeze() {
-  [ -f "$STATE_DIR/freeze-start" ] || now_s >"$STATE_DIR/freeze-start"
-  psql_q "$SOURCE" "ALTER DATABASE $QDB SET default_transaction_read_only = on"
-  if [ "$TERMINATE" = 1 ]; then
-    local roles n
-    if [ ${#APP_ROLES[@]} -eq 0 ]; then
-      roles="ARRAY[current_user]::text[]"
-    else
-      roles="ARRAY[$(printf "'%s'," "${APP_ROLES[@]//\'/\'\'}" | sed 's/,$//')]::text[]"
-    fi
-    n=$(psql_q "$SOURCE" "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-      WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = ANY($roles)
-      AND coalesce(application_name, '') NOT LIKE 'pgferry%' AND backend_type = 'client backend'")
-    log "freeze: the source is read-only for new transactions; ended $n application sessions"
+# end_sessions ends the open sessions of the --app-role roles that this role may end, and says
+# how many others stay open: sessions of other roles, and sessions this role may not end (or see:
+# a non-superuser sees other roles' sessions without their backend_type).
+end_sessions() {
+  local roles named ended left others
+  if [ ${#APP_ROLES[@]} -eq 0 ]; then
+    roles="ARRAY[current_user]::text[]"
   else
-    log "freeze: the source is read-only for new transactions; open sessions were left alone (--no-terminate)"
+    roles="ARRAY[$(printf "'%s'," "${APP_ROLES[@]//\'/\'\'}" | sed 's/,$//')]::text[]"
+  fi
+  named=$(psql_q "$SOURCE" "SELECT array_to_string($roles, ', ')")
+  IFS='|' read -r ended left others < <(psql_q "$SOURCE" "WITH s AS (
+      SELECT a.pid, a.usename::text AS role, a.usename = ANY($roles)
+        AND (NOT r.rolsuper OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))
+        AND (pg_has_role(a.usesysid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE')) AS mine
+      FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+        AND coalesce(a.application_name, '') NOT LIKE 'pgferry%'
+        AND coalesce(a.backend_type, 'client backend') = 'client backend')
+    SELECT count(*) FILTER (WHERE CASE WHEN mine THEN pg_terminate_backend(pid) ELSE false END),
+      count(*) FILTER (WHERE NOT mine), coalesce(string_agg(DISTINCT role, ', ') FILTER (WHERE NOT mine), '')
+    FROM s") || die "ending the application's sessions failed"
+  [ -n "$ended" ] || die "ending the application's sessions failed"
+  log "freeze: ended $ended open session(s) of $named"
+  if [ "$left" != 0 ]; then
+    log "freeze: $left other session(s) stay open (roles: $others): not named by --app-role, or not this role's to end; the write fence stops their writes"
   fi
 }
 
-# --- 2. drain ----------------------------------------------------------------------------------
+freeze() {
+  [ -f "$STATE_DIR/freeze-start" ] || now_s >"$STATE_DIR/freeze-start"
+  psql_q "$SOURCE" "ALTER DATABASE $QDB SET default_transaction_read_only = on" ||
+    die "ALTER DATABASE ... SET default_transaction_read_only = on failed"
+  log "freeze: new sessions of the source are read-only"
+  if [ "$TERMINATE" = 1 ]; then
+    end_sessions
+  else
+    log "freeze: open sessions were left alone (--no-terminate); the write fence stops their writes"
+  fi
+  pgtrig fence up --source "$SOURCE" >"$STATE_DIR/fence-position.tmp" || die "raising the write fence failed (above)"
+  mv "$STATE_DIR/fence-position.tmp" "$STATE_DIR/fence-position"
+  log "freeze: write fence up at position $(cat "$STATE_DIR/fence-position"): every write to a captured table fails, whoever makes it"
+}
+
+# --- 2. fence: the proof -----------------------------------------------------------------------
+prove_fence() {
+  local rc=0
+  pgtrig fence wait --source "$SOURCE" --position "$(cat "$STATE_DIR/fence-position")" --timeout "${TIMEOUT}s" \
+    >"$STATE_DIR/fence-proof" || rc=$?
+  [ "$rc" -eq 0 ] || die "fence: the transactions listed above were still running after ${TIMEOUT}s; aborting the cutover" \
+    "end them (prepared ones with COMMIT PREPARED or ROLLBACK PREPARED 'gid'), or raise --timeout, then re-run"
+  log "fence: proven at $(cat "$STATE_DIR/fence-proof"): every transaction in progress when the fence went up has ended"
+}
+
+# --- 3. drain ----------------------------------------------------------------------------------
 drain() {
   local start rc
   start=$(date +%s)
@@ -179,7 +244,7 @@ drain() {
 }
 
 sequences() {
-  pgdelta sequences --source "$SOURCE" --target "$TARGET" >"$STATE_DIR/sequences.txt" ||
+  pgdelta sequences --source "$SOURCE" --target "$TARGET" "${FILTERS[@]}" >"$STATE_DIR/sequences.txt" ||
     die "pgdelta sequences failed"
 }
 
@@ -203,6 +268,8 @@ apply_atomic() {
 # prepare: the schema's foreign keys and triggers are dumped before the freeze (the schema does
 # not change during a migration), so the downtime holds only their creation.
 prepare() {
+  pgtrig fence status --source "$SOURCE" >/dev/null ||
+    die "the write fence would not hold (above); nothing was frozen" "run 'pgtrig install' as migrate.sh did: it upgrades the trigger functions in place"
   pgschema dump --source "$SOURCE" --section constraints --not-valid "${FILTERS[@]}" >"$STATE_DIR/constraints.sql" ||
     die "pgschema dump --section constraints failed"
   # VALIDATE CONSTRAINT scans the table but does not block writes: it runs after the downtime.
@@ -222,18 +289,38 @@ validate() {
   log "validate: $(grep -c . "$STATE_DIR/validate.sql" || true) constraints validated"
 }
 
+# refresh_matviews: the target's materialized views are computed from the final data, after the
+# drain and inside the downtime. pgschema writes pg_dump's refreshes (only the views populated on
+# the source, in dependency order; CONCURRENTLY where a unique index allows and the view is
+# already populated). Not a recorded step: an aborted cutover's source moves on, so every
+# attempt refreshes again (it is idempotent).
+refresh_matviews() {
+  local t
+  t=$(now_s)
+  pgschema dump --source "$SOURCE" --section refresh "${FILTERS[@]}" >"$STATE_DIR/refresh.sql" ||
+    die "pgschema dump --section refresh failed"
+  PGAPPNAME=pgferry-cutover psql -X -q -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/refresh.sql" >/dev/null ||
+    die "refreshing the materialized views on the target failed" "the SQL is in $STATE_DIR/refresh.sql; fix the cause and re-run"
+  log "refresh: $(psql_q "$TARGET" "SELECT count(*) FROM pg_matviews WHERE ispopulated") materialized views populated on the target, in $(elapsed "$t")s"
+}
+
 t0=$(now_s)
-run_step prepare "prepare: dumping foreign keys and triggers for the target" prepare
-run_step freeze "freeze: making the source read-only for the application" freeze
-run_step drain "drain: waiting until pgdelta status shows nothing waiting" drain
-run_step sequences "sequences: setting the target's sequences from the source" sequences
-run_step verify "verify: comparing every table (pgverify --mode $VERIFY_MODE)" verify
-run_step constraints "finish: creating foreign keys (NOT VALID)" constraints
-run_step triggers "finish: creating user triggers" triggers
-FINISHED=1
-downtime=$(elapsed "$(cat "$STATE_DIR/freeze-start")")
-echo "$downtime" >"$STATE_DIR/downtime"
-log "write downtime: ${downtime}s (from the freeze until the target was ready for writes)"
+if ! step_done cutover; then
+  run_step prepare "prepare: checking the fence, dumping foreign keys and triggers for the target" prepare
+  run_step freeze "freeze: making the source read-only for the application and raising the write fence" freeze
+  run_step fence "fence: waiting until every transaction in progress when the fence went up has ended" prove_fence
+  run_step drain "drain: waiting until pgdelta status shows nothing waiting" drain
+  run_step sequences "sequences: setting the target's sequences from the source" sequences
+  run_step verify "verify: comparing every table (pgverify --mode $VERIFY_MODE)" verify
+  refresh_matviews
+  run_step constraints "finish: creating foreign keys (NOT VALID)" constraints
+  run_step triggers "finish: creating user triggers" triggers
+  FINISHED=1
+  [ -f "$STATE_DIR/downtime" ] || elapsed "$(cat "$STATE_DIR/freeze-start")" >"$STATE_DIR/downtime"
+  step_mark cutover
+fi
+log "write downtime: $(cat "$STATE_DIR/downtime")s (from the freeze until the target was ready for writes)"
 run_step validate "validate: validating foreign keys (does not block writes)" validate
 log "cutover done in $(elapsed "$t0")s: point the application at the target; the source stays read-only"
+excluded_summary
 log "later: scripts/cleanup.sh removes capture from the source and pgferry's state from the target"

@@ -12,7 +12,8 @@ Usage: scripts/migrate.sh --source URL --target URL [options]
 Moves a live database to the target up to the point where only the cutover is left:
 
   1. preflight   tools present, both servers reachable, 'pgtrig check' on the source, and
-                 'pgschema diff' when the target already holds tables
+                 'pgschema diff --section pre-data' when the target already holds tables
+                 (a target whose pre-data schema matches skips the schema step)
   2. roles       'pgschema roles' applied to the target (best effort: errors are warnings)
   3. schema      'pgschema dump --section pre-data' applied in ONE transaction
   4. capture     'pgtrig install' (and 'pgtrig mark' on the fork path)
@@ -46,8 +47,14 @@ Options (each also read from the environment variable shown):
   --no-roles           do not create roles on the target
   --no-follow          instead of a background follower, catch up once and stop
   --until STEP         stop after STEP (preflight, roles, schema, capture, copy, indexes)
-  -n, -N, -t, -T GLOB  table filters passed to every tool (schema, exclude-schema, table,
-                       exclude-table)
+  -n, -N, -t, -T PATTERN
+                       table filters passed to every tool (schema, exclude-schema, table,
+                       exclude-table), read as pg_dump reads them (docs/filters.md)
+  --exclude-table-data PATTERN
+                       keep the table's definition but not its rows (pg_dump's option): not
+                       copied, captured or verified; it arrives empty
+                       The filters are recorded in the state directory after the preflight:
+                       later runs and cutover.sh use them, and refuse other ones
 
 Exit status: 0 done (catch-up running), 1 a step failed (re-run to continue), 2 usage or
 connection error.
@@ -83,7 +90,7 @@ while [ $# -gt 0 ]; do
     --mark-only) MARK_ONLY=1; shift ;;
     --no-follow) FOLLOW=0; shift ;;
     --until) UNTIL=${2:?}; shift 2 ;;
-    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table)
+    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data)
       [ $# -ge 2 ] || usage_error "$1 needs a pattern"
       FILTERS+=("$1" "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -103,6 +110,12 @@ need_bin psql vacuumdb pgschema pgtrig pgcopyout pgcopyin pgdelta
 mkdir -p "$STATE_DIR"
 STATE_DIR=$(cd "$STATE_DIR" && pwd)
 lock_state_dir
+# After the cutover the target is live: a follower would overwrite its new writes with old rows.
+if step_done cutover; then
+  log "the cutover of this migration finished at $(cat "$STATE_DIR/done/cutover") (write downtime $(cat "$STATE_DIR/downtime" 2>/dev/null || echo '?')s): the target is live"
+  die "refusing to restart the follower or any other step against it" "for a new migration use a new --state-dir; to roll back, see docs/runbook.md"
+fi
+settle_filters
 # COPY_SRC is where the snapshot copy reads from: the source, or its fork.
 COPY_SRC=${COPY_FROM:-$SOURCE}
 
@@ -156,11 +169,16 @@ preflight() {
       [ "$rc" -eq 2 ] && exit 2
       exit 1
     fi
+    # Tables without a key are captured as whole rows; the warnings say where that costs a table scan.
+    local n
+    n=$(grep -c '^[A-Z]*: .*: no primary key or unique index over NOT NULL columns: captured as whole rows' "$STATE_DIR/check.txt" || true)
+    [ "$n" = 0 ] || log "preflight: $n table(s) without a key, captured as whole rows (details in $STATE_DIR/check.txt)"
+    grep -A1 '^WARNING: ' "$STATE_DIR/check.txt" | grep -v '^--$' | sed "s/^/$PROG: preflight: /" >&2 || true
   fi
   if ! step_done schema && [ "$(target_user_tables)" != 0 ]; then
     log "preflight: the target already holds tables; comparing its schema with the source"
     local rc=0
-    pgschema diff --source "$SOURCE" --target "$TARGET" "${FILTERS[@]}" >"$STATE_DIR/preflight-diff.txt" || rc=$?
+    pgschema diff --source "$SOURCE" --target "$TARGET" --section pre-data "${FILTERS[@]}" >"$STATE_DIR/preflight-diff.txt" || rc=$?
     if [ "$rc" -ne 0 ]; then
       cat "$STATE_DIR/preflight-diff.txt" >&2
       log "preflight: the target holds tables that differ from the source (see above, also in $STATE_DIR/preflight-diff.txt)"
@@ -168,7 +186,7 @@ preflight() {
       [ "$rc" -eq 2 ] && exit 2
       exit 1
     fi
-    log "preflight: the target's schema already matches the source; skipping the schema step"
+    log "preflight: the target's pre-data schema (tables, types, sequences, functions) already matches the source; skipping the schema step"
     step_mark roles
     step_mark schema
   fi
@@ -325,14 +343,21 @@ indexes() {
 }
 
 # key_indexes prints the quoted names of the unique indexes capture uses as the key of tables
-# that have no primary key: apply needs them before catch-up, like primary keys.
+# that have no primary key, and of the btree indexes leading with a NOT NULL column of tables
+# captured as whole rows (they find the changed rows): apply needs them before catch-up.
 key_indexes() {
   psql_q "$SOURCE" "SELECT quote_ident(ic.relname) FROM \"$CAPTURE_SCHEMA\".capture_tables ct
     JOIN pg_index i ON i.indrelid = ct.relid AND i.indisunique AND NOT i.indisprimary
     JOIN pg_class ic ON ic.oid = i.indexrelid
     WHERE NOT EXISTS (SELECT FROM pg_index p WHERE p.indrelid = ct.relid AND p.indisprimary)
       AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-           JOIN pg_attribute a ON a.attrelid = ct.relid AND a.attnum = k.attnum) = ct.key_columns::text[]"
+           JOIN pg_attribute a ON a.attrelid = ct.relid AND a.attnum = k.attnum) = ct.key_columns::text[]
+    UNION
+    SELECT quote_ident(ic.relname) FROM \"$CAPTURE_SCHEMA\".capture_tables ct
+    JOIN pg_index i ON i.indrelid = ct.relid AND i.indpred IS NULL
+    JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
+    JOIN pg_attribute a ON a.attrelid = ct.relid AND a.attnum = i.indkey[0] AND a.attnotnull
+    WHERE ct.keyless"
 }
 
 # split_indexes IN PK REST KEYS: pg_dump's post-data script, one statement per blank-line
@@ -415,6 +440,7 @@ t_start=$(now_s)
 log "state in $STATE_DIR"
 log "preflight"
 preflight
+record_filters
 stop_after preflight
 if [ "$ROLES" = 1 ]; then run_step roles "roles: creating the source's roles on the target" roles; fi
 stop_after roles
@@ -445,4 +471,5 @@ start_follower
 run_step analyze "analyze: collecting planner statistics on the target ($JOBS at a time)" analyze
 log "status:"
 pgdelta status --source "$SOURCE" --target "$TARGET" >&2 || true
+excluded_summary
 log "ready for cutover after $(elapsed "$t_start")s: run scripts/cutover.sh with the same --source/--target/--state-dir"

@@ -33,6 +33,7 @@ type Captured struct {
 	DeltaTable        string      `json:"delta_table"` // name inside the capture schema, e.g. "d_16412"
 	KeyColumns        []string    `json:"key_columns"`
 	KeyTypes          []string    `json:"key_types"`
+	Keyless           bool        `json:"keyless,omitempty"` // no key: KeyColumns are every stored column, the delta holds whole rows
 	InstalledTxid     int64       `json:"installed_txid"`
 	InstalledSnapshot string      `json:"installed_snapshot"`
 	InstalledAt       time.Time   `json:"installed_at"`

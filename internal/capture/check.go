@@ -34,12 +34,15 @@ type CheckTable struct {
 	Writes       int64    `json:"writes"`         // rows inserted+updated+deleted since statistics were reset
 	WritesPerSec float64  `json:"writes_per_sec"` // Writes over the time since the reset
 	Captured     bool     `json:"captured"`
+	// Keyless is how the changed rows of a table without a key are found (nil for keyed tables).
+	Keyless *KeylessLookup `json:"keyless,omitempty"`
 }
 
-// Problem is something that blocks install ("error") or deserves attention ("warning").
+// Problem is something that blocks install ("error"), deserves attention ("warning") or is worth
+// knowing ("info").
 type Problem struct {
 	Severity string `json:"severity"`
-	Kind     string `json:"kind"` // no_key, privilege, unlogged, lock_holder, wraparound_vacuum, long_transaction, version
+	Kind     string `json:"kind"` // keyless, uncapturable, privilege, row_security, unlogged, lock_holder, wraparound_vacuum, long_transaction, version
 	Table    string `json:"table,omitempty"`
 	Message  string `json:"message"`
 	Remedy   string `json:"remedy,omitempty"`
@@ -55,6 +58,8 @@ type CheckReport struct {
 	Tables       []CheckTable `json:"tables"`
 	Problems     []Problem    `json:"problems"`
 	Blocking     int          `json:"blocking"`
+	// Excluded: the tables the filters leave out, or whose rows they leave out.
+	Excluded []catalog.Excluded `json:"excluded"`
 }
 
 func (r *CheckReport) add(p Problem) {
@@ -121,6 +126,10 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 	if err != nil {
 		return nil, err
 	}
+	if opt.Filter, err = opt.Filter.Resolve(all); err != nil {
+		return nil, err
+	}
+	rep.Excluded = opt.Filter.Excluded(all)
 	writes, err := tableWrites(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -150,8 +159,12 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 		rep.Tables = append(rep.Tables, ct)
 		oids = append(oids, t.OID)
 	}
+	tables := map[string]*catalog.Table{}
 	for i := range rep.Tables {
 		byRoot[rep.Tables[i].Table] = &rep.Tables[i]
+	}
+	for _, t := range all {
+		tables[t.Key()] = t
 	}
 	for _, t := range all {
 		if t.Partition && t.Root != nil {
@@ -171,11 +184,9 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 			ct.WritesPerSec = float64(ct.Writes) / secs
 		}
 		if len(ct.Key) == 0 {
-			rep.add(Problem{Severity: "error", Kind: "no_key", Table: ct.Table,
-				Message: "no primary key and no unique index over NOT NULL columns: changes cannot be keyed",
-				Remedy: fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (...); or CREATE UNIQUE INDEX CONCURRENTLY ON %s (...) over NOT NULL columns; "+
-					"or ALTER TABLE %s ADD COLUMN pgferry_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY (rewrites the table); or skip it with --exclude-table %s and copy it at cutover",
-					quotedKey(ct.Table), quotedKey(ct.Table), quotedKey(ct.Table), ct.Table)})
+			if err := checkKeyless(ctx, conn, ct, tables[ct.Table], rep); err != nil {
+				return nil, err
+			}
 		}
 		if ct.Unlogged {
 			rep.add(Problem{Severity: "warning", Kind: "unlogged", Table: ct.Table,
@@ -186,11 +197,40 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 	if err := checkTablePrivileges(ctx, conn, all, opt.Filter, ver, rep); err != nil {
 		return nil, err
 	}
+	if err := checkRowSecurity(ctx, conn, all, opt.Filter, rep); err != nil {
+		return nil, err
+	}
 	if err := checkBlockers(ctx, conn, oids, opt.LongTx, rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
 }
+
+// checkKeyless reports a table without a key: refused when it cannot be captured, else how its
+// changes are found and what they cost.
+func checkKeyless(ctx context.Context, conn *pgx.Conn, ct *CheckTable, t *catalog.Table, rep *CheckReport) error {
+	remedy := fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (...), or a unique index over NOT NULL columns", quotedKey(ct.Table))
+	if why := keylessBlocker(t); why != "" {
+		rep.add(Problem{Severity: "error", Kind: "uncapturable", Table: ct.Table, Message: why,
+			Remedy: remedy + fmt.Sprintf("; or leave its rows out with --exclude-table-data %s and move them yourself at cutover", ct.Table)})
+		return nil
+	}
+	l, err := FindKeylessLookup(ctx, conn, t.OID)
+	if err != nil {
+		return err
+	}
+	ct.Keyless = &l
+	p := Problem{Severity: "info", Kind: "keyless", Table: ct.Table, Message: keylessNote(l, ct.EstRows, fmt.Sprintf("%.1f MB", float64(ct.Bytes)/1e6))}
+	if l.Index == "" && ct.EstRows >= KeylessScanWarnRows {
+		p.Severity = "warning"
+		p.Remedy = remedy + "; or CREATE INDEX CONCURRENTLY ON " + quotedKey(ct.Table) + " (<a NOT NULL column with many distinct values>)"
+	}
+	rep.add(p)
+	return nil
+}
+
+// KeylessScanWarnRows: a keyless table this big without a usable index is reported as a warning.
+const KeylessScanWarnRows = 100000
 
 func quotedKey(key string) string {
 	t, err := parseKey(key)

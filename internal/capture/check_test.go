@@ -10,12 +10,15 @@ import (
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
-// TestCheck: keys, missing keys with remedies, missing privileges, unlogged tables, a long
+// TestCheck: keys, tables without a key (how they are captured, and one that cannot be), missing privileges, unlogged tables, a long
 // transaction holding a table lock, and write rates, as an ordinary role.
 func TestCheck(t *testing.T) {
 	db := newOwnerDB(t, `
 CREATE TABLE public.orders (id int PRIMARY KEY);
 CREATE TABLE public.nokey (a int);
+CREATE TABLE public.kl_idx (id int NOT NULL, v text);
+CREATE INDEX kl_idx_id ON public.kl_idx (id);
+CREATE TABLE public.nocols ();
 CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY);
 CREATE TABLE public.ev (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');`)
@@ -68,8 +71,11 @@ CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') T
 		return false
 	}
 	for _, want := range []struct{ kind, table, text string }{
-		{"no_key", "public.nokey", `ALTER TABLE "public"."nokey" ADD PRIMARY KEY`},
-		{"no_key", "public.nokey", "--exclude-table public.nokey"},
+		{"keyless", "public.nokey", "captured as whole rows"},
+		{"keyless", "public.nokey", "reads the whole table"},
+		{"keyless", "public.kl_idx", "found by index kl_idx_id on id"},
+		{"uncapturable", "public.nocols", `ALTER TABLE "public"."nocols" ADD PRIMARY KEY`},
+		{"uncapturable", "public.nocols", "--exclude-table-data public.nocols"},
 		{"privilege", "public.foreign_owned", "GRANT TRIGGER ON"},
 		{"unlogged", "public.scratch", "unlogged"},
 		{"lock_holder", "public.orders", "pg_terminate_backend"},
@@ -84,12 +90,15 @@ CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') T
 		t.Errorf("server %d: warning about ev's partitions staying ENABLE ORIGIN = %v, want %v: %+v", db.Cluster.Version, got, want, rep.Problems)
 	}
 	if rep.Blocking != 3 {
-		t.Errorf("blocking = %d, want 3 (no key, privilege, lock holder): %+v", rep.Blocking, rep.Problems)
+		t.Errorf("blocking = %d, want 3 (no columns, privilege, lock holder): %+v", rep.Blocking, rep.Problems)
+	}
+	if k := tables["public.kl_idx"].Keyless; k == nil || k.Index != "kl_idx_id" || tables["public.nokey"].Keyless == nil || tables["public.nokey"].Keyless.Index != "" {
+		t.Errorf("keyless lookups: kl_idx %+v, nokey %+v", tables["public.kl_idx"].Keyless, tables["public.nokey"].Keyless)
 	}
 
 	// Excluding the blockers and ending the transaction leaves nothing blocking.
 	holder.Exec(ctx, "ROLLBACK")
-	rep2, err := Check(ctx, conn, CheckOptions{Filter: filterExcluding("nokey", "foreign_owned")})
+	rep2, err := Check(ctx, conn, CheckOptions{Filter: filterExcluding("nocols", "foreign_owned")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type tableSpec struct {
 	// install takes nothing stronger than CREATE TRIGGER's SHARE ROW EXCLUSIVE.
 	Present          map[string]bool
 	ChildHasTruncate []bool
+	// Keyless: the table has no key; KeyColumns are all its stored columns and the delta table
+	// holds whole rows (keyless.go).
+	Keyless bool
 }
 
 func lockTimeoutSQL(d time.Duration) string {
@@ -86,11 +89,25 @@ func functionHead(schema, name string) string {
 		ident.Quote(schema), ident.Quote(name))
 }
 
+// triggerFunctionSQL creates (or replaces) the capture trigger function schema.name from body, a
+// plpgsql block "BEGIN\n...END\n" whose first statement becomes the write fence check
+// (FenceCheckSQL). Every capture trigger function is made here, so none can miss the fence.
+func triggerFunctionSQL(schema, name, body string) string {
+	rest, ok := strings.CutPrefix(body, "BEGIN\n")
+	if !ok {
+		panic("capture: the body of trigger function " + name + " must start with BEGIN")
+	}
+	return functionHead(schema, name) + dollarQuote("BEGIN\n"+FenceCheckSQL(schema)+rest) + ";\n"
+}
+
 // functionSQL creates the trigger functions of one table: SECURITY DEFINER, so every role that
 // may write the table may write its delta table, with a pinned search_path and qualified names.
 // Row design: one function, INSERT records NEW's key, DELETE OLD's, UPDATE NEW's and OLD's when
 // the key changed. Statement design: one function per event reading the transition tables.
 func functionSQL(schema string, s tableSpec) string {
+	if s.Keyless {
+		return keylessFunctionSQL(schema, s)
+	}
 	delta := ident.Quote(schema) + "." + ident.Quote(DeltaName(s.Relid))
 	cols := ident.QuoteList(s.KeyColumns) + ", txid"
 	if !s.Statement {
@@ -109,7 +126,7 @@ func functionSQL(schema string, s tableSpec) string {
   RETURN NULL;
 END
 `, ins("OLD"), ins("NEW"), keyEqual(s, "OLD", "NEW"), ins("OLD"))
-		return functionHead(schema, FuncName(s.Relid)) + dollarQuote(body) + ";\n"
+		return triggerFunctionSQL(schema, FuncName(s.Relid), body)
 	}
 	ins := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_new n;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "n"))
 	del := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_old o;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "o"))
@@ -119,10 +136,10 @@ END
 	// made a bulk UPDATE cost 2.5x instead of about 2x.
 	upd := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) SELECT %s, pg_catalog.txid_current() FROM pgferry_new n;\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "n"))
 	key := fmt.Sprintf("BEGIN\n  INSERT INTO %s (%s) VALUES (%s, pg_catalog.txid_current());\n  RETURN NULL;\nEND\n", delta, cols, keyList(s, "OLD"))
-	return functionHead(schema, FuncName(s.Relid)+"_i") + dollarQuote(ins) + ";\n" +
-		functionHead(schema, FuncName(s.Relid)+"_u") + dollarQuote(upd) + ";\n" +
-		functionHead(schema, FuncName(s.Relid)+"_d") + dollarQuote(del) + ";\n" +
-		functionHead(schema, FuncName(s.Relid)+"_k") + dollarQuote(key) + ";\n"
+	return triggerFunctionSQL(schema, FuncName(s.Relid)+"_i", ins) +
+		triggerFunctionSQL(schema, FuncName(s.Relid)+"_u", upd) +
+		triggerFunctionSQL(schema, FuncName(s.Relid)+"_d", del) +
+		triggerFunctionSQL(schema, FuncName(s.Relid)+"_k", key)
 }
 
 // triggersSQL replaces the capture triggers of a table (dropping those of the other design).
@@ -141,9 +158,13 @@ func triggersSQL(schema string, s tableSpec) string {
 			n, s.Table, qs, ident.Quote(FuncName(s.Relid)))
 		made = append(made, n)
 	} else {
+		upd := "NEW TABLE AS pgferry_new"
+		if s.Keyless {
+			upd = "OLD TABLE AS pgferry_old NEW TABLE AS pgferry_new" // whole rows: the old ones too
+		}
 		for _, e := range []struct{ suf, event, ref, fn string }{
 			{sufIns, "INSERT", "NEW TABLE AS pgferry_new", "_i"},
-			{sufUpd, "UPDATE", "NEW TABLE AS pgferry_new", "_u"},
+			{sufUpd, "UPDATE", upd, "_u"},
 			{sufDel, "DELETE", "OLD TABLE AS pgferry_old", "_d"},
 		} {
 			n := ident.Quote(limitName(schema + e.suf))
@@ -151,6 +172,8 @@ func triggersSQL(schema string, s tableSpec) string {
 				n, e.event, s.Table, e.ref, qs, ident.Quote(FuncName(s.Relid)+e.fn))
 			made = append(made, n)
 		}
+	}
+	if s.Statement && !s.Keyless {
 		// The key trigger fires only for UPDATEs that name a key column (so the common UPDATE pays
 		// nothing, not even the WHEN clause's set-up), unless a BEFORE ROW UPDATE trigger of the
 		// table's own could change a key column behind the statement's back.
@@ -178,8 +201,8 @@ func triggersSQL(schema string, s tableSpec) string {
 func deltaTableSQL(schema string, s tableSpec) string {
 	qs := ident.Quote(schema)
 	defs := make([]string, len(s.KeyColumns))
-	for i, c := range s.KeyColumns {
-		defs[i] = ident.Quote(c) + " " + s.KeyTypes[i]
+	for i := range s.KeyColumns {
+		defs[i] = ident.Quote(deltaColumns(s)[i]) + " " + s.KeyTypes[i]
 		if i < len(s.KeyCollations) {
 			defs[i] += s.KeyCollations[i]
 		}
@@ -232,11 +255,11 @@ func installSQL(schema string, s tableSpec, lockTimeout time.Duration) string {
 		}
 		return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
 	}
-	fmt.Fprintf(&b, `INSERT INTO %s.capture_tables (table_name, relid, delta_table, key_columns, key_types, installed_txid, installed_snapshot, installed_at)
-VALUES (%s, %d, %s, %s, %s, txid_current(), txid_current_snapshot()::text, now())
+	fmt.Fprintf(&b, `INSERT INTO %s.capture_tables (table_name, relid, delta_table, key_columns, key_types, keyless, installed_txid, installed_snapshot, installed_at)
+VALUES (%s, %d, %s, %s, %s, %t, txid_current(), txid_current_snapshot()::text, now())
 ON CONFLICT (table_name) DO UPDATE SET relid = EXCLUDED.relid, delta_table = EXCLUDED.delta_table,
-  key_columns = EXCLUDED.key_columns, key_types = EXCLUDED.key_types, installed_txid = EXCLUDED.installed_txid,
+  key_columns = EXCLUDED.key_columns, key_types = EXCLUDED.key_types, keyless = EXCLUDED.keyless, installed_txid = EXCLUDED.installed_txid,
   installed_snapshot = EXCLUDED.installed_snapshot, installed_at = EXCLUDED.installed_at;
-`, qs, ident.Literal(s.Table.Key()), s.Relid, ident.Literal(DeltaName(s.Relid)), lits(s.KeyColumns), lits(s.KeyTypes))
+`, qs, ident.Literal(s.Table.Key()), s.Relid, ident.Literal(DeltaName(s.Relid)), lits(s.KeyColumns), lits(s.KeyTypes), s.Keyless)
 	return b.String()
 }

@@ -19,17 +19,33 @@ import (
 	"github.com/pgferry/pgferry/internal/pgver"
 )
 
-// NoKeyError lists selected tables that have no usable key.
-type NoKeyError struct{ Tables []string }
+// UncapturableError lists selected tables whose changes cannot be captured, each with the reason.
+type UncapturableError struct{ Tables, Reasons []string }
 
-func (e *NoKeyError) Error() string {
-	return fmt.Sprintf("%d table(s) have no primary key or unique index over NOT NULL columns: %s",
-		len(e.Tables), strings.Join(e.Tables, ", "))
+func (e *UncapturableError) Error() string {
+	m := make([]string, len(e.Tables))
+	for i, t := range e.Tables {
+		m[i] = t + " (" + e.Reasons[i] + ")"
+	}
+	return fmt.Sprintf("%d table(s) cannot be captured: %s", len(e.Tables), strings.Join(m, ", "))
 }
 
-// NoKeyHint tells the operator how to make a table capturable.
-const NoKeyHint = "add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...), or a unique index over NOT NULL columns), " +
-	"or leave the table out with --exclude-table and copy it at cutover; 'pgtrig check' lists them with remedies"
+// UncapturableHint tells the operator what to do about such tables.
+const UncapturableHint = "add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...)), or leave the table's rows out with " +
+	"--exclude-table-data (or the table with --exclude-table) and move them yourself at cutover; 'pgtrig check' lists them"
+
+// keylessBlocker says why a table without a key cannot be captured as whole rows ("" if it can).
+func keylessBlocker(t *catalog.Table) string {
+	switch {
+	case len(t.KeyColumns) > 0:
+		return ""
+	case len(t.Columns) == 0:
+		return "no key and no stored columns: its rows cannot be told apart or counted by capture"
+	case len(t.Columns) > MaxKeylessColumns:
+		return fmt.Sprintf("no key and %d stored columns: its delta table would need %d, more than PostgreSQL allows", len(t.Columns), len(t.Columns)+1)
+	}
+	return ""
+}
 
 // Install captures every selected table, one table per transaction, waiting at most
 // opt.LockTimeout for each table lock and retrying with backoff. Tables already captured are
@@ -63,6 +79,9 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 	if err != nil {
 		return nil, err
 	}
+	if opt.Filter, err = opt.Filter.Resolve(all); err != nil {
+		return nil, err
+	}
 	specs, err := planInstall(ctx, conn, all, opt.Filter, ver)
 	if err != nil {
 		return nil, err
@@ -92,12 +111,17 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 	if err != nil {
 		return nil, err
 	}
+	unfenced, err := unfencedFunctions(ctx, conn, opt.Schema)
+	if err != nil {
+		return nil, err
+	}
 
 	res := &InstallResult{}
 	for i, s := range specs {
 		name := s.Table.Key()
 		r, ok := reg[name]
-		complete := ok && r.Relid == s.Relid && slices.Equal(r.KeyColumns, s.KeyColumns) && slices.Equal(r.KeyTypes, s.KeyTypes) &&
+		same := ok && r.Relid == s.Relid && slices.Equal(r.KeyColumns, s.KeyColumns) && slices.Equal(r.KeyTypes, s.KeyTypes) && r.Keyless == s.Keyless
+		complete := same &&
 			trig[trigKey{s.Relid, TruncateTriggerName(opt.Schema)}]
 		for _, n := range s.triggerNames(opt.Schema) {
 			complete = complete && trig[trigKey{s.Relid, n}]
@@ -114,10 +138,16 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 				}
 				fmt.Fprintf(opt.Progress, "pgtrig: %s: truncate capture added to new partition %s\n", name, c.Key())
 			}
-			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: already captured\n", i+1, len(specs), name)
+			note := ""
+			if up, err := upgradeFence(ctx, conn, opt, s.tableSpec, unfenced); err != nil {
+				return nil, err
+			} else if up {
+				note = "; trigger functions upgraded to check the write fence"
+			}
+			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: already captured%s\n", i+1, len(specs), name, note)
 			continue
 		}
-		if ok && (r.Relid != s.Relid || !slices.Equal(r.KeyColumns, s.KeyColumns) || !slices.Equal(r.KeyTypes, s.KeyTypes)) {
+		if ok && !same {
 			// The table was re-created or its key changed: its old delta table cannot be reused.
 			s.OldDelta = r.DeltaTable
 		}
@@ -138,7 +168,11 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 			fmt.Fprintf(opt.Progress, "pgtrig: warning: %s: %s; install as a superuser to cover them\n", name, clonedOriginNote(ver))
 		}
 		if opt.DryRun == nil {
-			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: captured (key %s, %s)\n", i+1, len(specs), name, strings.Join(s.KeyColumns, ", "), s.KeySource)
+			how := fmt.Sprintf("key %s, %s", strings.Join(s.KeyColumns, ", "), s.KeySource)
+			if s.Keyless {
+				how = "no key: " + KeylessSource
+			}
+			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: captured (%s)\n", i+1, len(specs), name, how)
 		}
 	}
 	if opt.DryRun != nil {
@@ -166,6 +200,9 @@ const UseStatementTriggers = true
 
 // triggerNames are the capture triggers the table's design creates.
 func (s tableSpec) triggerNames(schema string) []string {
+	if s.Statement && s.Keyless {
+		return []string{limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel)}
+	}
 	if s.Statement {
 		return []string{limitName(schema + sufIns), limitName(schema + sufUpd), limitName(schema + sufDel), limitName(schema + sufKey)}
 	}
@@ -229,18 +266,18 @@ WHERE i.indrelid = $1 AND `+idx, relid)
 	return ops, nil
 }
 
-// planInstall selects the tables to capture: roots of partition trees and ordinary tables,
-// each with a usable key. Partitions are captured through their root.
+// planInstall selects the tables to capture: roots of partition trees and ordinary tables, by
+// their key, or as whole rows when they have none. Partitions are captured through their root.
 func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, ver pgver.Version) ([]plannedTable, error) {
 	byKey := map[string]*plannedTable{}
 	var out []*plannedTable
-	var noKey []string
+	refused := &UncapturableError{}
 	for _, t := range all {
 		if t.Partition || !f.Match(t) {
 			continue
 		}
-		if len(t.KeyColumns) == 0 {
-			noKey = append(noKey, t.Key())
+		if why := keylessBlocker(t); why != "" {
+			refused.Tables, refused.Reasons = append(refused.Tables, t.Key()), append(refused.Reasons, why)
 			continue
 		}
 		if t.Kind == "p" && !ver.PartitionedRowTriggers() {
@@ -252,14 +289,17 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 			types[c.Name] = c.Type
 		}
 		p := &plannedTable{tableSpec: tableSpec{Table: t.Table, Relid: t.OID, KeyColumns: t.KeyColumns}, KeySource: t.KeySource, kind: t.Kind}
-		for _, k := range t.KeyColumns {
+		if len(t.KeyColumns) == 0 {
+			p.KeyColumns, p.KeySource, p.Keyless = t.ColumnNames(), KeylessSource, true
+		}
+		for _, k := range p.KeyColumns {
 			p.KeyTypes = append(p.KeyTypes, types[k])
 		}
 		byKey[t.Key()] = p
 		out = append(out, p)
 	}
-	if len(noKey) > 0 {
-		return nil, cliutil.WithHint(cliutil.ExitFailure, &NoKeyError{Tables: noKey}, NoKeyHint)
+	if len(refused.Tables) > 0 {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, refused, UncapturableHint)
 	}
 	for _, t := range all {
 		if t.Partition && t.Root != nil {
@@ -283,11 +323,12 @@ func planInstall(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f ca
 		}
 		p.Statement = UseStatementTriggers && p.kind == "r" && !inherits
 		p.EnableOnly = p.Owner && p.kind == "p" && !ver.EnableClonedTriggers() && !superuser(conn)
-		ops, err := keyEqualityOps(ctx, conn, p.Relid, p.KeySource, p.KeyColumns)
-		if err != nil {
-			return nil, fmt.Errorf("read key operators of %s: %w", p.Table.Key(), err)
+		var err error
+		if !p.Keyless {
+			if p.EqOps, err = keyEqualityOps(ctx, conn, p.Relid, p.KeySource, p.KeyColumns); err != nil {
+				return nil, fmt.Errorf("read key operators of %s: %w", p.Table.Key(), err)
+			}
 		}
-		p.EqOps = ops
 		if p.KeyCollations, err = keyCollations(ctx, conn, p.Relid, p.KeyColumns); err != nil {
 			return nil, fmt.Errorf("read key collations of %s: %w", p.Table.Key(), err)
 		}

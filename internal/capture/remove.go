@@ -14,7 +14,8 @@ import (
 )
 
 // ownObject matches the names of the objects pgtrig creates inside the capture schema.
-var ownObject = regexp.MustCompile(`^(capture_tables|truncates|marks|capture_truncate|d_[0-9]+|f_[0-9]+(_[iudk])?)$`)
+// targets and prune_horizon are pgdelta's registry of the targets following the source.
+var ownObject = regexp.MustCompile(`^(capture_tables|truncates|marks|fence|targets|prune_horizon|capture_truncate|d_[0-9]+|f_[0-9]+(_[iudk])?)$`)
 
 // Remove drops every trigger that calls a function of the capture schema (one table per
 // transaction, lock-safely, like Install), then pgtrig's own objects and the schema itself.
@@ -76,8 +77,9 @@ GROUP BY 1, 2, 3 ORDER BY 3`, schema)
 	}
 
 	// pgtrig's own objects, then the schema (RESTRICT: anything else in it stops us).
-	rows, err = conn.Query(ctx, `SELECT c.relname::text, 'table' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE n.nspname = $1 AND c.relkind IN ('r','p')
+	rows, err = conn.Query(ctx, `SELECT c.relname::text, CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND c.relkind IN ('r','p','S')
 UNION ALL
 SELECT p.proname::text, 'function' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
   WHERE n.nspname = $1 AND p.pronargs = 0 AND p.prorettype = 'trigger'::regtype
@@ -99,8 +101,8 @@ ORDER BY 2, 1`, schema)
 	var b strings.Builder
 	b.WriteString(lockTimeoutSQL(opt.LockTimeout))
 	for _, o := range objs {
-		if o[1] == "table" {
-			fmt.Fprintf(&b, "DROP TABLE IF EXISTS %s.%s;\n", qs, ident.Quote(o[0]))
+		if o[1] == "table" || o[1] == "sequence" {
+			fmt.Fprintf(&b, "DROP %s IF EXISTS %s.%s;\n", strings.ToUpper(o[1]), qs, ident.Quote(o[0]))
 		}
 	}
 	for _, o := range objs {

@@ -101,29 +101,31 @@ func TestInstallRemoveLeavesCatalog(t *testing.T) {
 CREATE TABLE public.parent (id int PRIMARY KEY, v text);
 CREATE TABLE public.child (extra text) INHERITS (public.parent);
 ALTER TABLE public.child ADD PRIMARY KEY (id);
-CREATE TABLE public.nokey (a int, b text);`)
+CREATE TABLE public.nokey (a int, b text);
+CREATE TABLE public.nocols ();`)
 	ctx := context.Background()
 	url := db.URLAs(db.Owner)
 	before := schemaText(t, url, db.Cluster.Major())
 	owner := db.Conn(t, db.Owner)
 
-	// A table without a usable key refuses the install, and nothing is created.
+	// A table that cannot be captured (no key, no columns) refuses the install, and nothing is created.
 	_, err := Install(ctx, owner, InstallOptions{})
-	if err == nil || !strings.Contains(err.Error(), "public.nokey") {
-		t.Fatalf("install with a keyless table: err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "public.nocols") || strings.Contains(err.Error(), "public.nokey") {
+		t.Fatalf("install with a table without columns: err = %v", err)
 	}
 	if ok, _ := SchemaExists(ctx, owner, DefaultSchema); ok {
 		t.Fatal("refused install left a capture schema behind")
 	}
 
 	var dry bytes.Buffer
-	f := catalog.Filter{ExcludeTables: []string{"nokey"}}
+	f := catalog.Filter{ExcludeTables: []string{"nocols"}}
 	if _, err := Install(ctx, owner, InstallOptions{Filter: f, DryRun: &dry}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture_upd" AFTER UPDATE ON "App Data"."Line Items" REFERENCING NEW TABLE AS pgferry_new FOR EACH STATEMENT`) ||
 		!strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture" AFTER INSERT OR UPDATE OR DELETE ON "public"."ev" FOR EACH ROW`) ||
 		!strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture" AFTER INSERT OR UPDATE OR DELETE ON "public"."child" FOR EACH ROW`) ||
+		!strings.Contains(dry.String(), `CREATE TRIGGER "pgferry_capture_upd" AFTER UPDATE ON "public"."nokey" REFERENCING OLD TABLE AS pgferry_old NEW TABLE AS pgferry_new FOR EACH STATEMENT`) ||
 		!strings.Contains(dry.String(), "SET LOCAL lock_timeout = '2000ms'") {
 		t.Fatalf("dry run SQL:\n%s", dry.String())
 	}
@@ -135,11 +137,11 @@ CREATE TABLE public.nokey (a int, b text);`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Installed) != 5 {
-		t.Fatalf("installed %v, want 5 tables", res.Installed)
+	if len(res.Installed) != 6 {
+		t.Fatalf("installed %v, want 6 tables", res.Installed)
 	}
 	res, err = Install(ctx, owner, InstallOptions{Filter: f})
-	if err != nil || len(res.Installed) != 0 || len(res.Tables) != 5 {
+	if err != nil || len(res.Installed) != 0 || len(res.Tables) != 6 {
 		t.Fatalf("re-run: %+v, %v", res, err)
 	}
 	if snap, err := Mark(ctx, owner, DefaultSchema); err != nil || !strings.Contains(snap, ":") {

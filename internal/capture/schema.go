@@ -10,8 +10,9 @@ import (
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
-// baseDDL creates the capture schema, the registry, the truncate log, the marks table and the
-// shared TRUNCATE trigger function. Every statement is idempotent; none locks an application table.
+// baseDDL creates the capture schema, the registry, the truncate log, the marks table, the write
+// fence (a sequence: fence.go) and the shared TRUNCATE trigger function (%[2]s: the fence check;
+// %[3]s: the registry's name as a literal). Every statement is idempotent; none locks an application table.
 const baseDDL = `CREATE SCHEMA IF NOT EXISTS %[1]s;
 CREATE TABLE IF NOT EXISTS %[1]s.capture_tables (
   table_name         text PRIMARY KEY,
@@ -19,10 +20,16 @@ CREATE TABLE IF NOT EXISTS %[1]s.capture_tables (
   delta_table        text NOT NULL,
   key_columns        text[] NOT NULL,
   key_types          text[] NOT NULL,
+  keyless            boolean NOT NULL DEFAULT false,
   installed_txid     bigint NOT NULL,
   installed_snapshot text NOT NULL,
   installed_at       timestamptz NOT NULL DEFAULT now()
 );
+DO $pgferry$ BEGIN -- added in a later release; ALTER TABLE only when missing, as it locks the registry
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = %[3]s::pg_catalog.regclass AND attname = 'keyless') THEN
+    ALTER TABLE %[1]s.capture_tables ADD COLUMN keyless boolean NOT NULL DEFAULT false;
+  END IF;
+END $pgferry$;
 CREATE TABLE IF NOT EXISTS %[1]s.truncates (
   table_name     text NOT NULL,
   txid           bigint NOT NULL,
@@ -34,10 +41,11 @@ CREATE TABLE IF NOT EXISTS %[1]s.marks (
   snapshot   text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE SEQUENCE IF NOT EXISTS %[1]s.fence;
 CREATE OR REPLACE FUNCTION %[1]s.capture_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgferry$
 BEGIN
-  INSERT INTO %[1]s.truncates (table_name, txid, captured_table)
+%[2]s  INSERT INTO %[1]s.truncates (table_name, txid, captured_table)
   VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, pg_catalog.txid_current(), TG_ARGV[0]);
   RETURN NULL;
 END
@@ -46,7 +54,7 @@ $pgferry$;
 
 // BaseSQL returns the idempotent DDL of the capture schema's shared objects.
 func BaseSQL(schema string) string {
-	return fmt.Sprintf(baseDDL, ident.Quote(schema))
+	return fmt.Sprintf(baseDDL, ident.Quote(schema), FenceCheckSQL(schema), ident.Literal(ident.Quote(schema)+".capture_tables"))
 }
 
 // EnsureSchema creates the capture schema and its shared tables if missing.

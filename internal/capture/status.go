@@ -65,14 +65,18 @@ func GetStatus(ctx context.Context, conn *pgx.Conn, schema string) (*Status, err
 	for _, c := range reg {
 		ts := TableStatus{Table: c.Table.Key(), DeltaTable: c.DeltaTable, Key: c.KeyColumns, InstalledAt: c.InstalledAt}
 		d := qs + "." + ident.Quote(c.DeltaTable)
+		stmt := captureTriggerNames(schema)[1:] // the statement design's triggers; without a key, no _key
+		if c.Keyless {
+			stmt = stmt[:3]
+		}
 		err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), min(txid), pg_total_relation_size(%[1]s::regclass),
   NOT ((EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %[2]d AND tgname = %[3]s)
         OR (SELECT count(*) FROM pg_trigger WHERE tgrelid = %[2]d AND tgname = ANY(%[4]s::text[])) = %[9]d)
        AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %[2]d AND tgname = %[5]s)),
   NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %[2]d AND n.nspname = %[6]s AND c.relname = %[7]s)
 FROM %[8]s`, ident.Literal(d), c.Relid, ident.Literal(TriggerName(schema)),
-			ident.Literal("{"+strings.Join(quoteArrayElems(captureTriggerNames(schema)[1:]), ",")+"}"), ident.Literal(TruncateTriggerName(schema)),
-			ident.Literal(c.Table.Schema), ident.Literal(c.Table.Name), d, len(captureTriggerNames(schema))-1)).
+			ident.Literal("{"+strings.Join(quoteArrayElems(stmt), ",")+"}"), ident.Literal(TruncateTriggerName(schema)),
+			ident.Literal(c.Table.Schema), ident.Literal(c.Table.Name), d, len(stmt))).
 			Scan(&ts.Rows, &ts.OldestTxid, &ts.Bytes, &ts.TriggerMissing, &ts.TableMissing)
 		if err != nil {
 			return nil, fmt.Errorf("read delta table of %s: %w", c.Table.Key(), err)

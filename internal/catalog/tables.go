@@ -17,6 +17,8 @@ type Column struct {
 	Name    string `json:"name"`
 	Type    string `json:"type"` // format_type() text, e.g. "numeric(12,2)"
 	NotNull bool   `json:"not_null,omitempty"`
+	// Identity: = on this column holds exactly when the text forms are equal (IdentitySQL).
+	Identity bool `json:"-"`
 }
 
 // Table describes one ordinary or partitioned table.
@@ -64,6 +66,7 @@ SELECT t.oid, t.nspname, t.relname, t.kind, t.relispartition, t.unlogged, t.est_
   (SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
   (SELECT coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
   (SELECT coalesce(array_agg(a.attnotnull ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
+  (SELECT coalesce(array_agg({{identity}} ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND {{stored}}),
   k.cols, k.src,
   r.nspname, r.relname
 FROM t
@@ -94,7 +97,7 @@ func ListTables(ctx context.Context, conn *pgx.Conn, skipSchemas ...string) ([]*
 		skipSchemas = []string{}
 	}
 	v := pgver.Of(conn)
-	q := strings.NewReplacer("{{stored}}", v.StoredColumn("a"), "{{generated}}", v.GeneratedColumn("a")).Replace(tablesSQL)
+	q := strings.NewReplacer("{{stored}}", v.StoredColumn("a"), "{{generated}}", v.GeneratedColumn("a"), "{{identity}}", IdentitySQL(v, "a")).Replace(tablesSQL)
 	rows, err := conn.Query(ctx, q, skipSchemas)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
@@ -105,16 +108,16 @@ func ListTables(ctx context.Context, conn *pgx.Conn, skipSchemas ...string) ([]*
 		var (
 			t                 Table
 			names, types      []string
-			notnull           []bool
+			notnull, identity []bool
 			keyCols           []string
 			keySrc, rNs, rRel *string
 		)
 		if err := rows.Scan(&t.OID, &t.Schema, &t.Name, &t.Kind, &t.Partition, &t.Unlogged, &t.EstRows, &t.Bytes, &t.Inherited,
-			&names, &types, &notnull, &keyCols, &keySrc, &rNs, &rRel); err != nil {
+			&names, &types, &notnull, &identity, &keyCols, &keySrc, &rNs, &rRel); err != nil {
 			return nil, fmt.Errorf("list tables: %w", err)
 		}
 		for i := range names {
-			t.Columns = append(t.Columns, Column{Name: names[i], Type: types[i], NotNull: notnull[i]})
+			t.Columns = append(t.Columns, Column{Name: names[i], Type: types[i], NotNull: notnull[i], Identity: identity[i]})
 		}
 		t.KeyColumns = keyCols
 		if keySrc != nil {

@@ -54,6 +54,9 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 		return err
 	}
 	defer ctl.Close(context.Background())
+	if err := refuseSource(ctx, ctl, h, cfg.Target, stderr); err != nil {
+		return err
+	}
 	if err := lockLoad(ctx, ctl, cfg.StateSchema); err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func TestPerChunkReleasesSnapshot(t *testing.T) {
 	cfg := baseConfig(db.URL)
 	db.Exec(t, registerAll)
 	cfg.SnapshotMode, cfg.Jobs = SnapshotPerChunk, 1
-	cfg.Filter.Tables = []string{"App Data.Order Items"}
+	cfg.Filter.Tables = []string{`"App Data"."Order Items"`}
 	var mu sync.Mutex
 	var states []string
 	testHook = func(point string, conn *pgx.Conn, j *job) {

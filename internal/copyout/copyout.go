@@ -23,6 +23,9 @@ copy stream for pgcopyin; its header records the snapshot's position for pgdelta
 Unless --one-off, every copied table must already be captured (pgtrig install) before the
 snapshot is taken; pgcopyout checks this inside the snapshot and refuses otherwise.
 
+The header names the source database (system identifier, database oid), so pgcopyin refuses to
+load the stream back into it; with --target, pgcopyout refuses that itself.
+
 Examples:
    pgcopyout --source "$SRC" -j 8 | pv | pgcopyin --target "$DST" -j 8
    pgcopyout --source "$SRC" -j 8 --target "$DST" | pgcopyin --target "$DST" -j 8   # resume
@@ -33,12 +36,12 @@ Examples:
 func App() *cli.App {
 	flags := []cli.Flag{
 		dbconn.Flag(dbconn.Source),
-		&cli.StringFlag{Name: "target", Usage: "target database: skip the chunks it already holds (resume after a failed load)", EnvVars: []string{"PGFERRY_TARGET"}},
+		&cli.StringFlag{Name: "target", Usage: "target database: skip the chunks it already holds (resume after a failed load); also refused when it is the source, and registered on the source before the snapshot so other targets' pruning keeps the changes its catch-up needs", EnvVars: []string{"PGFERRY_TARGET"}},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel source connections (chunks read at once)", EnvVars: []string{"PGFERRY_JOBS"}},
 		&cli.StringFlag{Name: "split-size", Value: "256MB", Usage: "split tables bigger than this (on disk) into chunks", EnvVars: []string{"PGFERRY_SPLIT_SIZE"}},
 		&cli.StringFlag{Name: "split-by", Value: "auto", Usage: "how a keyed table is split: key (key ranges, resumable chunk by chunk), ctid (block ranges, read sequentially; --snapshot shared only, and a partly loaded table restarts whole), or auto (ctid where the key is not stored in about its order, so key ranges would read the heap at random)", EnvVars: []string{"PGFERRY_SPLIT_BY"}},
 		&cli.StringFlag{Name: "codec", Value: "auto", Usage: "frame compression: lz4, zstd[:level], gzip[:level], none, or auto: none into a pipe (pgcopyin on this machine: compressing would only cost CPU), lz4 into a file or -o directory; pass lz4 or zstd when the pipe crosses a network (ssh, nc)", EnvVars: []string{"PGFERRY_CODEC"}},
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "COPY format: auto (binary for tables whose column types all have a server-independent binary form: built-in types, enums, domains over them; text for the rest), text, or binary (refuses tables that need text)", EnvVars: []string{"PGFERRY_FORMAT"}},
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "COPY format: auto (binary for tables whose column types all have a server-independent binary form: built-in types except reg*, enums, domains over them; text for the rest), text, or binary (refuses tables that need text)", EnvVars: []string{"PGFERRY_FORMAT"}},
 		&cli.StringFlag{Name: "output-dir", Aliases: []string{"o"}, Usage: "write the directory form (one file per chunk plus header.json) instead of stdout", EnvVars: []string{"PGFERRY_OUTPUT_DIR"}},
 		&cli.StringFlag{Name: "snapshot", Value: "shared", Usage: "shared: one snapshot for the whole copy; per-chunk: each key-range chunk takes its own (needs capture; does not hold back vacuum for the whole copy)", EnvVars: []string{"PGFERRY_SNAPSHOT"}},
 		&cli.BoolFlag{Name: "one-off", Usage: "a copy with no catch-up: do not require capture to be installed", EnvVars: []string{"PGFERRY_ONE_OFF"}},

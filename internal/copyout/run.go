@@ -101,6 +101,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer conn.Close(context.Background())
+	srcID, err := identifySides(ctx, cfg, conn, stderr)
+	if err != nil {
+		return err
+	}
 	coord, err := beginSnapshot(ctx, conn)
 	if err != nil {
 		return err
@@ -160,13 +164,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			}
 			sort.Strings(names)
 			return cliutil.WithHint(cliutil.ExitUsage,
-				fmt.Errorf("--format binary: %d table(s) have columns binary COPY cannot carry between servers (composite, array or extension types): %s", len(names), strings.Join(names, ", ")),
+				fmt.Errorf("--format binary: %d table(s) have columns binary COPY cannot carry between servers (composite, array, extension or reg* types): %s", len(names), strings.Join(names, ", ")),
 				"use --format auto (those tables go as text) or exclude them")
 		}
 	}
 	h := &stream.Header{
 		ServerVersion: coord.serverVersion, Position: coord.position, SnapshotMode: cfg.SnapshotMode,
-		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(),
+		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(), Source: &srcID,
 	}
 	for _, tp := range plans {
 		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes, Format: stream.FormatText, Restart: tp.Restart}

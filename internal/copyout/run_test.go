@@ -238,7 +238,7 @@ func TestRunFilters(t *testing.T) {
 	db.Exec(t, fixture(db))
 	cfg := baseConfig(db.URL)
 	cfg.OneOff = true
-	cfg.Filter.Tables = []string{"ev", "App*"}
+	cfg.Filter.Tables = []string{"ev", `"App Data".*`}
 	c, _, err := runCopy(t, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func TestRunFilters(t *testing.T) {
 		t.Fatalf("tables %s", got)
 	}
 	cfg.Filter.Tables = []string{"nothing*"}
-	if _, _, err := runCopy(t, cfg); err == nil || !strings.Contains(err.Error(), "no tables to copy") {
+	if _, _, err := runCopy(t, cfg); err == nil || err.Error() != "no table matches -t 'nothing*'" {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -16,6 +16,9 @@ func selectTables(ctx context.Context, conn *pgx.Conn, f catalog.Filter, skipSch
 	if err != nil {
 		return nil, err
 	}
+	if f, err = f.Resolve(all); err != nil {
+		return nil, err
+	}
 	var out []*catalog.Table
 	for _, t := range all {
 		if !t.Leaf() || !f.Match(t) {

@@ -30,7 +30,7 @@ The same through a pipe, e.g. across machines:
      | pv -l | pgdelta apply --target "$DST"`,
 		Commands: []*cli.Command{
 			streamCommand(), applyCommand(), syncCommand(), positionCommand(),
-			statusCommand(), pruneCommand(), sequencesCommand(),
+			statusCommand(), pruneCommand(), sequencesCommand(), targetsCommand(),
 		},
 	}
 	return cliutil.RunApp(app, args)
@@ -44,19 +44,28 @@ func stateSchemaFlag() cli.Flag {
 	return &cli.StringFlag{Name: "state-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: "schema holding pgferry's state on the target"}
 }
 
+// urlOf is the connection string of side r: its flag, else its variable, else DATABASE_URL.
+func urlOf(c *cli.Context, r dbconn.Role) string { return dbconn.Resolve(c.String(string(r)), r) }
+
 func connector(c *cli.Context, r dbconn.Role) func(ctx context.Context) (*pgx.Conn, error) {
-	url := dbconn.Resolve(c.String(string(r)), r)
+	url := urlOf(c, r)
 	return func(ctx context.Context) (*pgx.Conn, error) {
 		return dbconn.Connect(ctx, url, r, dbconn.Options{AppName: "pgferry-delta"})
 	}
 }
 
-// connectBoth opens the source and then the target connection; close closes whichever opened.
+// connectBoth opens the source and then the target connection, and refuses (exit 2) when they
+// are one database; close closes whichever opened.
 func connectBoth(ctx context.Context, c *cli.Context) (src, dst *pgx.Conn, close func(), err error) {
 	if src, err = connector(c, dbconn.Source)(ctx); err != nil {
 		return nil, nil, nil, err
 	}
 	if dst, err = connector(c, dbconn.Target)(ctx); err != nil {
+		src.Close(ctx)
+		return nil, nil, nil, err
+	}
+	if err := dbconn.CheckDistinct(ctx, src, dst, urlOf(c, dbconn.Source), urlOf(c, dbconn.Target)); err != nil {
+		dst.Close(ctx)
 		src.Close(ctx)
 		return nil, nil, nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,12 +17,14 @@ import (
 	"github.com/pgferry/pgferry/internal/state"
 )
 
-// Sink receives one batch at a time: Begin, then upserts, deletes and truncates (with optional
-// flush points), then Commit. Both the JSON writer and the target Applier are sinks.
+// Sink receives one batch at a time: Begin, then upserts, deletes, rows (tables without a key)
+// and truncates (with optional flush points), then Commit. Both the JSON writer and the target
+// Applier are sinks.
 type Sink interface {
 	Begin(from, to, at string) error
 	Upsert(table string, cols []string, vals [][]byte) error
 	Delete(table string, cols []string, vals [][]byte) error
+	Rows(table string, cols []string, vals [][]byte, count int64) error
 	Truncate(table string) error
 	FlushPoint() error
 	Commit(to string, rows int64) error
@@ -74,6 +77,7 @@ type targetTable struct {
 	plain    string // quoted name
 	cols     []string
 	colIdx   map[string]int
+	exact    []bool       // per column: NOT NULL with an identity = (rows records match by it)
 	key      []int        // indexes into cols
 	rowCache mappingCache // last mapping of an upsert's columns
 	keyCache mappingCache // last mapping of a delete's columns
@@ -86,6 +90,7 @@ type mappingCache struct {
 
 type stage struct {
 	t         *targetTable
+	rows      bool   // stages rows records (column pgferry_count__), not upserts and deletes
 	temp      string // temp table name
 	created   bool   // created in the current transaction
 	buf       bytes.Buffer
@@ -133,6 +138,7 @@ func (a *Applier) loadTables(ctx context.Context) error {
 		}
 		for i, c := range tt.cols {
 			tt.colIdx[c] = i
+			tt.exact = append(tt.exact, t.Columns[i].NotNull && t.Columns[i].Identity)
 		}
 		for _, k := range t.KeyColumns {
 			tt.key = append(tt.key, tt.colIdx[k])
@@ -200,22 +206,29 @@ func (a *Applier) beginTx(ctx context.Context) error {
 // InBatch reports whether a batch is open.
 func (a *Applier) InBatch() bool { return a.tx != nil }
 
-func (a *Applier) stageFor(ctx context.Context, t *targetTable) (*stage, error) {
-	s := a.stages[t.name]
+// stageKey names the stage of a table: one for upserts and deletes, one for rows records.
+func stageKey(table string, rows bool) string {
+	if rows {
+		return table + "\x00rows"
+	}
+	return table
+}
+
+func (a *Applier) stageFor(ctx context.Context, t *targetTable, rows bool) (*stage, error) {
+	if o := a.stages[stageKey(t.name, !rows)]; o != nil && o.touched {
+		return nil, &DriftError{Table: t.name, Err: errors.New("one batch has both rows records and upserts or deletes for it")}
+	}
+	s := a.stages[stageKey(t.name, rows)]
 	if s == nil {
 		a.stageSeq++
-		s = &stage{t: t, temp: fmt.Sprintf("pgferry_stage_%d", a.stageSeq)}
-		sel := make([]string, len(t.cols))
-		for i, c := range t.cols {
-			sel[i] = ident.Quote(c)
-		}
-		q := fmt.Sprintf(`CREATE TEMP TABLE %s ON COMMIT DELETE ROWS AS SELECT %s, true AS pgferry_present__ FROM %s WITH NO DATA`,
-			s.temp, strings.Join(sel, ", "), t.plain)
+		s = &stage{t: t, rows: rows, temp: fmt.Sprintf("pgferry_stage_%d", a.stageSeq)}
+		q := fmt.Sprintf(`CREATE TEMP TABLE %s ON COMMIT DELETE ROWS AS SELECT %s, %s FROM %s WITH NO DATA`,
+			s.temp, ident.QuoteList(t.cols), s.extra(), t.plain)
 		if _, err := a.tx.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("create staging table for %s: %w", t.name, err)
 		}
 		s.created = true
-		a.stages[t.name] = s
+		a.stages[stageKey(t.name, rows)] = s
 	}
 	if !s.touched {
 		s.touched = true
@@ -224,30 +237,50 @@ func (a *Applier) stageFor(ctx context.Context, t *targetTable) (*stage, error) 
 	return s, nil
 }
 
+// extra is the staging table's last column: the row's presence, or its count.
+func (s *stage) extra() string {
+	if s.rows {
+		return "0::bigint AS pgferry_count__"
+	}
+	return "true AS pgferry_present__"
+}
+
 // Upsert stages a present row; cols name the values (every stored column of the table).
 func (a *Applier) Upsert(ctx context.Context, table string, cols []string, vals [][]byte) error {
+	return a.stageRecord(ctx, table, cols, vals, true)
+}
+
+// Delete stages a key whose row is absent at the batch's end.
+func (a *Applier) Delete(ctx context.Context, table string, cols []string, vals [][]byte) error {
+	return a.stageRecord(ctx, table, cols, vals, false)
+}
+
+func (a *Applier) stageRecord(ctx context.Context, table string, cols []string, vals [][]byte, present bool) error {
 	t, err := a.table(ctx, table)
 	if err != nil {
 		return err
+	}
+	m, err := t.mapping(cols, present)
+	if err != nil {
+		return err
+	}
+	return a.stageKeyed(ctx, t, m, vals, present)
+}
+
+// SetRows stages a rows record: the source holds count copies of the row (a table without a key).
+func (a *Applier) SetRows(ctx context.Context, table string, cols []string, vals [][]byte, count int64) error {
+	t, err := a.table(ctx, table)
+	if err != nil {
+		return err
+	}
+	if count < 0 {
+		return &DriftError{Table: t.name, Err: fmt.Errorf("rows record with count %d", count)}
 	}
 	m, err := t.mapping(cols, true)
 	if err != nil {
 		return err
 	}
-	return a.stageRow(ctx, t, m, vals, true)
-}
-
-// Delete stages a key whose row is absent at the batch's end.
-func (a *Applier) Delete(ctx context.Context, table string, cols []string, vals [][]byte) error {
-	t, err := a.table(ctx, table)
-	if err != nil {
-		return err
-	}
-	m, err := t.mapping(cols, false)
-	if err != nil {
-		return err
-	}
-	return a.stageRow(ctx, t, m, vals, false)
+	return a.stageLine(ctx, t, true, m, vals, strconv.AppendInt(nil, count, 10))
 }
 
 // UpsertMap and DeleteMap take a decoded JSON object.
@@ -279,7 +312,7 @@ func (a *Applier) stageMap(ctx context.Context, table string, obj map[string]*st
 	if err != nil {
 		return err
 	}
-	return a.stageRow(ctx, t, m, vals, present)
+	return a.stageKeyed(ctx, t, m, vals, present)
 }
 
 // mapping maps the record's columns to the table's; it is cached for the common case of the
@@ -314,9 +347,6 @@ func sameStrings(a, b []string) bool {
 
 // buildMapping returns, for each table column, the index of its value in cols (-1: not given).
 func (t *targetTable) buildMapping(cols []string, full bool) ([]int, error) {
-	if len(t.key) == 0 {
-		return nil, &DriftError{Table: t.name, Err: errors.New("has no primary key or usable unique index on the target; create its primary key before catch-up")}
-	}
 	m := make([]int, len(t.cols))
 	for i := range m {
 		m[i] = -1
@@ -358,16 +388,29 @@ func (t *targetTable) keyNames() []string {
 	return n
 }
 
-func (a *Applier) stageRow(ctx context.Context, t *targetTable, m []int, vals [][]byte, present bool) error {
-	if a.tx == nil {
-		return errors.New("row outside a batch (no begin record before it)")
+// stageKeyed stages an upsert (present) or a delete of a table with a key.
+func (a *Applier) stageKeyed(ctx context.Context, t *targetTable, m []int, vals [][]byte, present bool) error {
+	if len(t.key) == 0 {
+		return &DriftError{Table: t.name, Err: errors.New("has no primary key or usable unique index on the target; create its primary key before catch-up")}
 	}
 	for _, k := range t.key {
 		if vals[m[k]] == nil {
 			return &DriftError{Table: t.name, Err: fmt.Errorf("key column %q is null", t.cols[k])}
 		}
 	}
-	s, err := a.stageFor(ctx, t)
+	tail := []byte("f")
+	if present {
+		tail = []byte("t")
+	}
+	return a.stageLine(ctx, t, false, m, vals, tail)
+}
+
+// stageLine adds one COPY line to the table's stage: the mapped values, then tail.
+func (a *Applier) stageLine(ctx context.Context, t *targetTable, rows bool, m []int, vals [][]byte, tail []byte) error {
+	if a.tx == nil {
+		return errors.New("row outside a batch (no begin record before it)")
+	}
+	s, err := a.stageFor(ctx, t, rows)
 	if err != nil {
 		return err
 	}
@@ -380,11 +423,8 @@ func (a *Applier) stageRow(ctx context.Context, t *targetTable, m []int, vals []
 		}
 		s.buf.WriteByte('\t')
 	}
-	if present {
-		s.buf.WriteString("t\n")
-	} else {
-		s.buf.WriteString("f\n")
-	}
+	s.buf.Write(tail)
+	s.buf.WriteByte('\n')
 	a.rows++
 	a.buffered += s.buf.Len() - before
 	if s.buf.Len() >= stageFlush {
@@ -436,7 +476,11 @@ func (a *Applier) sendStage(ctx context.Context, s *stage) error {
 		cols[i] = ident.Quote(c)
 	}
 	n := s.buf.Len()
-	_, err := a.tx.Conn().PgConn().CopyFrom(ctx, &s.buf, fmt.Sprintf("COPY pg_temp.%s (%s, pgferry_present__) FROM STDIN", s.temp, strings.Join(cols, ", ")))
+	last := "pgferry_present__"
+	if s.rows {
+		last = "pgferry_count__"
+	}
+	_, err := a.tx.Conn().PgConn().CopyFrom(ctx, &s.buf, fmt.Sprintf("COPY pg_temp.%s (%s, %s) FROM STDIN", s.temp, strings.Join(cols, ", "), last))
 	if err != nil {
 		return fmt.Errorf("stage rows of %s: %w", s.t.name, err)
 	}
@@ -455,12 +499,14 @@ func (a *Applier) Truncate(ctx context.Context, table string) error {
 	if err != nil {
 		return err
 	}
-	if s := a.stages[t.name]; s != nil && s.touched {
-		a.buffered -= s.buf.Len()
-		s.buf.Reset()
-		if s.onServer {
-			if _, err := a.tx.Exec(ctx, "TRUNCATE pg_temp."+s.temp); err != nil {
-				return fmt.Errorf("truncate staging of %s: %w", t.name, err)
+	for _, rows := range []bool{false, true} {
+		if s := a.stages[stageKey(t.name, rows)]; s != nil && s.touched {
+			a.buffered -= s.buf.Len()
+			s.buf.Reset()
+			if s.onServer {
+				if _, err := a.tx.Exec(ctx, "TRUNCATE pg_temp."+s.temp); err != nil {
+					return fmt.Errorf("truncate staging of %s: %w", t.name, err)
+				}
 			}
 		}
 	}
@@ -479,6 +525,12 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 	}
 	for _, s := range a.order {
 		if !s.onServer {
+			continue
+		}
+		if s.rows {
+			if err := a.applyRows(ctx, s); err != nil {
+				return err
+			}
 			continue
 		}
 		t := s.t
@@ -634,6 +686,9 @@ func (s applySink) Upsert(t string, c []string, v [][]byte) error {
 }
 func (s applySink) Delete(t string, c []string, v [][]byte) error {
 	return s.a.Delete(s.ctx, t, c, v)
+}
+func (s applySink) Rows(t string, c []string, v [][]byte, n int64) error {
+	return s.a.SetRows(s.ctx, t, c, v, n)
 }
 func (s applySink) Truncate(t string) error            { return s.a.Truncate(s.ctx, t) }
 func (s applySink) FlushPoint() error                  { return s.a.FlushPoint(s.ctx) }

@@ -3,6 +3,7 @@ package delta
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/pgver"
 )
@@ -28,6 +30,8 @@ type captured struct {
 	keyCols []string // key column names
 	from    string   // quoted table, with ONLY for inheritance parents
 	cols    []string // stored columns in attnum order
+	keyless bool     // no key: keyCols are every stored column, the delta holds whole rows
+	exact   []bool   // keyless: per column, NOT NULL with an identity = (sameRowSQL)
 }
 
 // BatchResult describes a batch read.
@@ -67,103 +71,38 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	if err != nil {
 		return res, err
 	}
-	lo, hi := strconv.FormatUint(p.Xmin, 10), strconv.FormatUint(s.Xmax, 10)
-	inRange := "txid >= $1 AND txid < $2 AND txid_visible_in_snapshot(txid, $3::text::txid_snapshot) AND NOT txid_visible_in_snapshot(txid, $4::text::txid_snapshot)"
-	args := [][]byte{[]byte(lo), []byte(hi), []byte(res.To), []byte(from)}
-
-	// A TRUNCATE of one partition is recorded under the captured root (captured_table): the root is
-	// truncated and reloaded as a whole on the target, which is correct if heavier than needed.
-	truncated := map[string]bool{}
-	cs := ident.Quote(orDefault(r.CaptureSchema))
-	if err := queryText(ctx, tx.Conn().PgConn(), "SELECT DISTINCT coalesce(captured_table, table_name) FROM "+cs+".truncates WHERE "+inRange, args, func(v [][]byte) error {
-		truncated[string(v[0])] = true
-		return nil
-	}); err != nil {
-		return res, fmt.Errorf("read truncates: %w", err)
-	}
-
-	began := false
-	begin := func() error {
-		if began {
-			return nil
-		}
-		began = true
-		res.Emitted = true
-		return sink.Begin(from, res.To, at.UTC().Format(time.RFC3339Nano))
-	}
-	var sinceFlush int64
-	count := func() error {
-		res.Rows++
-		sinceFlush++
-		if r.MaxBatch > 0 && sinceFlush >= r.MaxBatch {
-			sinceFlush = 0
-			return sink.FlushPoint()
-		}
-		return nil
-	}
-	for _, t := range tables {
-		if !truncated[t.name] {
-			continue
-		}
-		if err := begin(); err != nil {
-			return res, err
-		}
-		res.Truncates++
-		if err := sink.Truncate(t.name); err != nil {
-			return res, err
-		}
-		// A TRUNCATE removes rows whose keys were never captured: reload the whole table as of S.
-		q := fmt.Sprintf("SELECT %s FROM %s", ident.QuoteList(t.cols), t.from)
-		if err := queryText(ctx, tx.Conn().PgConn(), q, nil, func(v [][]byte) error {
-			if err := sink.Upsert(t.name, t.cols, v); err != nil {
-				return err
-			}
-			return count()
-		}); err != nil {
-			return res, fmt.Errorf("reload truncated %s: %w", t.name, err)
-		}
+	out := &batchOut{sink: sink, res: &res, at: at.UTC().Format(time.RFC3339Nano), maxBatch: r.MaxBatch}
+	rd := &batchRead{pc: tx.Conn().PgConn(), out: out,
+		args: [][]byte{[]byte(strconv.FormatUint(p.Xmin, 10)), []byte(strconv.FormatUint(s.Xmax, 10)), []byte(res.To), []byte(from)}}
+	truncated, err := rd.truncated(ctx, orDefault(r.CaptureSchema))
+	if err != nil {
+		return res, err
 	}
 	for _, t := range tables {
 		if truncated[t.name] {
-			continue
-		}
-		nk := len(t.keyCols)
-		dk := make([]string, nk)
-		on := make([]string, nk)
-		for i, k := range t.keyCols {
-			dk[i] = "d." + ident.Quote(k)
-			on[i] = "t." + ident.Quote(k) + " = d." + ident.Quote(k)
-		}
-		sel := make([]string, len(t.cols))
-		for i, c := range t.cols {
-			sel[i] = "t." + ident.Quote(c)
-		}
-		q := fmt.Sprintf(`SELECT %s, t.%s IS NOT NULL, %s
-FROM (SELECT DISTINCT %s FROM %s WHERE %s) d
-LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), strings.Join(sel, ", "),
-			ident.QuoteList(t.keyCols), t.delta, inRange, t.from, strings.Join(on, " AND "))
-		if err := queryText(ctx, tx.Conn().PgConn(), q, args, func(v [][]byte) error {
-			if err := begin(); err != nil {
-				return err
+			if err := rd.reload(ctx, t); err != nil {
+				return res, err
 			}
-			if string(v[nk]) == "t" {
-				if err := sink.Upsert(t.name, t.cols, v[nk+1:]); err != nil {
-					return err
-				}
-			} else if err := sink.Delete(t.name, t.keyCols, v[:nk]); err != nil {
-				return err
-			}
-			return count()
-		}); err != nil {
-			return res, fmt.Errorf("read changes of %s: %w", t.name, err)
 		}
 	}
-	if !began && emitEmpty {
-		if err := begin(); err != nil {
+	for _, t := range tables {
+		switch {
+		case truncated[t.name]:
+		case t.keyless:
+			err = rd.keylessChanges(ctx, t)
+		default:
+			err = rd.keyedChanges(ctx, t)
+		}
+		if err != nil {
 			return res, err
 		}
 	}
-	if began {
+	if !out.began && emitEmpty {
+		if err := out.begin(); err != nil {
+			return res, err
+		}
+	}
+	if out.began {
 		if err := sink.Commit(res.To, res.Rows); err != nil {
 			return res, err
 		}
@@ -171,16 +110,134 @@ LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), string
 	return res, tx.Commit(ctx)
 }
 
+// batchOut writes one batch to its sink: begin on the first record, flush points every maxBatch.
+type batchOut struct {
+	sink       Sink
+	res        *BatchResult
+	at         string
+	maxBatch   int64
+	sinceFlush int64
+	began      bool
+}
+
+func (o *batchOut) begin() error {
+	if o.began {
+		return nil
+	}
+	o.began = true
+	o.res.Emitted = true
+	return o.sink.Begin(o.res.From, o.res.To, o.at)
+}
+
+// count counts a record just written and writes a flush point every maxBatch records.
+func (o *batchOut) count() error {
+	o.res.Rows++
+	o.sinceFlush++
+	if o.maxBatch > 0 && o.sinceFlush >= o.maxBatch {
+		o.sinceFlush = 0
+		return o.sink.FlushPoint()
+	}
+	return nil
+}
+
+// batchRead runs the reads of one batch inside its transaction; args are the parameters of
+// inRange: xmin(from), xmax(to), to, from.
+type batchRead struct {
+	pc   *pgconn.PgConn
+	out  *batchOut
+	args [][]byte
+}
+
+// inRange selects the delta rows (or truncate records) of the batch.
+const inRange = "txid >= $1 AND txid < $2 AND txid_visible_in_snapshot(txid, $3::text::txid_snapshot) AND NOT txid_visible_in_snapshot(txid, $4::text::txid_snapshot)"
+
+// truncated returns the captured tables truncated in the batch. A TRUNCATE of one partition is
+// recorded under the captured root (captured_table): the root is truncated and reloaded as a
+// whole on the target, which is correct if heavier than needed.
+func (rd *batchRead) truncated(ctx context.Context, captureSchema string) (map[string]bool, error) {
+	truncated := map[string]bool{}
+	q := "SELECT DISTINCT coalesce(captured_table, table_name) FROM " + ident.Quote(captureSchema) + ".truncates WHERE " + inRange
+	if err := queryText(ctx, rd.pc, q, rd.args, func(v [][]byte) error {
+		truncated[string(v[0])] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read truncates: %w", err)
+	}
+	return truncated, nil
+}
+
+// reload writes a truncate record and the table's whole content as of S: a TRUNCATE removes rows
+// whose keys were never captured, so only a full reload repairs it.
+func (rd *batchRead) reload(ctx context.Context, t *captured) error {
+	if err := rd.out.begin(); err != nil {
+		return err
+	}
+	rd.out.res.Truncates++
+	if err := rd.out.sink.Truncate(t.name); err != nil {
+		return err
+	}
+	if t.keyless {
+		return rd.keylessReload(ctx, t)
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s", ident.QuoteList(t.cols), t.from)
+	if err := queryText(ctx, rd.pc, q, nil, func(v [][]byte) error {
+		if err := rd.out.sink.Upsert(t.name, t.cols, v); err != nil {
+			return err
+		}
+		return rd.out.count()
+	}); err != nil {
+		return fmt.Errorf("reload truncated %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// keyedChanges writes, for every key changed in the batch, its current row or its absence.
+func (rd *batchRead) keyedChanges(ctx context.Context, t *captured) error {
+	nk := len(t.keyCols)
+	dk := make([]string, nk)
+	on := make([]string, nk)
+	for i, k := range t.keyCols {
+		dk[i] = "d." + ident.Quote(k)
+		on[i] = "t." + ident.Quote(k) + " = d." + ident.Quote(k)
+	}
+	sel := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		sel[i] = "t." + ident.Quote(c)
+	}
+	q := fmt.Sprintf(`SELECT %s, t.%s IS NOT NULL, %s
+FROM (SELECT DISTINCT %s FROM %s WHERE %s) d
+LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), strings.Join(sel, ", "),
+		ident.QuoteList(t.keyCols), t.delta, inRange, t.from, strings.Join(on, " AND "))
+	if err := queryText(ctx, rd.pc, q, rd.args, func(v [][]byte) error {
+		if err := rd.out.begin(); err != nil {
+			return err
+		}
+		if string(v[nk]) == "t" {
+			if err := rd.out.sink.Upsert(t.name, t.cols, v[nk+1:]); err != nil {
+				return err
+			}
+		} else if err := rd.out.sink.Delete(t.name, t.keyCols, v[:nk]); err != nil {
+			return err
+		}
+		return rd.out.count()
+	}); err != nil {
+		return fmt.Errorf("read changes of %s: %w", t.name, err)
+	}
+	return nil
+}
+
 // registry lists captured tables with their stored columns as the batch's transaction sees them.
 func (r *Reader) registry(ctx context.Context, tx pgx.Tx) ([]*captured, error) {
 	cs := ident.Quote(orDefault(r.CaptureSchema))
-	stored := pgver.Of(tx.Conn()).StoredColumn("a")
+	v := pgver.Of(tx.Conn())
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT ct.table_name, ct.delta_table, ct.key_columns, c.relkind::text,
   EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS has_children,
   quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-  (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND %s)
-FROM %s.capture_tables ct JOIN pg_class c ON c.oid = ct.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-ORDER BY ct.table_name`, stored, cs))
+  (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND %[1]s),
+  ct.keyless,
+  CASE WHEN ct.keyless THEN (SELECT array_agg(a.attnotnull AND %[2]s ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND %[1]s) END
+FROM %[3]s.capture_tables ct JOIN pg_class c ON c.oid = ct.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+ORDER BY ct.table_name`, v.StoredColumn("a"), catalog.IdentitySQL(v, "a"), cs))
 	if err != nil {
 		return nil, fmt.Errorf("read %s.capture_tables on source: %w", orDefault(r.CaptureSchema), err)
 	}
@@ -190,7 +247,7 @@ ORDER BY ct.table_name`, stored, cs))
 		var t captured
 		var kind string
 		var children bool
-		if err := rows.Scan(&t.name, &t.delta, &t.keyCols, &kind, &children, &t.from, &t.cols); err != nil {
+		if err := rows.Scan(&t.name, &t.delta, &t.keyCols, &kind, &children, &t.from, &t.cols, &t.keyless, &t.exact); err != nil {
 			return nil, fmt.Errorf("read capture_tables: %w", err)
 		}
 		t.delta = cs + "." + ident.Quote(t.delta)
@@ -199,6 +256,9 @@ ORDER BY ct.table_name`, stored, cs))
 		}
 		if len(t.keyCols) == 0 {
 			return nil, fmt.Errorf("capture_tables: %s has no key columns", t.name)
+		}
+		if t.keyless && !slices.Equal(t.keyCols, t.cols) {
+			return nil, fmt.Errorf("table %s has columns %v now but %v when its capture as whole rows was installed: re-run 'pgtrig install' and copy the table again", t.name, t.cols, t.keyCols)
 		}
 		out = append(out, &t)
 	}

@@ -21,9 +21,12 @@ func (r *recorder) Upsert(table string, cols []string, vals [][]byte) error {
 	return nil
 }
 func (r *recorder) Delete(table string, cols []string, vals [][]byte) error { return nil }
-func (r *recorder) Truncate(table string) error                             { return nil }
-func (r *recorder) FlushPoint() error                                       { return nil }
-func (r *recorder) Commit(to string, rows int64) error                      { return nil }
+func (r *recorder) Rows(table string, cols []string, vals [][]byte, n int64) error {
+	return nil
+}
+func (r *recorder) Truncate(table string) error        { return nil }
+func (r *recorder) FlushPoint() error                  { return nil }
+func (r *recorder) Commit(to string, rows int64) error { return nil }
 
 // TestBatchSendsStoredColumns: a batch's rows hold the stored columns only. From 12 a generated
 // column is left out (the target computes it); 11 has no attgenerated, and the batch reads every

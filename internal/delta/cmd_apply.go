@@ -19,7 +19,8 @@ func applyCommand() *cli.Command {
 		Description: `Applies each batch in one target transaction: per table, DELETE of every key of the batch, then
 INSERT of the present rows (staged with COPY), and the batch's end position is recorded in the
 same transaction. A bad line, an unknown table or column stops it with the line number and table;
-nothing of that batch is committed. A batch that starts after the target's position is refused.
+nothing of that batch is committed. A batch that starts after the target's position is refused,
+and so is a stream whose begin record names this database as its source (exit 2, nothing written).
 
    pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" | pgdelta apply --target "$DST"`,
 		Flags: []cli.Flag{dbconn.Flag(dbconn.Target), stateSchemaFlag(),
@@ -33,13 +34,17 @@ nothing of that batch is committed. A batch that starts after the target's posit
 				return err
 			}
 			defer conn.Close(ctx)
+			source, input := peekSource(os.Stdin) // nothing is written before the source is known
+			if err := refuseStreamSource(ctx, conn, source, urlOf(c, dbconn.Target)); err != nil {
+				return err
+			}
 			a, err := NewApplier(ctx, conn, c.String("state-schema"))
 			if err != nil {
 				return err
 			}
 			a.NoCheck = c.Bool("no-position-check")
 			warnTriggers(ctx, conn, os.Stderr)
-			err = ApplyInput(ctx, a, os.Stdin)
+			err = ApplyInput(ctx, a, input)
 			if err != nil && ctx.Err() == nil {
 				if !conn.IsClosed() {
 					state.WriteApplyError(ctx, conn, c.String("state-schema"), err.Error())

@@ -16,6 +16,8 @@ func sequencesCommand() *cli.Command {
 		Usage:     "set every target sequence (identity ones too) to the source's value plus --margin",
 		UsageText: `pgdelta sequences --source URL --target URL [--margin N] [filters]`,
 		Description: `Run at cutover, once the source is read-only. Prints each sequence and the value set.
+The table filters select the sequences of the tables they select (serial and identity columns,
+OWNED BY); a sequence no table owns is selected by -n/-N alone.
 
    pgdelta sequences --source "$SRC" --target "$DST" --margin 1000`,
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureSchemaFlag(), stateSchemaFlag(),

@@ -42,10 +42,14 @@ rate and the last error. Exits 0 when caught up and 1 otherwise, so scripts can 
 			} else {
 				fmt.Printf("position:      %s (%s)\nkeys waiting:  %d in %d tables, %d truncates\nlag:           %.1f s\napply rate:    %.0f rows/s\napplied:       %d batches, %d rows\n",
 					st.Position, st.Origin, st.KeysWaiting, st.TablesWaiting, st.TruncWaiting, st.LagSeconds, st.RowsPerSec, st.Batches, st.Rows)
+				fmt.Printf("targets:       %d registered on the source (pruning waits for each; see pgdelta targets)\n", st.Targets)
 				if st.LastError != "" {
 					fmt.Printf("last error:    %s\n", st.LastError)
 				}
 				fmt.Printf("caught up:     %v\n", st.CaughtUp)
+			}
+			if st.PrunedPast != "" {
+				return cliutil.WithHint(cliutil.ExitFailure, errors.New("this target lost changes: "+st.LastError), PrunedHint)
 			}
 			if !st.CaughtUp {
 				return cliutil.WithCode(cliutil.ExitFailure, errors.New("not caught up"))

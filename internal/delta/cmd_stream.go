@@ -50,8 +50,18 @@ Without --follow it stops when caught up. The format is described in docs/delta-
 			if err != nil {
 				return err
 			}
+			id, err := dbconn.Identify(ctx, first, urlOf(c, dbconn.Source))
+			if err != nil {
+				first.Close(ctx)
+				return err
+			}
+			if err := CheckHorizon(ctx, first, c.String("capture-schema"), c.String("from")); err != nil {
+				first.Close(ctx)
+				return err
+			}
 			used := false
 			w := deltarec.NewWriter(os.Stdout)
+			w.Source = id.Token() // pgdelta apply refuses a target that is this database
 			batch := SourceBatches(func(ctx context.Context) (*pgx.Conn, error) {
 				if !used {
 					used = true
@@ -59,6 +69,8 @@ Without --follow it stops when caught up. The format is described in docs/delta-
 				}
 				return connect(ctx)
 			}, c.String("capture-schema"), c.Int64("max-batch"), func() Sink { return w }, nil)
+			batch, closeGuard := horizonChecked(batch, connect, c.String("capture-schema"))
+			defer closeGuard()
 			flushing := func(ctx context.Context, from string, emitEmpty bool) (BatchResult, error) {
 				res, err := batch(ctx, from, emitEmpty)
 				if ferr := w.Flush(); err == nil && ferr != nil {

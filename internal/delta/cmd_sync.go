@@ -17,6 +17,9 @@ func syncCommand() *cli.Command {
 		UsageText: `pgdelta sync --source URL --target URL [--follow | --until-caught-up] [--from POSITION]`,
 		Description: `Starts from the target's position (the last applied batch, else the copy's position) and
 applies batches until caught up, or keeps following with --follow. Lost connections redo the batch.
+It refuses a target that is the source (exit 2), registers the target on the source, and prunes
+only what every registered target has applied (see 'pgdelta targets'); a target whose position
+another target's pruning has already passed is refused before anything is written to it.
 
    pgdelta sync --source "$SRC" --target "$DST" --follow &`,
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureSchemaFlag(), stateSchemaFlag(),
@@ -36,6 +39,7 @@ applies batches until caught up, or keeps following with --follow. Lost connecti
 				CaptureSchema: c.String("capture-schema"), StateSchema: c.String("state-schema"),
 				From: c.String("from"), MaxBatch: c.Int64("max-batch"), PruneEvery: c.Duration("prune-every"),
 				Follow: followOptions(c), Log: os.Stderr,
+				SourceURL: urlOf(c, dbconn.Source), TargetURL: urlOf(c, dbconn.Target),
 			})
 			if res.Batches > 0 {
 				logf("applied %d batches, %d rows, pruned %d delta rows, now at %s", res.Batches, res.Rows, res.Pruned, res.Position)

@@ -33,6 +33,8 @@ func ApplyInput(ctx context.Context, a *Applier, r io.Reader) error {
 			err = a.Upsert(ctx, rec.Table, rec.Cols, rec.Vals)
 		case deltarec.OpDelete:
 			err = a.Delete(ctx, rec.Table, rec.Cols, rec.Vals)
+		case deltarec.OpRows:
+			err = a.SetRows(ctx, rec.Table, rec.Cols, rec.Vals, rec.Count)
 		case deltarec.OpTruncate:
 			err = a.Truncate(ctx, rec.Table)
 		case deltarec.OpFlush:

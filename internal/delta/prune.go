@@ -2,7 +2,9 @@ package delta
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,4 +37,28 @@ func Prune(ctx context.Context, src *pgx.Conn, captureSchema, pos string) (int64
 		total += tag.RowsAffected()
 	}
 	return total, nil
+}
+
+// PruneTarget registers the target dst on src at its confirmed position and prunes what every
+// registered target holds. Before any batch was applied it only registers (pruned is "").
+func PruneTarget(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSchema, targetURL string, log io.Writer) (n int64, pruned string, err error) {
+	pos, err := TargetPosition(ctx, dst, stateSchema)
+	if err != nil {
+		return 0, "", err
+	}
+	if pos.Position == "" {
+		return 0, "", ErrNoPosition
+	}
+	reg, err := RegisterHere(ctx, src, dst, captureSchema, stateSchema, targetURL, pos.Position, log)
+	if err != nil {
+		return 0, "", err
+	}
+	if reg == nil {
+		return 0, "", errors.New("prune delta tables: this target cannot be registered on the source, and pruning without it could remove changes it needs")
+	}
+	if pos.Origin != "apply" {
+		return 0, "", nil
+	}
+	n, pruned, err = PruneFor(ctx, src, captureSchema, *reg)
+	return n, pruned, prunedError(err)
 }

@@ -2,7 +2,6 @@ package delta
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -22,27 +21,13 @@ type SequenceResult struct {
 // SyncSequences sets every selected target sequence (identity ones too) to the source's value
 // plus margin. Sequences missing on the target are reported together at the end.
 func SyncSequences(ctx context.Context, src, dst *pgx.Conn, f catalog.Filter, skipSchemas []string, margin int64, out io.Writer) ([]SequenceResult, error) {
-	rows, err := src.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog','information_schema') AND NOT n.nspname = ANY($1)
-ORDER BY 1, 2`, skipSchemas)
+	list, err := selectSequences(ctx, src, f, skipSchemas)
 	if err != nil {
-		return nil, fmt.Errorf("list source sequences: %w", err)
-	}
-	type seq struct{ schema, name string }
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seq, error) {
-		var s seq
-		return s, r.Scan(&s.schema, &s.name)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list source sequences: %w", err)
+		return nil, err
 	}
 	var res []SequenceResult
 	var missing []string
-	for _, s := range list {
-		if !f.MatchName(s.schema, s.name) {
-			continue
-		}
-		t := ident.Table{Schema: s.schema, Name: s.name}
+	for _, t := range list {
 		var v int64
 		var called bool
 		if err := src.QueryRow(ctx, "SELECT last_value, is_called FROM "+t.String()).Scan(&v, &called); err != nil {
@@ -72,8 +57,60 @@ ORDER BY 1, 2`, skipSchemas)
 	if len(missing) > 0 {
 		return res, fmt.Errorf("%d sequence(s) missing on the target: %v", len(missing), missing)
 	}
-	if len(res) == 0 && len(list) > 0 {
-		return res, errors.New("no sequence matched the filters")
-	}
 	return res, nil
+}
+
+// sequencesSQL lists the sequences with the table owning them (serial, identity, OWNED BY), if any.
+const sequencesSQL = `SELECT n.nspname, c.relname, tn.nspname, tc.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL (SELECT d.refobjid FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+  AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') LIMIT 1) o ON true
+LEFT JOIN pg_class tc ON tc.oid = o.refobjid LEFT JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog','information_schema') AND NOT n.nspname = ANY($1)
+ORDER BY 1, 2`
+
+// selectSequences lists the source sequences the filter selects: a sequence owned by a table
+// follows that table (a partition's, its root), any other its schema (-n, -N). The table
+// patterns are checked against the source's tables first (catalog.Filter.Resolve).
+func selectSequences(ctx context.Context, src *pgx.Conn, f catalog.Filter, skipSchemas []string) ([]ident.Table, error) {
+	all, err := catalog.ListTables(ctx, src, skipSchemas...)
+	if err != nil {
+		return nil, err
+	}
+	if f, err = f.Resolve(all); err != nil {
+		return nil, err
+	}
+	roots := map[string]ident.Table{}
+	for _, t := range all {
+		if t.Root != nil {
+			roots[t.Key()] = *t.Root
+		}
+	}
+	rows, err := src.Query(ctx, sequencesSQL, skipSchemas)
+	if err != nil {
+		return nil, fmt.Errorf("list source sequences: %w", err)
+	}
+	var out []ident.Table
+	var seq ident.Table
+	var ownerSchema, ownerName *string
+	_, err = pgx.ForEachRow(rows, []any{&seq.Schema, &seq.Name, &ownerSchema, &ownerName}, func() error {
+		if ownerName == nil {
+			if f.MatchSchema(seq.Schema) {
+				out = append(out, seq)
+			}
+			return nil
+		}
+		owner := ident.Table{Schema: *ownerSchema, Name: *ownerName}
+		if r, ok := roots[owner.Key()]; ok {
+			owner = r
+		}
+		if f.MatchName(owner.Schema, owner.Name) {
+			out = append(out, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list source sequences: %w", err)
+	}
+	return out, nil
 }

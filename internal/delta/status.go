@@ -2,6 +2,7 @@ package delta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,8 @@ type Status struct {
 	LastApplied   string  `json:"last_applied,omitempty"`
 	LastError     string  `json:"last_error,omitempty"`
 	CaughtUp      bool    `json:"caught_up"`
+	Targets       int     `json:"targets"`               // targets registered on the source (pruning waits for each)
+	PrunedPast    string  `json:"pruned_past,omitempty"` // the prune horizon, when it passed this target's position
 }
 
 // ReadStatus compares the target's position with the source's capture tables.
@@ -74,7 +77,10 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSch
 	if err := src.QueryRow(ctx, "SELECT count(*) FROM "+cs+".truncates WHERE "+cond, xmin, pos.Position).Scan(&st.TruncWaiting); err != nil {
 		return st, fmt.Errorf("count waiting truncates: %w", err)
 	}
-	st.CaughtUp = st.KeysWaiting == 0 && st.TruncWaiting == 0
+	if err := st.readRegistry(ctx, src, captureSchema); err != nil {
+		return st, err
+	}
+	st.CaughtUp = st.KeysWaiting == 0 && st.TruncWaiting == 0 && st.PrunedPast == ""
 	if !st.CaughtUp {
 		var now time.Time
 		if err := src.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
@@ -89,4 +95,21 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSch
 		}
 	}
 	return st, nil
+}
+
+// readRegistry counts the registered targets and checks the position against the prune horizon.
+func (st *Status) readRegistry(ctx context.Context, src *pgx.Conn, captureSchema string) error {
+	regs, horizon, err := ListTargets(ctx, src, captureSchema)
+	if err != nil {
+		return err
+	}
+	st.Targets = len(regs)
+	var pe *PrunedError
+	if err := holds(st.Position, horizon); errors.As(err, &pe) {
+		st.PrunedPast = horizon
+		st.LastError = err.Error()
+	} else if err != nil {
+		return err
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package delta
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -23,6 +22,9 @@ type SyncOptions struct {
 	PruneEvery    time.Duration // 0 = after every batch; negative = never
 	Follow        FollowOptions
 	Log           io.Writer
+	// SourceURL and TargetURL are the connection strings, for messages and for the target's
+	// entry in the source's registry (without password).
+	SourceURL, TargetURL string
 }
 
 // SyncResult summarises a Sync run.
@@ -63,22 +65,16 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 			dst.Close(context.Background())
 		}
 	}()
+	from, reg, err := startSync(ctx, o, src, dst)
+	if err != nil {
+		return res, err
+	}
 	ap, err := NewApplier(ctx, dst, o.StateSchema)
 	if err != nil {
 		return res, err
 	}
 	warnTriggers(ctx, dst, o.Log)
-	from := o.From
-	if from == "" {
-		pos, err := TargetPosition(ctx, dst, o.StateSchema)
-		if err != nil {
-			return res, err
-		}
-		from = pos.Position
-	}
-	if from == "" {
-		return res, ErrNoPosition
-	}
+	horizon := &horizonGuard{captureSchema: o.CaptureSchema}
 	reconnect := func(ctx context.Context) error {
 		if src == nil || src.IsClosed() {
 			c, err := o.ConnectSource(ctx)
@@ -105,6 +101,9 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 		}
 		r := &Reader{Conn: src, CaptureSchema: o.CaptureSchema, MaxBatch: o.MaxBatch}
 		br, err := r.Batch(ctx, from, ap.AsSink(ctx), emitEmpty)
+		if err == nil {
+			err = horizon.check(ctx, src, from) // a registration forgotten or never made
+		}
 		if err != nil {
 			ap.Abort(ctx)
 			if retry.Transient(err) {
@@ -115,24 +114,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 		}
 		return br, err
 	}
-	lastPrune := time.Time{}
-	after := func(br BatchResult) error {
-		res.Batches++
-		res.Rows += br.Rows
-		if o.PruneEvery < 0 || time.Since(lastPrune) < o.PruneEvery {
-			return nil
-		}
-		lastPrune = time.Now()
-		n, err := Prune(ctx, src, o.CaptureSchema, br.To)
-		if err != nil {
-			if o.Log != nil {
-				fmt.Fprintf(o.Log, "pgdelta: %v (will try again after the next batch)\n", err)
-			}
-			return nil
-		}
-		res.Pruned += n
-		return nil
-	}
+	after := confirmer(ctx, o, &src, reg, &res)
 	o.Follow.Log = o.Log
 	pos, err := Loop(ctx, from, o.Follow, batch, after)
 	res.Position = pos

@@ -16,6 +16,9 @@ type Raw struct {
 	Vals                    [][]byte // their values; nil is SQL NULL
 	Rows                    int64    // commit: "rows"
 	HasRows                 bool     // "rows" was given
+	Count                   int64    // rows: "count"
+	Source                  string   // begin: the source database's identity (dbconn.Identity.Token)
+	HasCount                bool     // "count" was given
 	HasRow, HasKey          bool     // "row" / "key" was given (and not null)
 
 	scratch []byte  // unescaped values
@@ -31,10 +34,14 @@ type span struct {
 
 // Record converts r to a map-based Record (copies every value).
 func (r *Raw) Record() *Record {
-	rec := &Record{Op: r.Op, From: r.From, To: r.To, At: r.At, Table: r.Table}
+	rec := &Record{Op: r.Op, From: r.From, To: r.To, At: r.At, Table: r.Table, Source: r.Source}
 	if r.HasRows {
 		n := r.Rows
 		rec.Rows = &n
+	}
+	if r.HasCount {
+		n := r.Count
+		rec.Count = &n
 	}
 	if r.HasRow || r.HasKey {
 		m := make(map[string]*string, len(r.Cols))
@@ -259,7 +266,7 @@ func (d *decoder) textField(prev string) (string, error) {
 	return string(v), nil
 }
 
-var opNames = []string{OpBegin, OpUpsert, OpDelete, OpTruncate, OpCommit, OpFlush}
+var opNames = []string{OpBegin, OpUpsert, OpDelete, OpTruncate, OpCommit, OpFlush, OpRows}
 
 // decode parses one JSON object line into raw (reset first). Column names are interned against
 // the previous line's.
@@ -272,7 +279,7 @@ func decode(line []byte, raw *Raw) error {
 	if err := d.expect('{'); err != nil {
 		return err
 	}
-	var seen uint8
+	var seen uint16
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
@@ -286,7 +293,7 @@ func decode(line []byte, raw *Raw) error {
 			if err := d.expect(':'); err != nil {
 				return err
 			}
-			var bit uint8
+			var bit uint16
 			switch string(k) {
 			case "op":
 				bit = 1
@@ -311,7 +318,13 @@ func decode(line []byte, raw *Raw) error {
 				raw.HasKey, err = d.object(prevCols)
 			case "rows":
 				bit = 128
-				err = d.rows()
+				raw.Rows, raw.HasRows, err = d.integer(`"rows"`)
+			case "count":
+				bit = 256
+				raw.Count, raw.HasCount, err = d.integer(`"count"`)
+			case "source":
+				bit = 512
+				raw.Source, err = d.textField("")
 			default:
 				return d.fail(fmt.Sprintf("unknown field %q", k))
 			}
@@ -421,10 +434,10 @@ func (d *decoder) object(prevCols []string) (bool, error) {
 	}
 }
 
-// rows parses the commit's integer row count.
-func (d *decoder) rows() error {
+// integer parses an integer field (commit's "rows", rows' "count"); null leaves it unset.
+func (d *decoder) integer(name string) (int64, bool, error) {
 	if null, err := d.peekNull(); null || err != nil {
-		return err
+		return 0, false, err
 	}
 	start := d.i
 	if d.i < len(d.b) && d.b[d.i] == '-' {
@@ -436,16 +449,25 @@ func (d *decoder) rows() error {
 	n, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
 	if err != nil || (d.i < len(d.b) && (d.b[d.i] == '.' || d.b[d.i] == 'e' || d.b[d.i] == 'E')) {
 		d.i = start
-		return d.fail(`"rows" is not an integer`)
+		return 0, false, d.fail(name + " is not an integer")
 	}
-	d.raw.Rows, d.raw.HasRows = n, true
-	return nil
+	return n, true, nil
 }
 
 // ValidateRaw checks that a record has the fields its op needs and no others (as Validate).
 func ValidateRaw(r *Raw) error {
 	row, key := r.HasRow, r.HasKey
+	if r.HasCount && r.Op != OpRows {
+		return errors.New(`only rows takes "count"`)
+	}
+	if r.Source != "" && r.Op != OpBegin {
+		return errors.New(`only begin takes "source"`)
+	}
 	switch r.Op {
+	case OpRows:
+		if r.Table == "" || !row || len(r.Cols) == 0 || key || !r.HasCount || r.Count < 0 {
+			return errors.New(`rows needs "table", a non-empty "row" and a "count" of 0 or more`)
+		}
 	case OpBegin:
 		if r.To == "" || r.Table != "" || row || key {
 			return errors.New(`begin needs "from" and "to" and nothing else`)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -54,6 +55,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 	w.Upsert("App Data.Users", cols, vals)
 	w.Delete("public.t", []string{"k"}, [][]byte{[]byte("k1")})
 	w.Truncate("public.t")
+	w.Rows("public.log", []string{"a", "b"}, [][]byte{nil, []byte("x")}, 0)
 	w.FlushPoint()
 	w.Commit("3:3:", 3)
 	w.Flush()
@@ -78,6 +80,9 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 		if r.HasRows {
 			s += "|rows"
 		}
+		if r.HasCount {
+			s += fmt.Sprintf("|count=%d", r.Count)
+		}
 		got = append(got, s)
 	}
 	row := "|id=42|nul=NULL|esc=tab\there\nnew \\ line \"q\" \r \x01 \x7f|uni=héllo ☃ 𝄞|empty=|Odd \"Col\"=\ufffd bad utf8"
@@ -87,6 +92,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 		"upsert||||App Data.Users" + row,
 		"delete||||public.t|k=k1",
 		"truncate||||public.t",
+		"rows||||public.log|a=NULL|b=x|count=0",
 		"flush||||",
 		"commit||3:3:|||rows",
 	}
@@ -105,6 +111,8 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 
 var decodeCases = []string{
 	`{"op":"begin","from":"1:2:","to":"3:3:"}`,
+	`{"op":"begin","from":"1:2:","to":"3:3:","source":"database=a&database_oid=5"}`,
+	`{"op":"commit","to":"3:3:","source":"database=a&database_oid=5"}`,
 	` { "op" : "upsert" , "table" : "a.b" , "row" : { "x" : "1" , "y" : null } } `,
 	`{"op":"upsert","table":"a.b","row":{"x":"\u00e9\ud834\udd1e\ud834 \\\/\b\f\n\r\t\"","y":"\ud800\u0041"}}`,
 	`{"op":"upsert","table":"a.b","row":{"x":"raw é ☃"}}`,
@@ -118,6 +126,11 @@ var decodeCases = []string{
 	`{"op":"delete","table":"a.b","key":{"k":"1"}}`,
 	`{"op":"delete","table":"a.b","key":null}`,
 	`{"op":"truncate","table":"a.b"}`,
+	`{"op":"rows","table":"a.b","row":{"x":"1","y":null},"count":2}`,
+	`{"op":"rows","table":"a.b","row":{"x":"1"},"count":0}`,
+	`{"op":"rows","table":"a.b","row":{"x":"1"},"count":-1}`,
+	`{"op":"rows","table":"a.b","row":{"x":"1"}}`,
+	`{"op":"upsert","table":"a.b","row":{"x":"1"},"count":1}`,
 	`{"op":"flush"}`,
 	`{}`,
 	`{"op":null}`,
@@ -205,7 +218,7 @@ func exactFieldNames(line []byte, _ *Record) bool {
 	}
 	for k := range m {
 		switch k {
-		case "op", "from", "to", "at", "table", "row", "key", "rows":
+		case "op", "from", "to", "at", "table", "row", "key", "rows", "count":
 		default:
 			return false
 		}

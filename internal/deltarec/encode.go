@@ -15,6 +15,9 @@ const OpFlush = "flush"
 type Writer struct {
 	w   *bufio.Writer
 	buf []byte
+	// Source, when set, is written into every begin record as "source": the identity of the
+	// database the changes come from (dbconn.Identity.Token).
+	Source string
 }
 
 // NewWriter returns a Writer buffering onto w; call Flush to push buffered lines out.
@@ -31,6 +34,10 @@ func (w *Writer) Begin(from, to, at string) error {
 	if at != "" {
 		b = append(b, `,"at":`...)
 		b = AppendString(b, at)
+	}
+	if w.Source != "" {
+		b = append(b, `,"source":`...)
+		b = AppendString(b, w.Source)
 	}
 	return w.line(append(b, '}'))
 }
@@ -50,6 +57,18 @@ func (w *Writer) Delete(table string, cols []string, vals [][]byte) error {
 	b = AppendString(b, table)
 	b = append(b, `,"key":`...)
 	b = appendObject(b, cols, vals)
+	return w.line(append(b, '}'))
+}
+
+// Rows writes {"op":"rows","table":..,"row":{col:val,...},"count":n}: the source holds n copies of
+// the row (a table without a key, docs/delta-format.md).
+func (w *Writer) Rows(table string, cols []string, vals [][]byte, count int64) error {
+	b := append(w.buf[:0], `{"op":"rows","table":`...)
+	b = AppendString(b, table)
+	b = append(b, `,"row":`...)
+	b = appendObject(b, cols, vals)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, count, 10)
 	return w.line(append(b, '}'))
 }
 

@@ -101,7 +101,17 @@ func (r *Reader) readLine() ([]byte, error) {
 
 // Validate checks that a record has the fields its op needs and no others.
 func Validate(rec *Record) error {
+	if rec.Count != nil && rec.Op != OpRows {
+		return errors.New(`only rows takes "count"`)
+	}
+	if rec.Source != "" && rec.Op != OpBegin {
+		return errors.New(`only begin takes "source"`)
+	}
 	switch rec.Op {
+	case OpRows:
+		if rec.Table == "" || len(rec.Row) == 0 || rec.Key != nil || rec.Count == nil || *rec.Count < 0 {
+			return errors.New(`rows needs "table", a non-empty "row" and a "count" of 0 or more`)
+		}
 	case OpBegin:
 		if rec.To == "" || rec.Table != "" || rec.Row != nil || rec.Key != nil {
 			return errors.New(`begin needs "from" and "to" and nothing else`)

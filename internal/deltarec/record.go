@@ -8,6 +8,7 @@ const (
 	OpDelete   = "delete"
 	OpTruncate = "truncate"
 	OpCommit   = "commit"
+	OpRows     = "rows" // keyless tables: how many copies of one row the source holds
 )
 
 // Record is one line of the delta stream. Column values are PostgreSQL's text output under the
@@ -20,5 +21,9 @@ type Record struct {
 	Table string             `json:"table,omitempty"` // upsert, delete, truncate: unquoted "schema.table"
 	Row   map[string]*string `json:"row,omitempty"`   // upsert: every stored column
 	Key   map[string]*string `json:"key,omitempty"`   // delete: key columns
-	Rows  *int64             `json:"rows,omitempty"`  // commit: upserts + deletes in the batch
+	Rows  *int64             `json:"rows,omitempty"`  // commit: records of the batch (upsert, delete, rows)
+	Count *int64             `json:"count,omitempty"` // rows: copies of row the source holds (0 or more)
+	// Source (begin, optional) fingerprints the source database (dbconn.Identity.Token), so apply
+	// can refuse a target that is the source itself.
+	Source string `json:"source,omitempty"`
 }

@@ -125,6 +125,7 @@ func Start(name string, settings ...string) (*Cluster, error) {
 		"-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
 		"-c max_connections=200", "-c shared_buffers=128MB", "-c wal_level=replica",
 		"-c max_wal_senders=4", "-c unix_socket_permissions=0777",
+		"-c max_prepared_transactions=20", // the write fence's tests hold prepared transactions
 	}
 	for _, s := range settings {
 		opts = append(opts, "-c "+s)

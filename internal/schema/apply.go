@@ -195,7 +195,7 @@ func PlanApply(src []byte) (*Plan, error) {
 			indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
 		case KForeignKey:
 			step.Tables = []string{key(st.Table), key(st.RefTable)}
-		case KCheck, KValidate, KAlterTable, KTrigger:
+		case KCheck, KValidate, KAlterTable, KTrigger, KRowSecurity, KPolicy:
 			if st.Table.Name != "" {
 				step.Tables = []string{key(st.Table)}
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/pgver"
@@ -19,60 +20,79 @@ func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
 		Usage:     "compare the source's and the target's catalogs",
-		UsageText: "pgschema diff --source URL --target URL [--json]",
+		UsageText: "pgschema diff --source URL --target URL [--section pre-data] [filters] [--json]",
 		Description: `Compares what the catalogs say on both sides: schemas, tables (kind, partitioning),
 columns (position, type, nullability, default, identity, generated, collation), indexes,
 constraints (including NOT VALID), sequences (type and parameters, not values), views and
 materialized views, functions and procedures, triggers, and extensions (by name and schema;
 versions are shown but may differ). pgferry's own objects are ignored: the capture schema on
-the source, the state schema on the target, and pgferry_* triggers.
+the source, the state schema on the target, and pgferry_* triggers. The filters compare what
+'pgschema dump' with the same filters writes: a table's columns, indexes, constraints, triggers
+and owned sequences follow the table (a partition its partitioned table), views and
+materialized views are matched like tables, other objects by -n/-N.
 Exit 0 when the schemas match, 1 with a list of differences.
 
 Example:
    pgschema diff --source $SRC --target $DST
    pgschema diff --source $SRC --target $DST --json | jq '.differences[]'`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureFlag(),
 			&cli.StringFlag{Name: "state-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: "pgferry's state schema on the target, ignored"},
 			&cli.BoolFlag{Name: "json", Usage: "write the result as JSON"},
-		},
+			&cli.StringFlag{Name: "section", Value: "all", Usage: "all, or pre-data: leave out what pg_dump writes after the data (indexes, PRIMARY KEY, UNIQUE, EXCLUDE and FOREIGN KEY constraints, triggers), to check a target made with 'pgschema dump --section pre-data'"},
+		}, catalog.FilterFlags()...),
 		Action: func(c *cli.Context) error {
+			f, err := catalog.FilterFromCLI(c)
+			if err != nil {
+				return usageErr(err)
+			}
+			if sec := c.String("section"); sec != "all" && sec != "pre-data" {
+				return cliutil.Usagef("bad --section %q: want all or pre-data", sec)
+			}
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			src, dst, err := readCatalogs(ctx, dbconn.Resolve(c.String("source"), dbconn.Source), dbconn.Resolve(c.String("target"), dbconn.Target),
-				c.String("capture-schema"), c.String("state-schema"))
+				c.String("capture-schema"), c.String("state-schema"), f)
 			if err != nil {
 				return err
 			}
-			diffs := Compare(src, dst)
-			if c.Bool("json") {
-				out := struct {
-					Same        bool         `json:"same"`
-					Objects     int          `json:"objects"`
-					Differences []Difference `json:"differences"`
-				}{len(diffs) == 0, src.count(), diffs}
-				if out.Differences == nil {
-					out.Differences = []Difference{}
-				}
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(out); err != nil {
-					return err
-				}
-			} else {
-				for _, d := range diffs {
-					fmt.Fprintln(c.App.Writer, d.String())
-				}
+			if c.String("section") == "pre-data" {
+				preDataOnly(src)
+				preDataOnly(dst)
 			}
-			if len(diffs) > 0 {
-				return cliutil.WithCode(cliutil.ExitFailure, fmt.Errorf("%d differences between source and target schemas", len(diffs)))
-			}
-			if !c.Bool("json") {
-				fmt.Fprintf(c.App.ErrWriter, "%s: schemas match (%d objects compared)\n", tool, src.count())
-			}
-			return nil
+			return writeDiff(c, src, Compare(src, dst))
 		},
 	}
+}
+
+// writeDiff prints the differences (or, with --json, the result) and fails when there are any.
+func writeDiff(c *cli.Context, src Catalog, diffs []Difference) error {
+	if c.Bool("json") {
+		out := struct {
+			Same        bool         `json:"same"`
+			Objects     int          `json:"objects"`
+			Differences []Difference `json:"differences"`
+		}{len(diffs) == 0, src.count(), diffs}
+		if out.Differences == nil {
+			out.Differences = []Difference{}
+		}
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range diffs {
+			fmt.Fprintln(c.App.Writer, d.String())
+		}
+	}
+	if len(diffs) > 0 {
+		return cliutil.WithCode(cliutil.ExitFailure, fmt.Errorf("%d differences between source and target schemas", len(diffs)))
+	}
+	if !c.Bool("json") {
+		fmt.Fprintf(c.App.ErrWriter, "%s: schemas match (%d objects compared)\n", tool, src.count())
+	}
+	return nil
 }
 
 // Catalog maps object kind -> object name -> definition.
@@ -150,18 +170,23 @@ func Compare(src, dst Catalog) []Difference {
 }
 
 // readCatalogs reads the source's catalog (ignoring schema capture) and the target's (ignoring
-// schema state), and settles the views the two servers only print differently (alignViews).
-func readCatalogs(ctx context.Context, srcURL, dstURL, capture, state string) (src, dst Catalog, err error) {
+// schema state), keeps what f selects (filterSnaps), and settles the views the two servers only
+// print differently (alignViews).
+func readCatalogs(ctx context.Context, srcURL, dstURL, capture, state string, f catalog.Filter) (src, dst Catalog, err error) {
 	var srcVer pgver.Version
-	err = withCatalog(ctx, srcURL, dbconn.Source, capture, func(conn *pgx.Conn, cat Catalog) error {
-		src, srcVer = cat, pgver.Of(conn)
+	var s *snap
+	err = withCatalog(ctx, srcURL, dbconn.Source, capture, func(conn *pgx.Conn, sn *snap) error {
+		s, srcVer = sn, pgver.Of(conn)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	err = withCatalog(ctx, dstURL, dbconn.Target, state, func(conn *pgx.Conn, cat Catalog) error {
-		dst = cat
+	err = withCatalog(ctx, dstURL, dbconn.Target, state, func(conn *pgx.Conn, d *snap) error {
+		if err := filterSnaps(f, s, d); err != nil {
+			return err
+		}
+		src, dst = s.cat, d.cat
 		if srcVer.UnqualifiedViewColumns() != pgver.Of(conn).UnqualifiedViewColumns() {
 			return alignViews(ctx, conn, src, dst)
 		}
@@ -170,18 +195,23 @@ func readCatalogs(ctx context.Context, srcURL, dstURL, capture, state string) (s
 	return src, dst, err
 }
 
-// withCatalog reads the catalog of url's database and passes it to fn with the connection.
-func withCatalog(ctx context.Context, url string, role dbconn.Role, ignore string, fn func(*pgx.Conn, Catalog) error) error {
+// withCatalog reads the catalog and the tables of url's database and passes them to fn with the
+// connection.
+func withCatalog(ctx context.Context, url string, role dbconn.Role, ignore string, fn func(*pgx.Conn, *snap) error) error {
 	conn, err := dbconn.Connect(ctx, url, role, dbconn.Options{AppName: "pgferry-pgschema"})
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	cat, err := Snapshot(ctx, conn, ignore)
+	cat, sc, err := snapshot(ctx, conn, ignore)
 	if err != nil {
 		return fmt.Errorf("read %s catalog: %w", role, err)
 	}
-	return fn(conn, cat)
+	tables, err := catalog.ListTables(ctx, conn, ignore)
+	if err != nil {
+		return fmt.Errorf("read %s catalog: %w", role, err)
+	}
+	return fn(conn, &snap{cat: cat, scopes: sc, tables: tables})
 }
 
 // nspFilter keeps user schemas; $1 is pgferry's schema on this side.
@@ -189,9 +219,15 @@ const nspFilter = `n.nspname <> $1 AND n.nspname NOT IN ('pg_catalog', 'informat
 
 // Snapshot reads the catalog of the connected database, ignoring schema ignore and pgferry_* triggers.
 func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, error) {
+	cat, _, err := snapshot(ctx, conn, ignore)
+	return cat, err
+}
+
+// snapshot is Snapshot with the schema and the table each object belongs to.
+func snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, scopes, error) {
 	// Unqualified names only for pg_catalog: every definition names schemas explicitly.
 	if _, err := conn.Exec(ctx, "SET search_path = pg_catalog"); err != nil {
-		return nil, fmt.Errorf("set search_path: %w", err)
+		return nil, nil, fmt.Errorf("set search_path: %w", err)
 	}
 	// Every supported version (11+) has attidentity, prokind and partitioning; the rest depends
 	// on this server's version.
@@ -212,16 +248,21 @@ func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, erro
 	      FROM pg_depend d JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
 	      JOIN pg_attribute da ON da.attrelid = d.refobjid AND da.attnum = d.refobjsubid
 	      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_class'::regclass LIMIT 1), '')
-	 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + nspFilter
+	 , n.nspname, coalesce(o.nspname, ''), coalesce(o.relname, '')
+	 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+	 LEFT JOIN LATERAL (SELECT dn.nspname, dc.relname FROM pg_depend d JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+	    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 LIMIT 1) o ON true
+	 WHERE ` + nspFilter
 	queries := []struct{ kind, sql string }{
-		{"schema", `SELECT quote_ident(n.nspname), 'schema' FROM pg_namespace n WHERE ` + nspFilter},
-		{"extension", `SELECT e.extname, 'schema ' || quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' AND n.nspname <> $1`},
+		{"schema", `SELECT quote_ident(n.nspname), 'schema', n.nspname, '', '' FROM pg_namespace n WHERE ` + nspFilter},
+		{"extension", `SELECT e.extname, 'schema ' || quote_ident(n.nspname), '', '', '' FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' AND n.nspname <> $1`},
 		{"table", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
 		   CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' END ||
 		   CASE c.relpersistence WHEN 'u' THEN ' unlogged' ELSE '' END ||
 		   coalesce(' partition by ' || CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, '') ||
 		   coalesce(' partition of ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid) || ' ' || pg_get_expr(c.relpartbound, c.oid), '') ||
-		   coalesce(' inherits ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid), '')
+		   coalesce(' inherits ' || (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i WHERE i.inhrelid = c.oid), ''),
+		   n.nspname, n.nspname, c.relname
 		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'f') AND ` + nspFilter},
 		{"column", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname),
 		   '#' || row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' || format_type(a.atttypid, a.atttypmod) ||
@@ -229,51 +270,57 @@ func Snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, erro
 		   coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') ||
 		   CASE a.attidentity WHEN 'a' THEN ' generated always as identity' WHEN 'd' THEN ' generated by default as identity' ELSE '' END ||
 		   CASE ` + generated + ` WHEN 's' THEN ' stored' ELSE '' END ||
-		   CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN ' collate ' || (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) ELSE '' END
+		   CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN ' collate ' || (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) ELSE '' END,
+		   n.nspname, n.nspname, c.relname
 		 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		 JOIN pg_type t ON t.oid = a.atttypid
 		 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'v', 'm') AND ` + nspFilter},
 		{"index", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(c.oid) ||
-		   CASE WHEN i.indisclustered THEN ' (clustered)' ELSE '' END || CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END
+		   CASE WHEN i.indisclustered THEN ' (clustered)' ELSE '' END || CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END,
+		   n.nspname, n.nspname, (SELECT r.relname FROM pg_class r WHERE r.oid = i.indrelid)
 		 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + nspFilter},
 		{"constraint", `SELECT quote_ident(n.nspname) || '.' || coalesce(quote_ident(r.relname), format_type(o.contypid, NULL)) || '.' || quote_ident(o.conname),
-		   pg_get_constraintdef(o.oid)
+		   pg_get_constraintdef(o.oid), n.nspname, CASE WHEN r.relname IS NULL THEN '' ELSE n.nspname END, coalesce(r.relname, '')
 		 FROM pg_constraint o JOIN pg_namespace n ON n.oid = o.connamespace LEFT JOIN pg_class r ON r.oid = o.conrelid
 		 WHERE ` + nspFilter},
 		{"sequence", seqSQL},
 		{"view", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-		   CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || pg_get_viewdef(c.oid, true)
+		   CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || pg_get_viewdef(c.oid, true),
+		   n.nspname, n.nspname, c.relname
 		 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ` + nspFilter},
 		{"function", `SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
 		   CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid)
-		        ELSE p.prokind::text || ' returns ' || pg_get_function_result(p.oid) END
+		        ELSE p.prokind::text || ' returns ' || pg_get_function_result(p.oid) END,
+		   n.nspname, '', ''
 		 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		 WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
 		   AND p.proname !~ ('^' || '` + CapturePrefix + `') AND ` + nspFilter},
 		{"trigger", `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname),
-		   ` + triggerdef + ` || CASE t.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (replica)' WHEN 'A' THEN ' (always)' ELSE '' END
+		   ` + triggerdef + ` || CASE t.tgenabled WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (replica)' WHEN 'A' THEN ' (always)' ELSE '' END,
+		   n.nspname, n.nspname, c.relname
 		 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		 JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
 		 WHERE ` + v.UserTrigger("t") + ` AND t.tgname !~ ('^' || '` + CapturePrefix + `') AND t.tgname NOT IN ($1 || '_capture', $1 || '_truncate')
 		   AND pn.nspname <> $1 AND ` + nspFilter},
 	}
-	cat := Catalog{}
+	cat, scopes := Catalog{}, scopes{}
 	for _, q := range queries {
 		rows, err := conn.Query(ctx, q.sql, ignore)
 		if err != nil {
-			return nil, fmt.Errorf("list %ss: %w", q.kind, err)
+			return nil, nil, fmt.Errorf("list %ss: %w", q.kind, err)
 		}
-		m := map[string]string{}
+		m, sm := map[string]string{}, map[string]objScope{}
 		var name, def string
-		_, err = pgx.ForEachRow(rows, []any{&name, &def}, func() error {
-			m[name] = def
+		var sc objScope
+		_, err = pgx.ForEachRow(rows, []any{&name, &def, &sc.schema, &sc.table.Schema, &sc.table.Name}, func() error {
+			m[name], sm[name] = def, sc
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list %ss: %w", q.kind, err)
+			return nil, nil, fmt.Errorf("list %ss: %w", q.kind, err)
 		}
-		cat[q.kind] = m
+		cat[q.kind], scopes[q.kind] = m, sm
 	}
-	return cat, nil
+	return cat, scopes, nil
 }

@@ -25,14 +25,18 @@ func dumpCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "dump",
 		Usage:     "run pg_dump --schema-only on the source and write the selected section",
-		UsageText: "pgschema dump --source URL [--section pre-data|indexes|constraints|triggers|post-data|all] [--not-valid] [filters] > schema.sql",
+		UsageText: "pgschema dump --source URL [--section pre-data|indexes|constraints|triggers|refresh|post-data|all] [--not-valid] [filters] > schema.sql",
 		Description: `Runs pg_dump --schema-only (checking that its major version is at least the server's),
 then filters the result like 'pgschema filter'. pgferry's capture schema and pgferry_* triggers
-are always left out.
+are always left out. '--section refresh' runs pg_dump --section=post-data instead (pg_dump writes
+REFRESH MATERIALIZED VIEW only when it dumps data) and writes the refresh of every materialized
+view populated on the source, in dependency order; a view with a unique index over plain columns
+is refreshed CONCURRENTLY when it is already populated where the statement runs.
 
 Example:
    pgschema dump --source postgres://app@old/app --section pre-data > pre.sql
-   pgschema dump --source postgres://app@old/app --section constraints --not-valid > fks.sql`,
+   pgschema dump --source postgres://app@old/app --section constraints --not-valid > fks.sql
+   pgschema dump --source postgres://app@old/app --section refresh | psql -X -v ON_ERROR_STOP=1 -d "$DST"`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			o, err := optionsFromCLI(c)
@@ -42,7 +46,7 @@ Example:
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			url := dbconn.Resolve(c.String("source"), dbconn.Source)
-			src, bootstrapPublic, err := PgDump(ctx, c.String("pg-dump"), url)
+			src, bootstrapPublic, err := PgDump(ctx, c.String("pg-dump"), url, dumpSections(o.Section)...)
 			if err != nil {
 				return err
 			}
@@ -81,10 +85,22 @@ func pgDumpMajor(ctx context.Context, bin string) (int, string, error) {
 	return major, strings.TrimSpace(string(out)), nil
 }
 
-// PgDump runs pg_dump --schema-only against url after checking its version against the server's.
-// It also returns the name of the bootstrap superuser when it owns the public schema (the default
-// before PostgreSQL 15, where pg_dump 15 then writes ALTER SCHEMA public OWNER TO it), else "".
-func PgDump(ctx context.Context, bin, url string) ([]byte, string, error) {
+// dumpSections are the pg_dump options that select what a pgschema section needs: the schema
+// (--schema-only) for most; pg_dump's post-data section with data enabled but no large objects
+// for "refresh", since pg_dump writes REFRESH MATERIALIZED VIEW only when it dumps data (only
+// for the views populated on the source, ordered by their dependencies on each other).
+func dumpSections(section string) []string {
+	if section == "refresh" {
+		return []string{"--section=post-data", "--no-blobs"}
+	}
+	return []string{"--schema-only"}
+}
+
+// PgDump runs pg_dump with the given section options (nil: --schema-only) against url after
+// checking its version against the server's. It also returns the name of the bootstrap
+// superuser when it owns the public schema (the default before PostgreSQL 15, where pg_dump 15
+// then writes ALTER SCHEMA public OWNER TO it), else "".
+func PgDump(ctx context.Context, bin, url string, sections ...string) ([]byte, string, error) {
 	conn, err := dbconn.Connect(ctx, url, dbconn.Source, dbconn.Options{AppName: "pgferry-pgschema"})
 	if err != nil {
 		return nil, "", err
@@ -107,7 +123,10 @@ func PgDump(ctx context.Context, bin, url string) ([]byte, string, error) {
 			fmt.Sprintf("install pg_dump %s or newer (e.g. postgresql-client-%s) and point --pg-dump (PGFERRY_PG_DUMP) at it", majorString(serverMajor), majorString(serverMajor)))
 	}
 	// UTF8 output whatever the database encoding: apply's connections speak UTF8.
-	args := []string{"--schema-only", "--no-password", "--encoding=UTF8"}
+	if len(sections) == 0 {
+		sections = dumpSections("")
+	}
+	args := append([]string{"--no-password", "--encoding=UTF8"}, sections...)
 	if url != "" {
 		args = append(args, "--dbname="+url)
 	}

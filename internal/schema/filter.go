@@ -30,7 +30,7 @@ type Options struct {
 func filterFlags() []cli.Flag {
 	fl := []cli.Flag{
 		&cli.StringFlag{Name: "section", Value: "all", EnvVars: []string{"PGFERRY_SECTION"},
-			Usage: "part of the schema to write: " + strings.Join(SectionNames, " | ") + " (indexes = indexes and PRIMARY KEY/UNIQUE/EXCLUDE; constraints = foreign keys and separate CHECKs; triggers = triggers, rules, event triggers)"},
+			Usage: "part of the schema to write: " + strings.Join(SectionNames, " | ") + " (indexes = indexes and PRIMARY KEY/UNIQUE/EXCLUDE; constraints = foreign keys and separate CHECKs; triggers = triggers, rules, event triggers, ENABLE ROW LEVEL SECURITY, policies; refresh = REFRESH MATERIALIZED VIEW)"},
 		&cli.BoolFlag{Name: "not-valid", EnvVars: []string{"PGFERRY_NOT_VALID"}, Usage: "add foreign keys NOT VALID, then VALIDATE CONSTRAINT each at the end (validation does not block writes)"},
 		&cli.StringSliceFlag{Name: "exclude-type", EnvVars: []string{"PGFERRY_EXCLUDE_TYPE"}, Usage: "leave out objects of this pg_dump type, e.g. 'TRIGGER', 'FK CONSTRAINT', 'PUBLICATION' (repeatable)"},
 		&cli.StringFlag{Name: "keys", Value: "all", EnvVars: []string{"PGFERRY_KEYS"},
@@ -84,18 +84,10 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}, primary: map[string]bool{}}
-	for _, e := range sc.Entries {
-		for _, c := range e.Chunks {
-			if c.Stmt.Kind == KIndexConstraint && c.Stmt.Primary {
-				fc.primary[c.Stmt.Name] = true
-			}
-			if c.Stmt.Kind == KIndex && c.Stmt.Name != "" {
-				fc.indexTable[c.Stmt.Name] = c.Stmt.Table
-			}
-			if c.Stmt.Parent.Name != "" && (c.Stmt.Kind == KCreateTable || c.Stmt.Kind == KAlterTable) {
-				fc.parent[c.Stmt.Table] = c.Stmt.Parent
-			}
+	fc := newFilterCtx(sc)
+	if tables := fc.tables(); len(tables) > 0 { // a script of indexes only creates no table to check the patterns on
+		if o.Filter, err = o.Filter.Resolve(tables); err != nil {
+			return err
 		}
 	}
 	var out strings.Builder
@@ -127,6 +119,9 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 				continue
 			}
 			text := c.Piece.Text
+			if c.Stmt.Kind == KRefresh && e.Header.Type == "MATERIALIZED VIEW DATA" && fc.concurrent[c.Stmt.Table] {
+				text = concurrentRefresh(c.Stmt.Table)
+			}
 			if o.NotValid && c.Stmt.Kind == KForeignKey {
 				var v string
 				text, v = o.notValid(c)
@@ -156,6 +151,65 @@ type filterCtx struct {
 	indexTable map[string]ident.Table      // index name -> its table, for COMMENT ON INDEX and ALTER INDEX
 	parent     map[ident.Table]ident.Table // partition -> its parent
 	primary    map[string]bool             // names of PRIMARY KEY constraints (and so of their indexes)
+	concurrent map[ident.Table]bool        // materialized views with a unique index over plain columns
+	created    []ident.Table               // the tables the script creates
+}
+
+func newFilterCtx(sc *Script) *filterCtx {
+	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}, primary: map[string]bool{}, concurrent: map[ident.Table]bool{}}
+	for _, e := range sc.Entries {
+		for _, c := range e.Chunks {
+			if c.Stmt.Kind == KIndexConstraint && c.Stmt.Primary {
+				fc.primary[c.Stmt.Name] = true
+			}
+			if c.Stmt.Kind == KIndex && c.Stmt.Name != "" {
+				fc.indexTable[c.Stmt.Name] = c.Stmt.Table
+			}
+			if c.Stmt.Kind == KIndex && c.Stmt.Unique && c.Stmt.PlainKey {
+				fc.concurrent[c.Stmt.Table] = true
+			}
+			if c.Stmt.Parent.Name != "" && (c.Stmt.Kind == KCreateTable || c.Stmt.Kind == KAlterTable) {
+				fc.parent[c.Stmt.Table] = c.Stmt.Parent
+			}
+			if c.Stmt.Kind == KCreateTable && (!e.HasHeader || e.Header.Type == "TABLE") {
+				fc.created = append(fc.created, c.Stmt.Table)
+			}
+		}
+	}
+	return fc
+}
+
+// tables lists the tables the script creates, each partition with its root, for Filter.Resolve.
+func (fc *filterCtx) tables() []*catalog.Table {
+	out := make([]*catalog.Table, 0, len(fc.created))
+	for _, t := range fc.created {
+		ct := &catalog.Table{Table: t}
+		if r := fc.root(t); r != t {
+			ct.Partition, ct.Root = true, &r
+		}
+		out = append(out, ct)
+	}
+	return out
+}
+
+// concurrentRefresh refreshes a materialized view that has a unique index over plain columns:
+// CONCURRENTLY (its readers are not blocked) when the view is already populated where the
+// statement runs, else plainly, the only way to populate it (and the faster one).
+func concurrentRefresh(t ident.Table) string {
+	name := qualified(t)
+	tag := "$pgschema$"
+	for i := 1; strings.Contains(name, tag); i++ {
+		tag = fmt.Sprintf("$pgschema%d$", i)
+	}
+	return fmt.Sprintf(`DO %[1]s
+BEGIN
+  IF (SELECT relispopulated FROM pg_catalog.pg_class WHERE oid = %[2]s::pg_catalog.regclass) THEN
+    REFRESH MATERIALIZED VIEW CONCURRENTLY %[3]s;
+  ELSE
+    REFRESH MATERIALIZED VIEW %[3]s;
+  END IF;
+END
+%[1]s;`, tag, ident.Literal(name), name)
 }
 
 // isPrimary reports whether an indexes-section entry is a primary key, its index attach or its comment.
@@ -214,6 +268,12 @@ func (o Options) keepEntry(e *Entry, fc *filterCtx) bool {
 	if o.NoComments && h.Type == "COMMENT" {
 		return false
 	}
+	if h.Type == "TABLE DATA" || h.Type == "SEQUENCE SET" || h.Type == "MATERIALIZED VIEW DATA" {
+		r := fc.root(ident.Table{Schema: h.Schema, Name: h.Name})
+		if o.Filter.ExcludesData(r.Schema, r.Name) {
+			return false
+		}
+	}
 	schema := h.Schema
 	if schema == "-" {
 		schema = ""
@@ -232,14 +292,9 @@ func (o Options) keepEntry(e *Entry, fc *filterCtx) bool {
 		return o.matchTable(t, fc)
 	}
 	if schema != "" {
-		return o.schemaOnly().MatchName(schema, "")
+		return o.Filter.MatchSchema(schema)
 	}
 	return true
-}
-
-// schemaOnly is the filter without its table patterns, for objects that are not tables.
-func (o Options) schemaOnly() catalog.Filter {
-	return catalog.Filter{Schemas: o.Filter.Schemas, ExcludeSchemas: o.Filter.ExcludeSchemas}
 }
 
 // keepStmt applies the filters to a statement outside any pg_dump header.
@@ -290,7 +345,8 @@ func entryTable(e *Entry, indexTable map[string]ident.Table) (ident.Table, bool)
 	}
 	for _, c := range e.Chunks {
 		switch c.Stmt.Kind {
-		case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate, KTrigger, KRule, KAlterTable, KSequenceOwned, KCreateTable:
+		case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate, KTrigger, KRule, KAlterTable, KSequenceOwned, KCreateTable,
+			KRowSecurity, KPolicy, KRefresh:
 			if c.Stmt.Table.Name != "" {
 				return c.Stmt.Table, true
 			}

@@ -418,6 +418,16 @@ func TestFilterPartitionsAndData(t *testing.T) {
 	if !strings.Contains(out, "CREATE TABLE public.ev_2024") || !strings.Contains(out, "ev_2024_pkey") || strings.Contains(out, "keep") {
 		t.Errorf("--table ev:\n%s", out)
 	}
+	// a partition named by --table selects its partitioned table, whole
+	if out := filterOut(t, partDump, "--table", "EV_2024"); !strings.Contains(out, "CREATE TABLE public.ev ") || !strings.Contains(out, "ATTACH PARTITION") || strings.Contains(out, "keep") {
+		t.Errorf("--table EV_2024:\n%s", out)
+	}
+	for _, args := range [][]string{{"--exclude-table", "ev_2024"}, {"--table", "nothing"}, {"--table", `"EV"`}} {
+		out, errs, code := run(t, partDump, append([]string{"filter"}, args...)...)
+		if code != 1 || out != "" || !strings.Contains(errs, "no table matches -t") && !strings.Contains(errs, "partition public.ev_2024 but not its partitioned table public.ev") {
+			t.Errorf("filter %v: exit %d, stdout %q, stderr %s", args, code, out, errs)
+		}
+	}
 	for _, sec := range []string{"pre-data", "post-data"} {
 		if out := filterOut(t, partDump, "--section", sec); strings.Contains(out, "COPY") {
 			t.Errorf("section %s holds table data", sec)

@@ -11,18 +11,19 @@ import (
 // Section is a part of a schema, in the order a migration creates them.
 type Section int
 
-// Sections. PostData is Indexes, Constraints, Triggers and OtherPost together.
+// Sections. PostData is Indexes, Constraints, Triggers, OtherPost and Refresh together.
 const (
 	PreData     Section = iota // types, tables, sequences, functions, views, ACLs
 	Indexes                    // indexes, PRIMARY KEY / UNIQUE / EXCLUDE constraints, index attaches, statistics
 	Constraints                // foreign keys and separately dumped (NOT VALID) check constraints
-	Triggers                   // user triggers, rules, event triggers
+	Triggers                   // user triggers, rules, event triggers, row security and policies: what changes what the target's writes and reads do
 	OtherPost                  // other post-data objects: publications, subscriptions
+	Refresh                    // REFRESH MATERIALIZED VIEW of the views populated on the source, in pg_dump's dependency order
 	Data                       // table data, sequence values, large objects: only in "all"
 )
 
 // SectionNames lists the values of --section.
-var SectionNames = []string{"pre-data", "indexes", "constraints", "triggers", "post-data", "all"}
+var SectionNames = []string{"pre-data", "indexes", "constraints", "triggers", "refresh", "post-data", "all"}
 
 // sectionSet parses --section into the set of sections it selects.
 func sectionSet(name string) (map[Section]bool, error) {
@@ -35,16 +36,18 @@ func sectionSet(name string) (map[Section]bool, error) {
 		return map[Section]bool{Constraints: true}, nil
 	case "triggers":
 		return map[Section]bool{Triggers: true}, nil
+	case "refresh":
+		return map[Section]bool{Refresh: true}, nil
 	case "post-data":
-		return map[Section]bool{Indexes: true, Constraints: true, Triggers: true, OtherPost: true}, nil
+		return map[Section]bool{Indexes: true, Constraints: true, Triggers: true, OtherPost: true, Refresh: true}, nil
 	case "all", "":
-		return map[Section]bool{PreData: true, Indexes: true, Constraints: true, Triggers: true, OtherPost: true, Data: true}, nil
+		return map[Section]bool{PreData: true, Indexes: true, Constraints: true, Triggers: true, OtherPost: true, Refresh: true, Data: true}, nil
 	}
 	return nil, cliutil.Usagef("bad --section %q: want one of %s", name, strings.Join(SectionNames, ", "))
 }
 
 func (s Section) String() string {
-	return [...]string{"pre-data", "indexes", "constraints", "triggers", "other post-data", "data"}[s]
+	return [...]string{"pre-data", "indexes", "constraints", "triggers", "other post-data", "refresh", "data"}[s]
 }
 
 // sectionOfKind is the section a statement's text implies, if it implies one.
@@ -54,8 +57,10 @@ func sectionOfKind(st Stmt) (Section, bool) {
 		return Indexes, true
 	case KForeignKey, KValidate:
 		return Constraints, true
-	case KTrigger, KEventTrigger, KTriggerState:
+	case KTrigger, KEventTrigger, KTriggerState, KRowSecurity, KPolicy:
 		return Triggers, true
+	case KRefresh:
+		return Refresh, true
 	case KRule:
 		if st.Name == "_return" || st.Name == "_RETURN" {
 			return PreData, true
@@ -80,43 +85,7 @@ func classify(sc *Script, warn io.Writer) (map[*Entry]Section, error) {
 			continue
 		}
 		first := firstStmt(e)
-		var sec Section
-		want := []StmtKind(nil)
-		switch e.Header.Type {
-		case "INDEX":
-			sec, want = Indexes, []StmtKind{KIndex}
-		case "INDEX ATTACH":
-			sec, want = Indexes, []StmtKind{KIndexAttach}
-		case "STATISTICS":
-			sec = Indexes
-		case "CONSTRAINT":
-			want = []StmtKind{KIndexConstraint, KForeignKey, KCheck}
-			sec = Constraints
-			if first != nil && first.Stmt.Kind == KIndexConstraint {
-				sec = Indexes
-			}
-		case "FK CONSTRAINT":
-			sec, want = Constraints, []StmtKind{KForeignKey}
-		case "CHECK CONSTRAINT":
-			sec = Constraints
-		case "TRIGGER":
-			sec, want = Triggers, []StmtKind{KTrigger, KTriggerState}
-		case "EVENT TRIGGER":
-			sec, want = Triggers, []StmtKind{KEventTrigger}
-		case "RULE":
-			sec, want = Triggers, []StmtKind{KRule}
-			if first != nil && strings.EqualFold(first.Stmt.Name, "_return") {
-				sec = PreData // completes a view: belongs with the view
-			}
-		case "PUBLICATION", "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA", "SUBSCRIPTION", "SUBSCRIPTION TABLE":
-			sec = OtherPost
-		case "COMMENT", "SECURITY LABEL":
-			sec = commentSection(e.Header.Name, objSection)
-		case "TABLE DATA", "SEQUENCE SET", "BLOB", "BLOBS", "BLOB DATA", "LARGE OBJECT", "LARGE OBJECTS", "MATERIALIZED VIEW DATA":
-			sec = Data
-		default:
-			sec = PreData
-		}
+		sec, want := headerSection(e, first, objSection)
 		if want != nil {
 			if first == nil {
 				return nil, mismatch(e, nil, "no statement")
@@ -157,6 +126,8 @@ func classify(sc *Script, warn io.Writer) (map[*Entry]Section, error) {
 				key = "RULE " + first.Stmt.Name
 			case KEventTrigger:
 				key = "EVENT TRIGGER " + first.Stmt.Name
+			case KPolicy:
+				key = "POLICY " + first.Stmt.Name
 			}
 			if key != "" {
 				objSection[strings.ToLower(key+" ON "+first.Stmt.Table.Name)] = sec
@@ -165,6 +136,53 @@ func classify(sc *Script, warn io.Writer) (map[*Entry]Section, error) {
 		}
 	}
 	return out, nil
+}
+
+// headerSection is the section pg_dump's header Type puts an entry in, and the statement kinds
+// the entry's first statement may have (nil: any).
+func headerSection(e *Entry, first *Chunk, objSection map[string]Section) (sec Section, want []StmtKind) {
+	switch e.Header.Type {
+	case "INDEX":
+		sec, want = Indexes, []StmtKind{KIndex}
+	case "INDEX ATTACH":
+		sec, want = Indexes, []StmtKind{KIndexAttach}
+	case "STATISTICS":
+		sec = Indexes
+	case "CONSTRAINT":
+		want = []StmtKind{KIndexConstraint, KForeignKey, KCheck}
+		sec = Constraints
+		if first != nil && first.Stmt.Kind == KIndexConstraint {
+			sec = Indexes
+		}
+	case "FK CONSTRAINT":
+		sec, want = Constraints, []StmtKind{KForeignKey}
+	case "CHECK CONSTRAINT":
+		sec = Constraints
+	case "TRIGGER":
+		sec, want = Triggers, []StmtKind{KTrigger, KTriggerState}
+	case "EVENT TRIGGER":
+		sec, want = Triggers, []StmtKind{KEventTrigger}
+	case "RULE":
+		sec, want = Triggers, []StmtKind{KRule}
+		if first != nil && strings.EqualFold(first.Stmt.Name, "_return") {
+			sec = PreData // completes a view: belongs with the view
+		}
+	case "ROW SECURITY":
+		sec, want = Triggers, []StmtKind{KRowSecurity}
+	case "POLICY":
+		sec, want = Triggers, []StmtKind{KPolicy}
+	case "MATERIALIZED VIEW DATA":
+		sec, want = Refresh, []StmtKind{KRefresh}
+	case "PUBLICATION", "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA", "SUBSCRIPTION", "SUBSCRIPTION TABLE":
+		sec = OtherPost
+	case "COMMENT", "SECURITY LABEL":
+		sec = commentSection(e.Header.Name, objSection)
+	case "TABLE DATA", "SEQUENCE SET", "BLOB", "BLOBS", "BLOB DATA", "LARGE OBJECT", "LARGE OBJECTS":
+		sec = Data
+	default:
+		sec = PreData
+	}
+	return sec, want
 }
 
 // commentSection places a COMMENT entry (Name: "INDEX x", "CONSTRAINT c ON t", "TRIGGER t ON x",
@@ -182,7 +200,7 @@ func commentSection(name string, objSection map[string]Section) Section {
 	switch {
 	case strings.HasPrefix(key, "index "):
 		return Indexes
-	case strings.HasPrefix(key, "trigger "), strings.HasPrefix(key, "event trigger "):
+	case strings.HasPrefix(key, "trigger "), strings.HasPrefix(key, "event trigger "), strings.HasPrefix(key, "policy "):
 		return Triggers
 	case strings.HasPrefix(key, "rule "):
 		if strings.HasPrefix(key, "rule _return ") {

@@ -32,6 +32,9 @@ const (
 	KCreateTable              // CREATE TABLE (Parent set for PARTITION OF)
 	KSequenceOwned            // ALTER SEQUENCE ... OWNED BY table.column (Table is that table)
 	KTriggerState             // ALTER TABLE ... ENABLE [ALWAYS | REPLICA] | DISABLE TRIGGER name
+	KRowSecurity              // ALTER TABLE ... ENABLE | DISABLE ROW LEVEL SECURITY (FORCE stays KAlterTable)
+	KPolicy                   // CREATE POLICY name ON table
+	KRefresh                  // REFRESH MATERIALIZED VIEW [CONCURRENTLY] name
 )
 
 var kindNames = map[StmtKind]string{
@@ -39,7 +42,7 @@ var kindNames = map[StmtKind]string{
 	KCheck: "check constraint", KValidate: "validate constraint", KIndexAttach: "index attach", KAlterTable: "alter table",
 	KAlterIndex: "alter index", KTrigger: "trigger", KRule: "rule", KEventTrigger: "event trigger", KOwner: "owner",
 	KACL: "acl", KComment: "comment", KTxn: "transaction control", KCreateTable: "create table", KSequenceOwned: "sequence owned by",
-	KTriggerState: "trigger state",
+	KTriggerState: "trigger state", KRowSecurity: "row security", KPolicy: "policy", KRefresh: "refresh materialized view",
 }
 
 func (k StmtKind) String() string { return kindNames[k] }
@@ -56,6 +59,8 @@ type Stmt struct {
 	CommentOn  string      // COMMENT ON <what>: the object type words, lower case
 	AttachName ident.Table // ALTER INDEX ... ATTACH PARTITION <index>
 	Parent     ident.Table // ALTER TABLE <parent> ATTACH PARTITION <Table>, CREATE TABLE <Table> PARTITION OF <parent>
+	Unique     bool        // CREATE UNIQUE INDEX
+	PlainKey   bool        // CREATE INDEX over plain columns only (no expression) and without WHERE
 }
 
 // words is a cursor over a statement's significant tokens.
@@ -149,190 +154,256 @@ func ParseStmt(text string) Stmt {
 	case w.accept("grant"), w.accept("revoke"):
 		st.Kind = KACL
 	case w.accept("comment", "on"):
-		st.Kind = KComment
-		var what []string
-		for w.i < len(w.t) && w.t[w.i].Kind == sqllex.TWord && len(what) < 3 {
-			k := w.peek(0)
-			if k != "index" && k != "constraint" && k != "trigger" && k != "rule" && k != "event" && k != "table" && k != "schema" && k != "function" && k != "materialized" && k != "view" {
-				break
-			}
-			what = append(what, k)
-			w.i++
-			if k != "event" && k != "materialized" {
-				break
-			}
-		}
-		st.CommentOn = strings.Join(what, " ")
-		n := w.name()
-		if len(n) > 0 {
-			st.Name = n[len(n)-1]
-		}
-		if st.CommentOn == "index" && len(n) > 1 {
-			st.Table = ident.Table{Schema: n[len(n)-2]} // schema of the index; the table is looked up
-		}
-		if w.accept("on") {
-			w.accept("domain")
-			st.Table = w.table()
-		}
+		w.comment(&st)
 	case w.accept("create"):
-		w.accept("or", "replace")
-		switch {
-		case w.peek(0) == "table" || w.peek(1) == "table" && (w.peek(0) == "unlogged" || w.peek(0) == "foreign"):
-			w.accept("unlogged")
-			w.accept("foreign")
-			w.accept("table")
-			w.accept("if", "not", "exists")
-			st.Kind = KCreateTable
-			st.Table = w.table()
-			if w.accept("partition", "of") {
-				st.Parent = w.table()
-			}
-		case w.peek(0) == "unique" || w.peek(0) == "index":
-			w.accept("unique")
-			w.accept("index")
-			w.accept("concurrently")
-			w.accept("if", "not", "exists")
-			if w.peek(0) != "on" {
-				n := w.name()
-				if len(n) > 0 {
-					st.Name = n[len(n)-1]
-				}
-			}
-			if w.accept("on") {
-				st.Kind = KIndex
-				st.Only = w.accept("only")
-				st.Table = w.table()
-			}
-		case w.peek(0) == "trigger" || w.peek(0) == "constraint" && w.peek(1) == "trigger":
-			w.accept("constraint")
-			w.accept("trigger")
-			st.Kind = KTrigger
-			if n := w.name(); len(n) > 0 {
-				st.Name = n[len(n)-1]
-			}
-			if w.skipTo("on") {
-				st.Table = w.table()
-			}
-			for w.i < len(w.t) {
-				if w.accept("execute", "function") || w.accept("execute", "procedure") {
-					st.Function = w.table()
-					break
-				}
-				w.i++
-			}
-		case w.accept("event", "trigger"):
-			st.Kind = KEventTrigger
-			if n := w.name(); len(n) > 0 {
-				st.Name = n[0]
-			}
-			for w.i < len(w.t) {
-				if w.accept("execute", "function") || w.accept("execute", "procedure") {
-					st.Function = w.table()
-					break
-				}
-				w.i++
-			}
-		case w.accept("rule"):
-			st.Kind = KRule
-			if n := w.name(); len(n) > 0 {
-				st.Name = n[0]
-			}
-			if w.skipTo("to") {
-				st.Table = w.table()
-			}
-		}
+		w.create(&st)
+	case w.accept("refresh", "materialized", "view"):
+		st.Kind = KRefresh
+		w.accept("concurrently")
+		st.Table = w.table()
 	case w.accept("begin"), w.accept("start", "transaction"), w.accept("commit"), w.accept("end"), w.accept("rollback"),
 		w.accept("abort"), w.accept("savepoint"), w.accept("release"), w.accept("prepare", "transaction"):
 		st.Kind = KTxn
 	case w.accept("alter", "sequence"):
-		w.accept("if", "exists")
-		w.name()
-		start := w.i
-		for w.i < len(w.t) {
-			if w.accept("owned", "by") {
-				if p := w.name(); len(p) >= 2 {
-					st.Kind = KSequenceOwned
-					st.Table = ident.Table{Name: p[len(p)-2]}
-					if len(p) >= 3 {
-						st.Table.Schema = p[len(p)-3]
-					}
-				}
-				break
-			}
-			w.i++
-		}
-		w.i = start
-		if st.Kind == KOther && isOwnerTo(w) {
-			st.Kind = KOwner
-		}
+		w.alterSequence(&st)
 	case w.peek(0) == "alter" && (w.peek(1) == "table" || w.peek(1) == "foreign" && w.peek(2) == "table"):
-		w.accept("alter")
-		w.accept("foreign")
-		w.accept("table")
-		st.Kind = KAlterTable
-		w.accept("if", "exists")
-		st.Only = w.accept("only")
-		st.Table = w.table()
-		switch {
-		case w.accept("attach", "partition"):
-			st.Parent = st.Table
-			st.Table = w.table()
-		case w.accept("add", "constraint"):
-			if n := w.name(); len(n) > 0 {
-				st.Name = n[0]
-			}
-			switch {
-			case w.accept("primary", "key"):
-				st.Kind, st.Primary = KIndexConstraint, true
-			case w.accept("unique"), w.accept("exclude"):
-				st.Kind = KIndexConstraint
-			case w.accept("foreign", "key"):
-				st.Kind = KForeignKey
-				if w.skipTo("references") {
-					st.RefTable = w.table()
-				}
-			case w.accept("check"):
-				st.Kind = KCheck
-			}
-		case w.accept("validate", "constraint"):
-			st.Kind = KValidate
-			if n := w.name(); len(n) > 0 {
-				st.Name = n[0]
-			}
-		case w.accept("enable", "always", "trigger"), w.accept("enable", "replica", "trigger"), w.accept("enable", "trigger"), w.accept("disable", "trigger"):
-			// pg_dump writes a partition's cloned trigger whose state differs from its parent's as
-			// a TRIGGER entry holding only this statement.
-			st.Kind = KTriggerState
-			if n := w.name(); len(n) > 0 {
-				st.Name = n[0]
-			}
-		default:
-			if isOwnerTo(w) {
-				st.Kind = KOwner
-			}
-		}
+		w.alterTable(&st)
 	case w.accept("alter", "index"):
-		st.Kind = KAlterIndex
-		w.accept("if", "exists")
-		n := w.name()
-		if len(n) > 0 {
-			st.Name = n[len(n)-1]
-		}
-		if len(n) > 1 {
-			st.Table.Schema = n[len(n)-2]
-		}
-		if w.accept("attach", "partition") {
-			st.Kind = KIndexAttach
-			st.AttachName = w.table()
-		} else if isOwnerTo(w) {
-			st.Kind = KOwner
-		}
+		w.alterIndex(&st)
 	case w.accept("alter"):
 		if isOwnerTo(w) {
 			st.Kind = KOwner
 		}
 	}
 	return st
+}
+
+// comment reads the rest of COMMENT ON ...: what it comments, its name and table.
+func (w *words) comment(st *Stmt) {
+	st.Kind = KComment
+	var what []string
+	for w.i < len(w.t) && w.t[w.i].Kind == sqllex.TWord && len(what) < 3 {
+		k := w.peek(0)
+		if k != "index" && k != "constraint" && k != "trigger" && k != "rule" && k != "event" && k != "table" && k != "schema" && k != "function" && k != "materialized" && k != "view" {
+			break
+		}
+		what = append(what, k)
+		w.i++
+		if k != "event" && k != "materialized" {
+			break
+		}
+	}
+	st.CommentOn = strings.Join(what, " ")
+	n := w.name()
+	if len(n) > 0 {
+		st.Name = n[len(n)-1]
+	}
+	if st.CommentOn == "index" && len(n) > 1 {
+		st.Table = ident.Table{Schema: n[len(n)-2]} // schema of the index; the table is looked up
+	}
+	if w.accept("on") {
+		w.accept("domain")
+		st.Table = w.table()
+	}
+}
+
+// create reads the rest of CREATE [OR REPLACE] ...: tables, indexes, triggers, event triggers,
+// policies and rules.
+func (w *words) create(st *Stmt) {
+	w.accept("or", "replace")
+	switch {
+	case w.peek(0) == "table" || w.peek(1) == "table" && (w.peek(0) == "unlogged" || w.peek(0) == "foreign"):
+		w.accept("unlogged")
+		w.accept("foreign")
+		w.accept("table")
+		w.accept("if", "not", "exists")
+		st.Kind = KCreateTable
+		st.Table = w.table()
+		if w.accept("partition", "of") {
+			st.Parent = w.table()
+		}
+	case w.peek(0) == "unique" || w.peek(0) == "index":
+		st.Unique = w.accept("unique")
+		w.accept("index")
+		w.accept("concurrently")
+		w.accept("if", "not", "exists")
+		if w.peek(0) != "on" {
+			n := w.name()
+			if len(n) > 0 {
+				st.Name = n[len(n)-1]
+			}
+		}
+		if w.accept("on") {
+			st.Kind = KIndex
+			st.Only = w.accept("only")
+			st.Table = w.table()
+			st.PlainKey = w.plainKey()
+		}
+	case w.peek(0) == "trigger" || w.peek(0) == "constraint" && w.peek(1) == "trigger":
+		w.accept("constraint")
+		w.accept("trigger")
+		st.Kind = KTrigger
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[len(n)-1]
+		}
+		if w.skipTo("on") {
+			st.Table = w.table()
+		}
+		st.Function = w.executeFunction()
+	case w.accept("event", "trigger"):
+		st.Kind = KEventTrigger
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[0]
+		}
+		st.Function = w.executeFunction()
+	case w.accept("policy"):
+		st.Kind = KPolicy
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[0]
+		}
+		if w.accept("on") {
+			st.Table = w.table()
+		}
+	case w.accept("rule"):
+		st.Kind = KRule
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[0]
+		}
+		if w.skipTo("to") {
+			st.Table = w.table()
+		}
+	}
+}
+
+// alterSequence reads the rest of ALTER SEQUENCE: OWNED BY table.column, or OWNER TO.
+func (w *words) alterSequence(st *Stmt) {
+	w.accept("if", "exists")
+	w.name()
+	start := w.i
+	for w.i < len(w.t) {
+		if w.accept("owned", "by") {
+			if p := w.name(); len(p) >= 2 {
+				st.Kind = KSequenceOwned
+				st.Table = ident.Table{Name: p[len(p)-2]}
+				if len(p) >= 3 {
+					st.Table.Schema = p[len(p)-3]
+				}
+			}
+			break
+		}
+		w.i++
+	}
+	w.i = start
+	if st.Kind == KOther && isOwnerTo(w) {
+		st.Kind = KOwner
+	}
+}
+
+// alterTable reads ALTER [FOREIGN] TABLE ...: partition attaches, constraints, trigger and row
+// security states, owners.
+func (w *words) alterTable(st *Stmt) {
+	w.accept("alter")
+	w.accept("foreign")
+	w.accept("table")
+	st.Kind = KAlterTable
+	w.accept("if", "exists")
+	st.Only = w.accept("only")
+	st.Table = w.table()
+	switch {
+	case w.accept("attach", "partition"):
+		st.Parent = st.Table
+		st.Table = w.table()
+	case w.accept("add", "constraint"):
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[0]
+		}
+		switch {
+		case w.accept("primary", "key"):
+			st.Kind, st.Primary = KIndexConstraint, true
+		case w.accept("unique"), w.accept("exclude"):
+			st.Kind = KIndexConstraint
+		case w.accept("foreign", "key"):
+			st.Kind = KForeignKey
+			if w.skipTo("references") {
+				st.RefTable = w.table()
+			}
+		case w.accept("check"):
+			st.Kind = KCheck
+		}
+	case w.accept("validate", "constraint"):
+		st.Kind = KValidate
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[0]
+		}
+	case w.accept("enable", "row", "level", "security"), w.accept("disable", "row", "level", "security"):
+		st.Kind = KRowSecurity
+	case w.accept("enable", "always", "trigger"), w.accept("enable", "replica", "trigger"), w.accept("enable", "trigger"), w.accept("disable", "trigger"):
+		// pg_dump writes a partition's cloned trigger whose state differs from its parent's as
+		// a TRIGGER entry holding only this statement.
+		st.Kind = KTriggerState
+		if n := w.name(); len(n) > 0 {
+			st.Name = n[0]
+		}
+	default:
+		if isOwnerTo(w) {
+			st.Kind = KOwner
+		}
+	}
+}
+
+// alterIndex reads the rest of ALTER INDEX: partition index attaches and owners.
+func (w *words) alterIndex(st *Stmt) {
+	st.Kind = KAlterIndex
+	w.accept("if", "exists")
+	n := w.name()
+	if len(n) > 0 {
+		st.Name = n[len(n)-1]
+	}
+	if len(n) > 1 {
+		st.Table.Schema = n[len(n)-2]
+	}
+	if w.accept("attach", "partition") {
+		st.Kind = KIndexAttach
+		st.AttachName = w.table()
+	} else if isOwnerTo(w) {
+		st.Kind = KOwner
+	}
+}
+
+// executeFunction skips to EXECUTE FUNCTION | PROCEDURE and reads the function's name.
+func (w *words) executeFunction() ident.Table {
+	for ; w.i < len(w.t); w.i++ {
+		if w.accept("execute", "function") || w.accept("execute", "procedure") {
+			return w.table()
+		}
+	}
+	return ident.Table{}
+}
+
+// plainKey reads the rest of CREATE INDEX after its table: [USING method] (columns) ...; it
+// reports whether every column is a plain column (an expression has parentheses or is a
+// function call) and there is no WHERE clause, which REFRESH ... CONCURRENTLY needs.
+func (w *words) plainKey() bool {
+	if w.accept("using") {
+		w.name()
+	}
+	if w.i >= len(w.t) || w.t[w.i].Text != "(" {
+		return false
+	}
+	depth := 0
+	for ; w.i < len(w.t); w.i++ {
+		switch tk := w.t[w.i]; {
+		case tk.Kind == sqllex.TPunct && tk.Text == "(":
+			if depth++; depth > 1 {
+				return false
+			}
+		case tk.Kind == sqllex.TPunct && tk.Text == ")":
+			depth--
+		case depth == 0 && tk.Kind == sqllex.TWord && strings.EqualFold(tk.Text, "where"):
+			return false
+		}
+	}
+	return true
 }
 
 // isOwnerTo reports whether the rest of an ALTER statement is "... OWNER TO role".

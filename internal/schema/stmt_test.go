@@ -36,6 +36,10 @@ func TestParseStmt(t *testing.T) {
 		{sql: `SELECT pg_catalog.setval('public.s', 1, false);`, kind: KOther},
 		{sql: `GRANT SELECT ON TABLE public.t TO r;`, kind: KACL},
 		{sql: `BEGIN;`, kind: KTxn},
+		{sql: `CREATE POLICY "p 1" ON "S"."T" FOR SELECT USING ((tenant = 1));`, kind: KPolicy, name: "p 1", schema: "S", table: "T"},
+		{sql: `ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;`, kind: KRowSecurity, schema: "public", table: "t"},
+		{sql: `ALTER TABLE ONLY public.t FORCE ROW LEVEL SECURITY;`, kind: KAlterTable, schema: "public", table: "t", only: true},
+		{sql: `REFRESH MATERIALIZED VIEW CONCURRENTLY "S"."M v";`, kind: KRefresh, schema: "S", table: "M v"},
 		{sql: `CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;`, kind: KOther},
 	}
 	for _, c := range cases {
@@ -44,6 +48,22 @@ func TestParseStmt(t *testing.T) {
 			st.RefTable.Schema != c.refSchema || st.RefTable.Name != c.refTable || st.Only != c.only || st.Primary != c.primary ||
 			st.Parent.Schema != c.parentSchema || st.Parent.Name != c.parentT {
 			t.Errorf("%s\n got %+v", c.sql, st)
+		}
+	}
+}
+
+// TestParseIndexPlainKey: which unique indexes allow REFRESH MATERIALIZED VIEW CONCURRENTLY.
+func TestParseIndexPlainKey(t *testing.T) {
+	for sql, want := range map[string][2]bool{
+		`CREATE UNIQUE INDEX i ON public.m USING btree (a, "B c" DESC NULLS LAST) INCLUDE (d) WITH (fillfactor='70');`: {true, true},
+		`CREATE UNIQUE INDEX i ON public.m (a COLLATE "C" text_pattern_ops);`:                                          {true, true},
+		`CREATE UNIQUE INDEX i ON public.m USING btree (lower(a));`:                                                    {true, false},
+		`CREATE UNIQUE INDEX i ON public.m USING btree (((a + b)));`:                                                   {true, false},
+		`CREATE UNIQUE INDEX i ON public.m USING btree (a) WHERE (a > 0);`:                                             {true, false},
+		`CREATE INDEX i ON public.m USING btree (a);`:                                                                  {false, true},
+	} {
+		if st := ParseStmt(sql); st.Kind != KIndex || st.Unique != want[0] || st.PlainKey != want[1] {
+			t.Errorf("%s: got kind %s unique %v plain %v, want unique %v plain %v", sql, st.Kind, st.Unique, st.PlainKey, want[0], want[1])
 		}
 	}
 }

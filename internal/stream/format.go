@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"strings"
 	"time"
+
+	"github.com/pgferry/pgferry/internal/dbconn"
 )
 
 // Version is the stream format version this package writes and reads.
@@ -56,6 +58,9 @@ type Header struct {
 	Jobs          int       `json:"jobs"`           // most chunks open at once in this stream
 	Tables        []Table   `json:"tables"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Source fingerprints the database the stream was read from, so pgcopyin can refuse to load
+	// it back into that database. Absent in streams of releases before it (not checked then).
+	Source *dbconn.Identity `json:"source,omitempty"`
 }
 
 // Table is one copied table and its chunk plan; frames refer to it by its index in Header.Tables.
@@ -145,6 +150,9 @@ func (h *Header) Validate() error {
 	case "shared", "per-chunk":
 	default:
 		return fmt.Errorf("bad header: snapshot_mode %q, want shared or per-chunk", h.SnapshotMode)
+	}
+	if h.Source != nil && h.Source.DatabaseOID == 0 {
+		return fmt.Errorf("bad header: source has no database_oid")
 	}
 	if h.Position != "" && !validSnapshot(h.Position) {
 		return fmt.Errorf("bad header: position %q is not a txid snapshot (xmin:xmax:xip,...)", h.Position)

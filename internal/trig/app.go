@@ -1,4 +1,4 @@
-// Package trig is the pgtrig command line: check, install, mark, status and remove change capture.
+// Package trig is the pgtrig command line: check, install, mark, status, fence and remove change capture.
 package trig
 
 import (
@@ -28,8 +28,9 @@ table at a time for at most --lock-timeout per try.
    pgtrig check   --source "$SRC"                 # what would block the install
    pgtrig install --source "$SRC" -T 'audit_*'    # capture everything else; prints the position
    pgtrig status  --source "$SRC"
+   pgtrig fence up --source "$SRC"                 # cutover: every captured table refuses writes
    pgtrig remove  --source "$SRC"                 # at the end; also --target if it was copied there`,
-		Commands: []*cli.Command{checkCommand(), installCommand(), markCommand(), statusCommand(), removeCommand()},
+		Commands: []*cli.Command{checkCommand(), installCommand(), markCommand(), statusCommand(), fenceCommand(), removeCommand()},
 	}
 	return cliutil.RunApp(app, args)
 }

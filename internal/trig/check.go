@@ -22,11 +22,14 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "preflight: what install would capture and what would block it; exit 1 when something blocks",
-		UsageText: "pgtrig check --source URL [-n SCHEMA] [-t TABLE] [-T TABLE] [--long-tx 1m] [--json]",
+		UsageText: "pgtrig check --source URL [-n SCHEMA] [-t TABLE] [-T TABLE] [--exclude-table-data TABLE] [--long-tx 1m] [--json]",
 		Description: `Lists, per selected table, the key capture will use (primary key, else a unique index over
-NOT NULL columns), its size and its write rate (rows written per second since the statistics
-were reset, from pg_stat_user_tables). Then the problems: tables without a usable key (with
-the remedies), missing privileges, unlogged tables, sessions holding a lock on a selected
+NOT NULL columns; a table without one is captured as whole rows), its size and its write rate
+(rows written per second since the statistics were reset, from pg_stat_user_tables). Then the
+problems and notes: how a change to a table without a key is found and what it costs (a warning
+when each batch must read the whole table), tables that cannot be captured at all (with the
+remedies), missing privileges, tables whose row-level security policies apply to the role
+(FORCEd, or not its own, without BYPASSRLS: the copy would fail), unlogged tables, sessions holding a lock on a selected
 table in a transaction older than --long-tx, running anti-wraparound vacuums (they do not
 yield, so install would time out), and long transactions. Exit 1 when an error blocks install.
 
@@ -34,6 +37,7 @@ yield, so install would time out), and long transactions. Exit 1 when an error b
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),
 			&cli.DurationFlag{Name: "long-tx", Value: capture.DefaultLongTx, EnvVars: []string{"PGFERRY_LONG_TX"}, Usage: "a transaction open longer than this is reported"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
+			&cli.BoolFlag{Name: "excluded", Usage: "check nothing: list the tables the filters leave out, one a line (with 'rows only' for --exclude-table-data), or with --json as an array"},
 		}, catalog.FilterFlags()...),
 		Action: func(c *cli.Context) error {
 			f, err := catalog.FilterFromCLI(c)
@@ -41,6 +45,9 @@ yield, so install would time out), and long transactions. Exit 1 when an error b
 				return cliutil.WithCode(cliutil.ExitUsage, err)
 			}
 			return onSource(c, func(ctx context.Context, conn *pgx.Conn) error {
+				if c.Bool("excluded") {
+					return listExcluded(ctx, c, conn, f)
+				}
 				return runCheck(ctx, c, conn, f)
 			})
 		},
@@ -65,6 +72,31 @@ func runCheck(ctx context.Context, c *cli.Context, conn *pgx.Conn, f catalog.Fil
 	return nil
 }
 
+// listExcluded prints the tables the filters leave out, or whose rows they leave out.
+func listExcluded(ctx context.Context, c *cli.Context, conn *pgx.Conn, f catalog.Filter) error {
+	all, err := catalog.ListTables(ctx, conn, c.String("capture-schema"))
+	if err != nil {
+		return err
+	}
+	if f, err = f.Resolve(all); err != nil {
+		return err
+	}
+	ex := f.Excluded(all)
+	if c.Bool("json") {
+		b, _ := json.Marshal(ex)
+		fmt.Println(string(b))
+		return nil
+	}
+	for _, e := range ex {
+		if e.RowsOnly {
+			fmt.Printf("%s\trows only\n", e.Table)
+		} else {
+			fmt.Println(e.Table)
+		}
+	}
+	return nil
+}
+
 func printCheck(w io.Writer, rep *capture.CheckReport) {
 	fmt.Fprintf(w, "server %s, role %s (superuser: %v), capture schema present: %v\n\n", rep.Server, rep.Role, rep.Superuser, rep.SchemaExists)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -76,11 +108,20 @@ func printCheck(w io.Writer, rep *capture.CheckReport) {
 		}
 		key, src := strings.Join(t.Key, ", "), t.KeySource
 		if key == "" {
-			key, src = "-", "NONE"
+			key, src = "-", "none: "+capture.KeylessSource
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.2f\t%v\n", name, key, src, t.EstRows, bytesText(t.Bytes), t.WritesPerSec, t.Captured)
 	}
 	tw.Flush()
+	if n := len(rep.Excluded); n > 0 {
+		rows := 0
+		for _, e := range rep.Excluded {
+			if e.RowsOnly {
+				rows++
+			}
+		}
+		fmt.Fprintf(w, "\nleft out by the filters: %d table(s), %d of them only their rows; 'pgtrig check --excluded' lists them\n", n, rows)
+	}
 	if len(rep.Problems) == 0 {
 		fmt.Fprintln(w, "\nno problems found")
 		return

@@ -26,7 +26,8 @@ INSERT/UPDATE/DELETE row trigger (on a partitioned table's root, so every partit
 future ones, is captured), a TRUNCATE trigger, and the registry row. Each transaction waits
 at most --lock-timeout for the table's lock and is retried with backoff, so it never holds
 two tables' locks and never stalls the application for long. Re-running installs only what
-is missing (and adds the TRUNCATE trigger to partitions created since).
+is missing (and adds the TRUNCATE trigger to partitions created since), and upgrades in place
+trigger functions an older pgtrig made without the write fence check ('pgtrig fence').
 
 Tables need a primary key or a unique index over NOT NULL columns; install refuses others
 (see 'pgtrig check') unless they are excluded. Progress goes to stderr; the capture

@@ -41,6 +41,12 @@ var two64 = new(big.Int).Lsh(big.NewInt(1), 64)
 func scanChunk(ctx context.Context, s *side, p *pair, fn string, mask int64, c chunk, out *buckets) error {
 	q := fmt.Sprintf("SELECT b, count(*), sum(h)::text FROM (SELECT %s AS b, %s AS h FROM %s WHERE %s) s GROUP BY b",
 		bucketExpr(p, fn, mask), hashExpr(p, fn), p.from(), c.where)
+	if p.NoKey {
+		// Buckets by the row hash itself, computed once per row (OFFSET 0 keeps the subquery from
+		// being flattened, which would compute it for the grouping and again for the sum).
+		q = fmt.Sprintf("SELECT h & %d, count(*), sum(h)::text FROM (SELECT %s AS h FROM %s WHERE %s OFFSET 0) s GROUP BY 1",
+			mask, hashExpr(p, fn), p.from(), c.where)
+	}
 	return s.inSnapshot(ctx, func(tx pgx.Tx) error {
 		local := map[int64]agg{}
 		// At most 4096 groups: a hash aggregate stays in memory on any version. The planner cannot
@@ -117,13 +123,13 @@ func runJobs(ctx context.Context, src, dst *side, lists [2][]scanJob, jobs int, 
 // the cost of a COPY), and only what differs is read again grouped into buckets: the chunks that
 // differ when both sides read the same key ranges, else the whole table. Identical tables thus
 // cost one plain scan per side. The client hash reads buckets in one pass.
-func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chunkRows int64, jobs int) (map[*pair][2]*buckets, map[*pair]int64, error) {
+func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chunkRows int64, jobs int, prog *scanProgress) (map[*pair][2]*buckets, map[*pair]int64, error) {
 	var lists [2][]scanJob
 	masks := map[*pair]int64{}
 	res := map[*pair][2]*buckets{}
 	plans := map[*pair]*chunkPlan{}
 	for _, p := range pairs {
-		if p.Reason != "" && !p.NoKey {
+		if p.Reason != "" {
 			continue
 		}
 		pl, err := planChunks(ctx, src, dst, p, chunkRows)
@@ -131,11 +137,9 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 			return nil, nil, err
 		}
 		plans[p] = pl
-		masks[p] = 0 // a keyless table is one bucket: its rows compared as a multiset
-		if !p.NoKey {
-			masks[p] = bucketCount(p.EstRows) - 1
-		}
+		masks[p] = bucketCount(p.EstRows) - 1 // keyless tables: buckets of row hashes
 		res[p] = [2]*buckets{{}, {}}
+		prog.plan(p, len(pl.chunks[0])+len(pl.chunks[1]))
 		for si := range 2 {
 			for i, c := range pl.chunks[si] {
 				lists[si] = append(lists[si], scanJob{p, c, i})
@@ -148,14 +152,23 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 	}
 	if fn == hashClient {
 		err := runJobs(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
-			return scanChunkCopy(ctx, s, j.p, masks[j.p], j.c, res[j.p][si])
+			prog.begin(j.p)
+			n, err := scanChunkCopy(ctx, s, j.p, masks[j.p], j.c, res[j.p][si])
+			if err == nil {
+				prog.end(j.p, si, len(plans[j.p].chunks[si]), n)
+			}
+			return err
 		})
 		return res, masks, err
 	}
 	// Pass 1: one total per chunk and side (each slot written by one worker only).
 	err := runJobs(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+		prog.begin(j.p)
 		a, err := scanChunkTotal(ctx, s, j.p, fn, j.c)
 		plans[j.p].totals[si][j.ci] = a
+		if err == nil {
+			prog.end(j.p, si, len(plans[j.p].chunks[si]), a.n)
+		}
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,24 +20,24 @@ import (
 	"github.com/pgferry/pgferry/internal/state"
 )
 
-// TestNotComparable: no key, a column missing, a type change and a missing table are each
-// reported as not comparable with the reason; a difference elsewhere still makes exit 1.
+// TestNotComparable: a column missing, a type change and a missing table are each reported as
+// not comparable with the reason (a table without a key is comparable: it is the same here); a
+// difference elsewhere still makes exit 1.
 func TestNotComparable(t *testing.T) {
 	src, dst := pgtest.Source(t), pgtest.Target(t)
 	src.Exec(t, `CREATE TABLE nokey(a int, b text); CREATE TABLE cols(id int PRIMARY KEY, a int, gone text);
-CREATE TABLE typ(id int PRIMARY KEY, a int); CREATE TABLE lonely(id int PRIMARY KEY); INSERT INTO nokey VALUES (1, 'x');
-CREATE TABLE nokey2(a int); INSERT INTO nokey2 VALUES (1), (1)`)
+CREATE TABLE typ(id int PRIMARY KEY, a int); CREATE TABLE lonely(id int PRIMARY KEY); INSERT INTO nokey VALUES (1, 'x')`)
 	dst.Exec(t, `CREATE TABLE nokey(a int, b text); CREATE TABLE cols(id int PRIMARY KEY, a int, added int);
-CREATE TABLE typ(id int PRIMARY KEY, a bigint); INSERT INTO nokey VALUES (1, 'x');
-CREATE TABLE nokey2(a int); INSERT INTO nokey2 VALUES (1)`)
+CREATE TABLE typ(id int PRIMARY KEY, a bigint); INSERT INTO nokey VALUES (1, 'x')`)
 	code, rs, _ := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL})
 	if code != ExitNotComparable {
 		t.Fatalf("exit %d, want 3", code)
 	}
 	m := byTable(rs)
+	if r := m["public.nokey"]; r == nil || r.Status != StatusSame {
+		t.Errorf("public.nokey: %+v, want the same", r)
+	}
 	for name, want := range map[string][]string{
-		"public.nokey":  {"no primary key", "compared as a whole (a multiset of rows) it is the same"},
-		"public.nokey2": {"no primary key", "it DIFFERS"},
 		"public.cols":   {`column "gone" missing on the target`, `column "added" exists only on the target`},
 		"public.typ":    {`column "a" is integer on the source but bigint on the target`},
 		"public.lonely": {"missing on the target"},
@@ -277,7 +278,7 @@ func TestLostConnectionRedoesTheUnit(t *testing.T) {
 	count := func() int64 {
 		var n int64
 		if err := s.inSnapshot(ctx, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n)
+			return tx.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -307,5 +308,50 @@ func TestDuplicateOnKeylessTarget(t *testing.T) {
 	r := byTable(rs)["public.t"]
 	if code != ExitDiffer || r == nil || r.Duplicate != 2 || len(r.Diffs) != 2 || r.Diffs[0].Key["id"] != "42" || r.Diffs[1].Key["id"] != "7" {
 		t.Fatalf("exit %d %+v", code, r)
+	}
+}
+
+// TestQuickIntegerKeyOrder: quick mode's min and max of an integer key are the numbers' min and
+// max (ordered as text, 999 would be the max of 1..2001).
+func TestQuickIntegerKeyOrder(t *testing.T) {
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	ddl := "CREATE TABLE t(id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 2001);"
+	src.Exec(t, ddl)
+	dst.Exec(t, ddl+"DELETE FROM t WHERE id = 2001; INSERT INTO t VALUES (0)")
+	code, rs, _ := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL, Mode: "quick"})
+	r := byTable(rs)["public.t"]
+	got := map[string]string{}
+	for _, c := range r.Checks {
+		got[c.Name] = c.Source + " " + c.Target
+	}
+	if code != ExitDiffer || got["min of key"] != "1 0" || got["max of key"] != "2001 2000" || got["exact count"] != "2001 2001" {
+		t.Fatalf("exit %d, checks %v", code, got)
+	}
+}
+
+// TestProgressLines: into a file, the hash scan writes labelled, timestamped progress lines, a
+// line per finished table and a summary with both sides' rows.
+func TestProgressLines(t *testing.T) {
+	src, dst := pgtest.Source(t), pgtest.Target(t)
+	ddl := "CREATE TABLE a(id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 3000); CREATE TABLE b(v text); INSERT INTO b VALUES ('x');"
+	src.Exec(t, ddl)
+	dst.Exec(t, ddl)
+	code, _, diag := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL, ChunkRows: 100, ProgressEvery: time.Millisecond})
+	if code != ExitSame {
+		t.Fatalf("exit %d", code)
+	}
+	stamp := `pgverify: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ `
+	for _, want := range []string{
+		stamp + `\d+/2 tables, \d+ rows`,
+		stamp + `public\.a done: 6000 rows`,
+		stamp + `public\.b done: 2 rows`,
+		stamp + `2/2 tables, 6002 rows, .*done in`,
+	} {
+		if !regexp.MustCompile(want).MatchString(diag) {
+			t.Errorf("stderr does not match %s:\n%s", want, diag)
+		}
+	}
+	if _, _, diag := run(t, Config{SourceURL: src.URL, TargetURL: dst.URL, Progress: "none"}); diag != "" {
+		t.Errorf("--progress none: stderr %q", diag)
 	}
 }

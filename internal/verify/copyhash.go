@@ -25,7 +25,7 @@ var runSeed = maphash.MakeSeed()
 func copySelect(p *pair, binaryFormat bool, where string, extra []string) string {
 	cols := make([]string, 0, len(p.Cols)+len(extra))
 	for _, c := range orderedCols(p) {
-		cols = append(cols, cmpExpr(c, ""))
+		cols = append(cols, p.cmpExpr(c, ""))
 	}
 	cols = append(cols, extra...)
 	q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s) TO STDOUT", strings.Join(cols, ", "), p.from(), where)
@@ -203,7 +203,8 @@ func hexVal(c byte) int {
 // binaryHeaderLen is the fixed part of a binary COPY header: signature, flags, extension length.
 const binaryHeaderLen = 11 + 4 + 4
 
-// scanBinary consumes the complete tuples of b and returns how many bytes it used.
+// scanBinary consumes the complete tuples of b and returns how many bytes it used. A row's hash
+// leaves out its field count: extra fields must not change it.
 func (s *rowScanner) scanBinary(b []byte) (int, error) {
 	used := 0
 	if !s.header {
@@ -277,7 +278,7 @@ func (s *rowScanner) scanBinary(b []byte) (int, error) {
 		if !complete {
 			return used, nil
 		}
-		if err := s.onRow(maphash.Bytes(runSeed, t[2:keyEnd]), maphash.Bytes(runSeed, t[:hashEnd]), s.extra); err != nil {
+		if err := s.onRow(maphash.Bytes(runSeed, t[2:keyEnd]), maphash.Bytes(runSeed, t[2:hashEnd]), s.extra); err != nil {
 			return 0, err
 		}
 		s.rows++

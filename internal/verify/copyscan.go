@@ -21,13 +21,16 @@ func inlineArgs(c chunk) string {
 	return w
 }
 
-// scanChunkCopy reads one chunk of a table with COPY, hashes its rows here and adds its buckets
-// to out.
-func scanChunkCopy(ctx context.Context, s *side, p *pair, mask int64, c chunk, out *buckets) error {
+// scanChunkCopy reads one chunk of a table with COPY, hashes its rows here, adds its buckets to
+// out and returns how many rows it held.
+func scanChunkCopy(ctx context.Context, s *side, p *pair, mask int64, c chunk, out *buckets) (rows int64, err error) {
 	q := copySelect(p, p.Binary, inlineArgs(c), nil)
-	return s.inSnapshot(ctx, func(tx pgx.Tx) error {
+	err = s.inSnapshot(ctx, func(tx pgx.Tx) error {
 		local := make([]agg, mask+1)
 		rs := &rowScanner{binary: p.Binary, nk: len(p.Key), nh: len(p.Cols), onRow: func(kh, rh uint64, _ [][]byte) error {
+			if p.NoKey {
+				kh = rh // a keyless table's buckets are by row hash
+			}
 			a := &local[kh&uint64(mask)]
 			a.n++
 			a.sum += rh
@@ -46,8 +49,10 @@ func scanChunkCopy(ctx context.Context, s *side, p *pair, mask int64, c chunk, o
 			}
 		}
 		out.addRows(rs.rows)
+		rows = rs.rows
 		return nil
 	})
+	return rows, err
 }
 
 // keyEntry is what narrowing keeps of a key on one side.
@@ -120,6 +125,13 @@ func narrowCopy(ctx context.Context, src, dst *side, p *pair, mask int64, bks []
 	if err != nil {
 		return nil, false, err
 	}
+	keys, more = differingKeys(found, limit)
+	return keys, more || cut, nil
+}
+
+// differingKeys lists the keys (in key byte order) held by one side only, with different hashes,
+// or more than once; at most limit of them (more reports whether there were more).
+func differingKeys(found [2]map[string]*keyEntry, limit int) (keys [][]string, more bool) {
 	diff := map[string]bool{}
 	for kt, a := range found[0] {
 		if b := found[1][kt]; b == nil || a.h != b.h || a.n != b.n || a.n > 1 {
@@ -146,7 +158,7 @@ func narrowCopy(ctx context.Context, src, dst *side, p *pair, mask int64, bks []
 		}
 		keys = append(keys, e.vals)
 	}
-	return keys, more || cut, nil
+	return keys, more
 }
 
 // chooseFormats reads every comparable table with binary COPY unless a column's binary form

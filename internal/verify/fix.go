@@ -36,16 +36,13 @@ func fixPosition(ctx context.Context, dst *side, stateSchema, readAt string) (fr
 }
 
 // emitFix writes one pgdelta batch that makes every differing key on the target what it is on
-// the source now: the current source row as an upsert, or a delete where the source has none.
+// the source now: the current source row as an upsert, or a delete where the source has none; for
+// a table without a key, each differing row with the number of copies the source holds now.
 func emitFix(ctx context.Context, src, dst *side, stateSchema string, results []*Result, w io.Writer) error {
-	type tableRecs struct {
-		p    *pair
-		keys [][]string
-	}
-	var todo []tableRecs
+	var todo []*Result
 	for _, r := range results {
 		if r.Status == StatusDiffer && len(r.Diffs) > 0 {
-			todo = append(todo, tableRecs{r.pair, diffKeys(r.Diffs)})
+			todo = append(todo, r)
 		}
 	}
 	var recs []deltarec.Record
@@ -55,25 +52,15 @@ func emitFix(ctx context.Context, src, dst *side, stateSchema string, results []
 		if err := tx.QueryRow(ctx, "SELECT txid_current_snapshot()::text").Scan(&readAt); err != nil {
 			return err
 		}
-		for _, t := range todo {
-			rows, err := fetchRows(ctx, tx, t.p, t.keys)
-			if err != nil {
-				return fmt.Errorf("read source rows of %s: %w", t.p.Name, err)
+		for _, r := range todo {
+			var err error
+			if r.pair.NoKey {
+				recs, err = keylessFixRecords(ctx, tx, r.pair, r.Diffs, recs)
+			} else {
+				recs, err = keyedFixRecords(ctx, tx, r.pair, diffKeys(r.Diffs), recs)
 			}
-			for _, k := range t.keys {
-				if f, ok := rows[joinKey(k)]; ok {
-					row := map[string]*string{}
-					for i, c := range t.p.Cols {
-						row[c.Name] = f.raw[i]
-					}
-					recs = append(recs, deltarec.Record{Op: deltarec.OpUpsert, Table: t.p.Name, Row: row})
-				} else {
-					key := map[string]*string{}
-					for i, c := range t.p.Key {
-						key[c.Name] = &k[i]
-					}
-					recs = append(recs, deltarec.Record{Op: deltarec.OpDelete, Table: t.p.Name, Key: key})
-				}
+			if err != nil {
+				return fmt.Errorf("read source rows of %s: %w", r.Table, err)
 			}
 		}
 		return nil
@@ -99,4 +86,49 @@ func emitFix(ctx context.Context, src, dst *side, stateSchema string, results []
 		return fmt.Errorf("write fix: %w", err)
 	}
 	return nil
+}
+
+// keyedFixRecords appends, for each key, the source's row as an upsert, or a delete.
+func keyedFixRecords(ctx context.Context, tx pgx.Tx, p *pair, keys [][]string, recs []deltarec.Record) ([]deltarec.Record, error) {
+	rows, err := fetchRows(ctx, tx, p, keys)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if f, ok := rows[joinKey(k)]; ok {
+			row := map[string]*string{}
+			for i, c := range p.Cols {
+				row[c.Name] = f.raw[i]
+			}
+			recs = append(recs, deltarec.Record{Op: deltarec.OpUpsert, Table: p.Name, Row: row})
+			continue
+		}
+		key := map[string]*string{}
+		for i, c := range p.Key {
+			key[c.Name] = &k[i]
+		}
+		recs = append(recs, deltarec.Record{Op: deltarec.OpDelete, Table: p.Name, Key: key})
+	}
+	return recs, nil
+}
+
+// keylessFixRecords appends, for each differing row of a table without a key, a rows record with
+// the number of copies the source holds.
+func keylessFixRecords(ctx context.Context, tx pgx.Tx, p *pair, ds []Diff, recs []deltarec.Record) ([]deltarec.Record, error) {
+	rts := make([]string, len(ds))
+	for i, d := range ds {
+		rts[i] = d.rt
+	}
+	counts, err := countRows(ctx, tx, p, rts)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range ds {
+		row := map[string]*string{}
+		for j, c := range p.Cols {
+			row[c.Name] = d.raw[j]
+		}
+		recs = append(recs, deltarec.Record{Op: deltarec.OpRows, Table: p.Name, Row: row, Count: &counts[i]})
+	}
+	return recs, nil
 }

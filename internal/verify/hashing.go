@@ -82,9 +82,11 @@ var floatSend = map[string]string{
 	"double precision[]": "array_send", "real[]": "array_send", "point[]": "array_send",
 }
 
-// cmpExpr is the expression compared for a column: its text form, except types made of floats,
-// whose IEEE bits are compared (see floatSend).
-func cmpExpr(c catalog.Column, alias string) string {
+// cmpExpr is the expression compared for a column, qualified by alias unless it is empty: its
+// text form, except types made of floats, whose IEEE bits are compared (see floatSend). reg*
+// values compare by their text, the object's name: tables holding them are never read with
+// binary COPY (catalog.TextOnlyTables), whose form of them is the OID.
+func (p *pair) cmpExpr(c catalog.Column, alias string) string {
 	q := ident.Quote(c.Name)
 	if alias != "" {
 		q = alias + "." + q
@@ -96,36 +98,51 @@ func cmpExpr(c catalog.Column, alias string) string {
 }
 
 // rowText is the text form of a row's compared values, columns in one explicit order.
-func rowText(cols []catalog.Column) string {
+func (p *pair) rowText(cols []catalog.Column) string {
 	e := make([]string, len(cols))
 	for i, c := range cols {
-		e[i] = cmpExpr(c, "")
+		e[i] = p.cmpExpr(c, "")
 	}
 	return "ROW(" + strings.Join(e, ", ") + ")::text"
 }
 
+// maxConcatArgs is how many values one concat_ws call joins: a function takes at most 100
+// arguments, the separator included.
+const maxConcatArgs = 99
+
 // hashText is the text a row's hash is taken of: each compared value's text form, NULL as the
 // byte 0x1e, joined by the byte 0x1f. It carries what ROW(...)::text carries for a quarter or more
 // less server CPU (no quoting pass over every value). Only a value containing those control bytes
-// could make two different rows read alike.
-func hashText(cols []catalog.Column) string {
+// could make two different rows read alike. Wider rows are joined in groups of 99 values, then the
+// groups: no value is NULL, so the text is the same as one call would give. The text is of
+// collation "C": hashing and comparing it is bytewise whatever the columns' collations (two
+// different ones would leave it none, a nondeterministic one would hash 'A' like 'a').
+func (p *pair) hashText(cols []catalog.Column, alias string) string {
 	e := make([]string, len(cols))
 	for i, c := range cols {
-		e[i] = "coalesce((" + cmpExpr(c, "") + ")::text, E'\\x1e')"
+		e[i] = "coalesce((" + p.cmpExpr(c, alias) + ")::text, E'\\x1e')"
 	}
-	return "concat_ws(E'\\x1f', " + strings.Join(e, ", ") + ")"
+	for len(e) > maxConcatArgs {
+		var groups []string
+		for lo := 0; lo < len(e); lo += maxConcatArgs {
+			groups = append(groups, concatWS(e[lo:min(lo+maxConcatArgs, len(e))]))
+		}
+		e = groups
+	}
+	return concatWS(e) + ` COLLATE "C"`
 }
 
-// bucketExpr maps a row to its bucket (0..mask) by a hash of its key's text.
+func concatWS(vals []string) string {
+	return "concat_ws(E'\\x1f', " + strings.Join(vals, ", ") + ")"
+}
+
+// bucketExpr maps a row to its bucket (0..mask) by a hash of its key's text (keyed tables only).
 func bucketExpr(p *pair, fn string, mask int64) string {
-	if p.NoKey {
-		return "0::bigint"
-	}
 	if fn == hashHTE && p.KeyIsInts {
 		// An integer key is hashed as a number: no text form to build per row.
 		return fmt.Sprintf("(hashint8extended(%s::int8, 0) & %d)", ident.Quote(p.Key[0].Name), mask)
 	}
-	kt := hashText(p.Key)
+	kt := p.hashText(p.Key, "")
 	if fn == hashHTE {
 		return fmt.Sprintf("(hashtextextended(%s, 0) & %d)", kt, mask)
 	}
@@ -134,7 +151,7 @@ func bucketExpr(p *pair, fn string, mask int64) string {
 
 // hashExpr is a 64-bit hash of the whole row.
 func hashExpr(p *pair, fn string) string {
-	rt := hashText(p.Cols)
+	rt := p.hashText(p.Cols, "")
 	if fn == hashHTE {
 		return fmt.Sprintf("hashtextextended(%s, 1)", rt)
 	}

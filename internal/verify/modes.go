@@ -113,12 +113,14 @@ func readQuick(ctx context.Context, tx pgx.Tx, p *pair, si int) (quickFacts, err
 		return f, err
 	}
 	if len(t.KeyColumns) > 0 {
-		k := ident.Quote(t.KeyColumns[0])
+		// Qualified, so ORDER BY sorts by the column's own type: unqualified, it would bind to
+		// the text output column of the same name (and find 999 the max of 1..2001).
+		k := "t." + ident.Quote(t.KeyColumns[0])
 		for _, dir := range []struct {
 			ord string
 			dst **string
 		}{{"ASC", &f.min}, {"DESC", &f.max}} {
-			err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s::text FROM %s ORDER BY %s %s LIMIT 1", k, p.from(), k, dir.ord)).Scan(dir.dst)
+			err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s::text FROM %s ORDER BY %s %s LIMIT 1", k, p.fromAs("t"), k, dir.ord)).Scan(dir.dst)
 			if err != nil && err != pgx.ErrNoRows {
 				return f, err
 			}

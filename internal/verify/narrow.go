@@ -11,12 +11,17 @@ import (
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
-// Diff is one key whose row differs between the sides.
+// Diff is one key whose row differs between the sides, or one row of a table without a key
+// that one side holds more often than the other.
 type Diff struct {
-	Kind    string            `json:"kind"` // missing (on source, not on target), extra (on target only), changed, duplicate (key held more than once)
-	Key     map[string]string `json:"key"`
-	Columns []string          `json:"columns,omitempty"` // changed: the columns that differ
-	vals    []string          // key values in key order
+	Kind    string             `json:"kind"` // missing (on source, not on target), extra (on target only), changed, duplicate (key held more than once)
+	Key     map[string]string  `json:"key,omitempty"`
+	Columns []string           `json:"columns,omitempty"` // changed: the columns that differ
+	Count   int64              `json:"count,omitempty"`   // no key: how many copies of Row are missing or extra
+	Row     map[string]*string `json:"row,omitempty"`     // no key: the row's values
+	vals    []string           // key values in key order
+	rt      string             // no key: the row's compared text, which finds it on both sides
+	raw     []*string          // no key: the row's values in column order
 }
 
 // keyRow is one row's key and hash as read by the narrowing scan.
@@ -33,9 +38,11 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 	for i, k := range p.Key {
 		kexpr[i] = ident.Quote(k.Name) + "::text"
 	}
-	q := fmt.Sprintf(`SELECT kt, ARRAY[%s], h::text FROM (SELECT %s AS kt, %s AS b, %s AS h, %s FROM %s) s
+	// The subquery names only its own outputs, so no column of the table (one may be called kt
+	// or b) can make a reference in the outer query ambiguous.
+	q := fmt.Sprintf(`SELECT kt, kv, h::text FROM (SELECT %s AS kt, ARRAY[%s] AS kv, %s AS b, %s AS h FROM %s) s
 		WHERE b = ANY($1::bigint[]) ORDER BY kt COLLATE "C"`,
-		strings.Join(kexpr, ", "), rowText(p.Key), bucketExpr(p, fn, mask), hashExpr(p, fn), ident.QuoteList(keyNames(p)), p.from())
+		p.rowText(p.Key), strings.Join(kexpr, ", "), bucketExpr(p, fn, mask), hashExpr(p, fn), p.from())
 	// Every mismatched bucket holds at least one differing key: limit+1 buckets are enough.
 	cut := len(bks) > limit+1
 	if cut {
@@ -68,6 +75,22 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 			})
 		}()
 	}
+	keys, more = mergeKeys(chans, limit)
+	cancel()
+	<-done
+	<-done
+	more = more || cut
+	if !more {
+		if err := errors.Join(errs[0], errs[1]); err != nil {
+			return nil, false, fmt.Errorf("narrow %s: %w", p.Name, err)
+		}
+	}
+	return keys, more, nil
+}
+
+// mergeKeys merges the key-ordered rows of both sides into the keys that differ: on one side
+// only, or with different hashes; at most limit of them (more reports whether there were more).
+func mergeKeys(chans [2]chan keyRow, limit int) (keys [][]string, more bool) {
 	// A key held twice by a side without a unique index comes twice in a row: name it once.
 	var last string
 	add := func(r keyRow) {
@@ -94,28 +117,10 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 			b, bok = <-chans[1]
 		}
 		if len(keys) > limit {
-			keys, more = keys[:limit], true
-			break
+			return keys[:limit], true
 		}
 	}
-	cancel()
-	<-done
-	<-done
-	more = more || cut
-	if !more {
-		if err := errors.Join(errs[0], errs[1]); err != nil {
-			return nil, false, fmt.Errorf("narrow %s: %w", p.Name, err)
-		}
-	}
-	return keys, more, nil
-}
-
-func keyNames(p *pair) []string {
-	n := make([]string, len(p.Key))
-	for i, k := range p.Key {
-		n[i] = k.Name
-	}
-	return n
+	return keys, false
 }
 
 // keyFilter is a WHERE condition matching the keys passed as one text array per key column.
@@ -154,20 +159,22 @@ type fetched struct {
 	n   int // rows with this key (more than 1 only where the side has no unique key)
 }
 
-// fetchRows reads the rows of keys on one side, indexed by their joined key text.
+// fetchRows reads the rows of keys on one side, indexed by their joined key text. Each kind of
+// value comes as one array, so a table of any width fits in the select list.
 func fetchRows(ctx context.Context, tx pgx.Tx, p *pair, keys [][]string) (map[string]fetched, error) {
 	out := map[string]fetched{}
-	exprs := make([]string, 0, 2*len(p.Cols)+len(p.Key))
-	for _, k := range p.Key {
-		exprs = append(exprs, ident.Quote(k.Name)+"::text")
+	kexpr := make([]string, len(p.Key))
+	for i, k := range p.Key {
+		kexpr[i] = ident.Quote(k.Name) + "::text"
 	}
-	for _, c := range p.Cols {
-		exprs = append(exprs, cmpExpr(c, "")+"::text")
+	cmp := make([]string, len(p.Cols))
+	raw := make([]string, len(p.Cols))
+	for i, c := range p.Cols {
+		cmp[i] = "(" + p.cmpExpr(c, "") + ")::text"
+		raw[i] = ident.Quote(c.Name) + "::text"
 	}
-	for _, c := range p.Cols {
-		exprs = append(exprs, ident.Quote(c.Name)+"::text")
-	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(exprs, ", "), p.from(), keyFilter(p))
+	q := fmt.Sprintf("SELECT ARRAY[%s], ARRAY[%s]::text[], ARRAY[%s]::text[] FROM %s WHERE %s",
+		strings.Join(kexpr, ", "), strings.Join(cmp, ", "), strings.Join(raw, ", "), p.from(), keyFilter(p))
 	const batch = 1000
 	for lo := 0; lo < len(keys); lo += batch {
 		rows, err := tx.Query(ctx, q, keyArgs(p, keys[lo:min(lo+batch, len(keys))])...)
@@ -175,22 +182,15 @@ func fetchRows(ctx context.Context, tx pgx.Tx, p *pair, keys [][]string) (map[st
 			return nil, err
 		}
 		for rows.Next() {
-			vals := make([]*string, len(exprs))
-			ptrs := make([]any, len(exprs))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
+			var kv []string
+			var f fetched // fresh each row: scanning again into the same slices would overwrite them
+			if err := rows.Scan(&kv, &f.cmp, &f.raw); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			kv := make([]string, len(p.Key))
-			for i := range kv {
-				kv[i] = *vals[i]
-			}
-			n := len(p.Key)
 			jk := joinKey(kv)
-			out[jk] = fetched{cmp: vals[n : n+len(p.Cols)], raw: vals[n+len(p.Cols):], n: out[jk].n + 1}
+			f.n = out[jk].n + 1
+			out[jk] = f
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
@@ -203,22 +203,17 @@ func joinKey(vals []string) string { return strings.Join(vals, "\x00") }
 
 // classify reads keys on both sides (through run, in the snapshot or fresh) and returns the
 // keys that differ, with their kind and differing columns, in the order of keys.
-func classify(ctx context.Context, p *pair, keys [][]string, runSrc, runDst func(context.Context, func(pgx.Tx) error) error) ([]Diff, error) {
+func classify(ctx context.Context, p *pair, keys [][]string, runSrc, runDst txRunner) ([]Diff, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
 	var got [2]map[string]fetched
-	g, gctx := newGroup(ctx)
-	for i, run := range []func(context.Context, func(pgx.Tx) error) error{runSrc, runDst} {
-		g.Go(func() error {
-			return run(gctx, func(tx pgx.Tx) error {
-				m, err := fetchRows(gctx, tx, p, keys)
-				got[i] = m
-				return err
-			})
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := inBoth(ctx, runSrc, runDst, func(ctx context.Context, i int, tx pgx.Tx) error {
+		var err error
+		got[i], err = fetchRows(ctx, tx, p, keys)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read differing rows of %s: %w", p.Name, err)
 	}
 	var out []Diff

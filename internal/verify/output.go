@@ -51,6 +51,9 @@ func writeReport(w io.Writer, rs []*Result, cfg Config) error {
 		}
 		for _, d := range r.Diffs {
 			line := fmt.Sprintf("%s: %s key %s", r.Table, d.Kind, keyString(r.pair, d))
+			if d.Row != nil {
+				line = fmt.Sprintf("%s: %s %d x %s", r.Table, d.Kind, d.Count, rowString(r.pair, d))
+			}
 			if d.Kind == "changed" {
 				line += ": columns " + strings.Join(d.Columns, ", ")
 			}
@@ -59,7 +62,11 @@ func writeReport(w io.Writer, rs []*Result, cfg Config) error {
 			}
 		}
 		if r.Truncated {
-			fmt.Fprintf(w, "%s: more differing keys than --max-diffs %d; raise it to see them all\n", r.Table, cfg.MaxDiffs)
+			what := "keys"
+			if r.pair != nil && r.pair.NoKey {
+				what = "rows"
+			}
+			fmt.Fprintf(w, "%s: more differing %s than --max-diffs %d; raise it to see them all\n", r.Table, what, cfg.MaxDiffs)
 		}
 	}
 	return nil
@@ -80,6 +87,9 @@ func details(r *Result) string {
 				return r.Reason
 			}
 			s := fmt.Sprintf("%d missing, %d extra, %d changed", r.Missing, r.Extra, r.Changed)
+			if r.pair != nil && r.pair.NoKey {
+				s = fmt.Sprintf("%d rows missing, %d extra (no key: compared as a multiset of rows)", r.Missing, r.Extra)
+			}
 			if r.Duplicate > 0 {
 				s += fmt.Sprintf(", %d duplicate", r.Duplicate)
 			}
@@ -98,6 +108,29 @@ func details(r *Result) string {
 	return ""
 }
 
+// showValue quotes a value that could be misread: empty, NULL, or holding a separator.
+func showValue(v string) string {
+	if v == "" || v == "NULL" || strings.ContainsAny(v, " \t\n\"\\,()=") {
+		return strconv.Quote(v)
+	}
+	return v
+}
+
+// rowString shows a row of a table without a key as (value, ...) in column order, NULL unquoted.
+func rowString(p *pair, d Diff) string {
+	if p == nil {
+		return fmt.Sprint(d.Row)
+	}
+	parts := make([]string, len(p.Cols))
+	for i, c := range p.Cols {
+		parts[i] = "NULL"
+		if v := d.Row[c.Name]; v != nil {
+			parts[i] = showValue(*v)
+		}
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
 // keyString shows a key as col=value, in key order.
 func keyString(p *pair, d Diff) string {
 	if p == nil {
@@ -105,11 +138,7 @@ func keyString(p *pair, d Diff) string {
 	}
 	parts := make([]string, len(p.Key))
 	for i, k := range p.Key {
-		v := d.Key[k.Name]
-		if v == "" || strings.ContainsAny(v, " \t\n\"\\,()=") {
-			v = strconv.Quote(v)
-		}
-		parts[i] = k.Name + "=" + v
+		parts[i] = k.Name + "=" + showValue(d.Key[k.Name])
 	}
 	if len(parts) == 1 {
 		return parts[0]

@@ -40,15 +40,19 @@ type Check struct {
 func (r *Result) setDiffs(ds []Diff) {
 	r.Diffs, r.Missing, r.Extra, r.Changed, r.Duplicate = ds, 0, 0, 0, 0
 	for _, d := range ds {
+		n := 1 // rows: one per key, or the copies of a row of a table without a key
+		if d.Count > 0 {
+			n = int(d.Count)
+		}
 		switch d.Kind {
 		case "missing":
-			r.Missing++
+			r.Missing += n
 		case "extra":
-			r.Extra++
+			r.Extra += n
 		case "changed":
-			r.Changed++
+			r.Changed += n
 		case "duplicate":
-			r.Duplicate++
+			r.Duplicate += n
 		}
 	}
 	if len(ds) == 0 && !r.Truncated {

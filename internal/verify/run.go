@@ -7,8 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
@@ -32,6 +30,9 @@ func Run(ctx context.Context, cfg Config, report, fix, diag io.Writer) (int, err
 		return ExitError, asError(err)
 	}
 	defer dst.close()
+	if err := dbconn.CheckDistinct(ctx, src.exporter, dst.exporter, cfg.SourceURL, cfg.TargetURL); err != nil {
+		return ExitError, asError(err) // a database compared with itself proves nothing
+	}
 	pairs, err := listPairs(ctx, src.exporter, dst.exporter, cfg)
 	if err != nil {
 		return ExitError, asError(err)
@@ -71,11 +72,11 @@ func asError(err error) error {
 	return cliutil.WithCode(ExitError, err)
 }
 
-// runHash hashes every row of both sides, compares bucket sums and narrows mismatches to keys.
+// runHash hashes every row of both sides, compares bucket sums and narrows mismatches to keys
+// (or, without a key, to rows).
 func runHash(ctx context.Context, src, dst *side, pairs []*pair, cfg Config, diag io.Writer) ([]*Result, error) {
-	fn := cfg.HashFunc
-	var err error
-	if fn, err = chooseHash(ctx, src, dst, cfg.HashFunc); err != nil {
+	fn, err := chooseHash(ctx, src, dst, cfg.HashFunc)
+	if err != nil {
 		return nil, err
 	}
 	if fn == hashClient {
@@ -83,80 +84,105 @@ func runHash(ctx context.Context, src, dst *side, pairs []*pair, cfg Config, dia
 			return nil, err
 		}
 	}
-	res, masks, err := scanAll(ctx, src, dst, pairs, fn, cfg.ChunkRows, cfg.Jobs)
+	prog := newProgress(cfg, diag, pairs)
+	res, masks, err := scanAll(ctx, src, dst, pairs, fn, cfg.ChunkRows, cfg.Jobs, prog)
+	prog.finish(err)
 	if err != nil {
 		return nil, err
 	}
 	var out []*Result
 	for _, p := range pairs {
-		r := &Result{Table: p.Name, Mode: "hash", pair: p}
+		r, err := judge(ctx, src, dst, p, fn, res[p], masks[p], cfg.MaxDiffs)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, r)
-		if p.NoKey {
-			// Still exit 3 (no key names a row), but say whether the contents hash the same.
-			b := res[p]
-			r.Status, r.Reason, r.Hash = StatusNotComparable, p.Reason, fn
-			r.SourceRows, r.TargetRows = &b[0].rows, &b[1].rows
-			if len(mismatched(b[0], b[1])) == 0 {
-				r.Reason += "; compared as a whole (a multiset of rows) it is the same"
-			} else {
-				r.Reason += "; compared as a whole (a multiset of rows) it DIFFERS"
-			}
-			continue
-		}
-		if p.Reason != "" {
-			r.Status, r.Reason = StatusNotComparable, p.Reason
-			continue
-		}
-		r.Hash = fn
-		b := res[p]
-		r.SourceRows, r.TargetRows = &b[0].rows, &b[1].rows
-		bad := mismatched(b[0], b[1])
-		if len(bad) == 0 {
-			r.Status = StatusSame
-			continue
-		}
-		var keys [][]string
-		var more bool
-		if fn == hashClient {
-			keys, more, err = narrowCopy(ctx, src, dst, p, masks[p], bad, cfg.MaxDiffs)
-		} else {
-			keys, more, err = narrow(ctx, src, dst, p, fn, masks[p], bad, cfg.MaxDiffs)
-		}
-		if err != nil {
-			return nil, err
-		}
-		r.Truncated = more
-		ds, err := classify(ctx, p, keys, src.inSnapshot, dst.inSnapshot)
-		if err != nil {
-			return nil, err
-		}
-		r.setDiffs(ds)
-		if r.Status == StatusSame {
-			// Cannot happen within one snapshot per side, short of a 64-bit hash collision: say so
-			// rather than report a table whose bucket sums differ as the same.
-			r.Status, r.Reason = StatusDiffer, fmt.Sprintf("%d buckets differ but no differing key was found (hash collision?)", len(bad))
-		}
 	}
 	if cfg.Recheck > 0 && exitCode(out) == ExitDiffer {
-		fmt.Fprintf(diag, "pgverify: differences found; re-checking them in %s\n", cfg.Recheck)
-		select {
-		case <-time.After(cfg.Recheck):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		for _, r := range out {
-			if r.Status != StatusDiffer {
-				continue
-			}
-			ds, err := classify(ctx, r.pair, diffKeys(r.Diffs), src.fresh, dst.fresh)
-			if err != nil {
-				return nil, err
-			}
-			r.Rechecked = true
-			r.setDiffs(ds)
+		if err := recheck(ctx, src, dst, out, cfg.Recheck, diag); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// judge compares one table's buckets and narrows the mismatched ones to what differs.
+func judge(ctx context.Context, src, dst *side, p *pair, fn string, b [2]*buckets, mask int64, limit int) (*Result, error) {
+	r := &Result{Table: p.Name, Mode: "hash", pair: p}
+	if p.Reason != "" {
+		r.Status, r.Reason = StatusNotComparable, p.Reason
+		return r, nil
+	}
+	r.Hash = fn
+	r.SourceRows, r.TargetRows = &b[0].rows, &b[1].rows
+	bad := mismatched(b[0], b[1])
+	if len(bad) == 0 {
+		r.Status = StatusSame
+		return r, nil
+	}
+	var ds []Diff
+	var err error
+	if p.NoKey {
+		ds, r.Truncated, err = narrowKeyless(ctx, src, dst, p, fn, mask, bad, limit)
+	} else {
+		ds, r.Truncated, err = narrowKeyed(ctx, src, dst, p, fn, mask, bad, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.setDiffs(ds)
+	if r.Status == StatusSame {
+		// Cannot happen within one snapshot per side, short of a 64-bit hash collision: say so
+		// rather than report a table whose bucket sums differ as the same.
+		r.Status, r.Reason = StatusDiffer, fmt.Sprintf("%d buckets differ but no differing row was found (hash collision?)", len(bad))
+	}
+	return r, nil
+}
+
+// narrowKeyed finds the keys of the mismatched buckets that differ and reads their rows.
+func narrowKeyed(ctx context.Context, src, dst *side, p *pair, fn string, mask int64, bad []int64, limit int) ([]Diff, bool, error) {
+	var keys [][]string
+	var more bool
+	var err error
+	if fn == hashClient {
+		keys, more, err = narrowCopy(ctx, src, dst, p, mask, bad, limit)
+	} else {
+		keys, more, err = narrow(ctx, src, dst, p, fn, mask, bad, limit)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	ds, err := classify(ctx, p, keys, src.inSnapshot, dst.inSnapshot)
+	return ds, more, err
+}
+
+// recheck waits, then reads the differing keys and rows again outside the snapshots and drops
+// those that converged.
+func recheck(ctx context.Context, src, dst *side, out []*Result, wait time.Duration, diag io.Writer) error {
+	fmt.Fprintf(diag, "pgverify: differences found; re-checking them in %s\n", wait)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, r := range out {
+		if r.Status != StatusDiffer || len(r.Diffs) == 0 {
+			continue
+		}
+		var ds []Diff
+		var err error
+		if r.pair.NoKey {
+			ds, err = recountKeyless(ctx, r.pair, r.Diffs, src.fresh, dst.fresh)
+		} else {
+			ds, err = classify(ctx, r.pair, diffKeys(r.Diffs), src.fresh, dst.fresh)
+		}
+		if err != nil {
+			return err
+		}
+		r.Rechecked = true
+		r.setDiffs(ds)
+	}
+	return nil
 }
 
 func diffKeys(ds []Diff) [][]string {
@@ -166,5 +192,3 @@ func diffKeys(ds []Diff) [][]string {
 	}
 	return out
 }
-
-var _ = pgx.ErrNoRows

@@ -22,8 +22,11 @@ type side struct {
 	pool     chan *pgx.Conn
 }
 
+// connect opens one of pgverify's sessions. search_path is pg_catalog, as pg_dump sets it: the
+// names reg* values print as (compared on both sides) and the types format_type() names are then
+// qualified the same way whatever search_path a role or database sets.
 func connect(ctx context.Context, url string, r dbconn.Role) (*pgx.Conn, error) {
-	return dbconn.Connect(ctx, url, r, dbconn.Options{AppName: "pgferry-pgverify"})
+	return dbconn.Connect(ctx, url, r, dbconn.Options{AppName: "pgferry-pgverify", Extra: map[string]string{"search_path": "pg_catalog"}})
 }
 
 // openSide connects, exports a snapshot and prepares a pool of jobs workers.

@@ -36,15 +36,20 @@ func listPairs(ctx context.Context, src, dst *pgx.Conn, cfg Config) ([]*pair, er
 	if err != nil {
 		return nil, fmt.Errorf("read target tables: %w", err)
 	}
+	// The patterns must match a table of either side; a partition named by -t selects its root.
+	f, err := cfg.Filter.Resolve(append(st[:len(st):len(st)], dt...))
+	if err != nil {
+		return nil, err
+	}
 	by := map[string]*pair{}
 	for _, t := range st {
-		if t.Partition || !cfg.Filter.Match(t) {
+		if t.Partition || !f.Match(t) {
 			continue
 		}
 		by[t.Key()] = &pair{Name: t.Key(), Src: t}
 	}
 	for _, t := range dt {
-		if t.Partition || !cfg.Filter.Match(t) {
+		if t.Partition || !f.Match(t) {
 			continue
 		}
 		p := by[t.Key()]
@@ -102,8 +107,7 @@ func (p *pair) check() {
 	}
 	p.Cols = p.Src.Columns
 	if len(p.Src.KeyColumns) == 0 {
-		p.Reason = "no primary key or unique index over NOT NULL columns on the source: rows cannot be matched by key"
-		p.NoKey = true
+		p.NoKey = true // compared as a multiset of rows
 		return
 	}
 	for _, k := range p.Src.KeyColumns {
@@ -124,3 +128,7 @@ func (p *pair) from() string {
 	}
 	return p.Src.String()
 }
+
+// fromAs is from with a table alias, for queries that must qualify the table's columns (a column
+// may be named like any other name in the query).
+func (p *pair) fromAs(alias string) string { return p.from() + " AS " + alias }

@@ -12,6 +12,7 @@ import (
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/progress"
 )
 
 // Exit codes of pgverify (2 is cliutil.ExitUsage: error or no connection).
@@ -34,9 +35,11 @@ type Config struct {
 	Recheck              time.Duration
 	EmitFix              bool
 	JSON                 bool
-	Terminal             bool   // stdout (or the report writer) is a terminal: print a table
-	HashFunc             string // auto, hashtextextended, md5
-	ChunkRows            int64  // rows per key-range chunk of a big table
+	Terminal             bool          // stdout (or the report writer) is a terminal: print a table
+	HashFunc             string        // auto, hashtextextended, md5
+	ChunkRows            int64         // rows per key-range chunk of a big table
+	Progress             progress.Mode // of the hash scan, on stderr ("" = auto)
+	ProgressEvery        time.Duration // between periodic progress lines (0 = the mode's default)
 }
 
 // Main runs pgverify with args and returns its exit code.
@@ -62,9 +65,12 @@ Modes:
 Partitioned tables are verified at their root (reading the root covers all partitions, however
 the target partitions them). The capture and state schemas are skipped.
 
-Exit status: 0 identical, 1 differences, 2 error, 3 not comparable (no key, or the table's
-columns differ: the report says which). When several apply, 2 wins over 1, 1 over 3. A table
-without a key is still hashed as a whole and the report says whether it matched.
+A table without a primary key or unique index over NOT NULL columns is compared as a multiset
+of rows: differing rows are named by their values, "missing 2 x (...)", "extra 1 x (...)".
+
+Exit status: 0 identical, 1 differences (or, as for every pgferry tool, -n/-t patterns that match
+no table: stderr says "no table matches"), 2 error, 3 not comparable (the table's columns differ,
+or it exists on one side only: the report says which). When several apply, 2 wins over 1, 1 over 3.
 
 Examples:
   pgverify --source "$SRC" --target "$DST" -j 4
@@ -81,6 +87,7 @@ Examples:
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per table instead of a table", EnvVars: []string{"PGFERRY_JSON"}},
 			&cli.StringFlag{Name: "capture-schema", Value: "pgferry", Usage: "capture schema on the source (skipped)", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}},
 			&cli.StringFlag{Name: "state-schema", Value: "pgferry", Usage: "state schema on the target (skipped)", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress of the hash scan on stderr: auto (a line on a terminal, else plain), plain (timestamped lines), json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
 			&cli.Int64Flag{Name: "chunk-rows", Value: 250000, Hidden: true, Usage: "rows per key-range chunk of a big table", EnvVars: []string{"PGFERRY_VERIFY_CHUNK_ROWS"}},
 			&cli.StringFlag{Name: "hash", Value: "auto", Usage: "row hash: auto (hashtextextended when both servers agree, else md5), hashtextextended or md5 (rows hashed by the servers, which send only bucket sums), or client (rows read with COPY, binary where both servers give the same bytes, and hashed by pgverify: about two thirds of the servers' CPU, at the cost of pgverify's own CPU and the rows crossing the network)", EnvVars: []string{"PGFERRY_VERIFY_HASH"}},
 		}, catalog.FilterFlags()...),
@@ -92,6 +99,10 @@ Examples:
 			if err != nil {
 				return cliutil.WithCode(cliutil.ExitUsage, err)
 			}
+			pm, err := progress.ParseMode(c.String("progress"))
+			if err != nil {
+				return cliutil.WithCode(cliutil.ExitUsage, err)
+			}
 			cfg := Config{
 				SourceURL: dbconn.Resolve(c.String("source"), dbconn.Source),
 				TargetURL: dbconn.Resolve(c.String("target"), dbconn.Target),
@@ -99,6 +110,7 @@ Examples:
 				SkipSchemas: []string{c.String("capture-schema"), c.String("state-schema")}, StateSchema: c.String("state-schema"),
 				MaxDiffs: c.Int("max-diffs"), Recheck: time.Duration(c.Int("recheck")) * time.Second,
 				EmitFix: c.Bool("emit-fix"), JSON: c.Bool("json"), HashFunc: c.String("hash"), ChunkRows: c.Int64("chunk-rows"),
+				Progress: pm,
 			}
 			switch cfg.Mode {
 			case "quick", "count", "hash":

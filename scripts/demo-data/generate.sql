@@ -1,6 +1,7 @@
 -- Sample rows for the demo: pagila's tables (schema in pagila-schema.sql) plus a "demo" schema
 -- with many column types, composite/text/uuid keys, quoted identifiers, an identity column, a
--- generated column and a table without a primary key but with a unique key.
+-- generated column, a table without a primary key but with a unique key, and two without any key
+-- (a log found by an index on a NOT NULL column, and a join table with no index at all).
 -- Run with psql -v mb=N (approximate database size in MB). Deterministic (setseed).
 \set ON_ERROR_STOP on
 SELECT setseed(0.42);
@@ -105,6 +106,10 @@ SELECT current_setting('server_version_num')::int >= 120000 AS has_generated \gs
 ALTER TABLE demo.readings ADD COLUMN v2 numeric GENERATED ALWAYS AS (v * 2) STORED;
 \endif
 CREATE TABLE demo.session_cache (sid integer NOT NULL, val text, UNIQUE (sid));
+-- No key at all: duplicate rows and rows of NULLs are legal; capture moves them as whole rows.
+CREATE TABLE demo.audit_log (at timestamptz NOT NULL, actor integer NOT NULL, action text, detail jsonb, amount float8);
+CREATE INDEX ON demo.audit_log (actor);
+CREATE TABLE demo.film_tags (film_id integer, tag text);
 CREATE INDEX ON demo.events (created_at);
 CREATE INDEX ON demo.events USING gin (doc);
 CREATE UNIQUE INDEX ON demo.events (uid);
@@ -115,6 +120,11 @@ INSERT INTO demo.devices (id, name, seen)
 INSERT INTO demo.readings (device, v) SELECT md5('dev' || (1 + i % 500))::uuid, (i % 1000) / 7.0 FROM generate_series(1, 20000) i;
 INSERT INTO demo.kv (k, v) SELECT 'key:' || i, jsonb_build_object('n', i, 'even', i % 2 = 0) FROM generate_series(1, 5000) i;
 INSERT INTO demo.session_cache SELECT i, 'session ' || i FROM generate_series(1, 200) i;
+INSERT INTO demo.audit_log SELECT TIMESTAMPTZ '2024-01-01 00:00:00+00' + (i / 2) * interval '1 minute', (i / 2) % 300,
+    CASE WHEN i % 14 < 2 THEN NULL ELSE 'act' || (i / 2) % 5 END, CASE WHEN i % 6 < 2 THEN jsonb_build_object('i', i / 2) END, (i / 2) / 7.0
+  FROM generate_series(1, greatest(:mb, 1) * 100) i;
+INSERT INTO demo.film_tags SELECT 1 + i % 50, CASE WHEN i % 9 = 0 THEN NULL ELSE 'tag' || i % 7 END FROM generate_series(1, 400) i;
+INSERT INTO demo.film_tags VALUES (NULL, NULL), (NULL, NULL);
 INSERT INTO "Sales Data"."Order Lines"
   SELECT o, l, 'SKU-' || (o * l % 997), 1 + (o + l) % 9, ((o * 13 + l) % 10000) / 100.0
   FROM generate_series(1, greatest(:mb, 1) * 200) o, generate_series(1, 3) l;
@@ -149,6 +159,9 @@ INSERT INTO demo.events (uid, created_at, day, at_time, local_ts, dur, price, ra
          CASE WHEN i % 11 = 0 THEN E'tab\there\nnewline \\ backslash' WHEN i % 13 = 0 THEN '' ELSE 'note ' || i END,
          repeat(md5(i::text) || md5((i + 1)::text), 12)
   FROM generate_series(1, greatest(:mb, 1) * 450) i;
+
+-- pagila creates it WITH NO DATA: populated here, so the cutover must refresh it on the target
+REFRESH MATERIALIZED VIEW public.rental_by_category;
 
 SET client_min_messages = error;
 ANALYZE;

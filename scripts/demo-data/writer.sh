@@ -12,7 +12,8 @@ Usage: scripts/demo-data/writer.sh --url URL [--rate TPS] [--clients N] [--durat
 Runs pgbench with the scripts in scripts/demo-data/writer/ against a database loaded by
 load.sh: rentals with payments into a partitioned table, customer and film updates (firing the
 source's own triggers), payment deletes, a wide table of many types, text keys that change,
-composite quoted keys, identity and generated columns, and a rare TRUNCATE. It runs until the
+composite quoted keys, identity and generated columns, tables without a key (duplicate rows,
+rows of NULLs), and a rare TRUNCATE. It runs until the
 duration ends, it is killed, or the server refuses writes (a cutover makes the source read-only:
 that ends the writer, on purpose). Progress goes to stderr every 5 seconds.
 
@@ -48,5 +49,5 @@ read -r ncust ninv nrental nev < <(psql_q "$url" "SELECT (SELECT max(customer_id
 w=$here/writer
 exec env PGAPPNAME=demo-writer pgbench -n -c "$clients" -j 1 -R "$rate" -T "$duration" -P 5 --max-tries=20 \
   -D ncust="$ncust" -D ninv="$ninv" -D nrental="$nrental" -D nev="$nev" \
-  -f "$w/rent.sql@4" -f "$w/refund.sql@2" -f "$w/events.sql@4" -f "$w/kv.sql@3" -f "$w/orders.sql@3" -f "$w/cache.sql@1" \
+  -f "$w/rent.sql@4" -f "$w/refund.sql@2" -f "$w/events.sql@4" -f "$w/kv.sql@3" -f "$w/orders.sql@3" -f "$w/cache.sql@1" -f "$w/audit.sql@2" \
   "$url"

@@ -40,3 +40,16 @@ bench_servers() {
 
 # db_url ADMIN_URL DBNAME: the same server, another database.
 db_url() { echo "$1" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\1$2#"; }
+
+# bench_server_cpu DATADIR prints the CPU seconds used so far by the server of DATADIR: the
+# postmaster and its children, including the exited backends it reaped (empty if not readable).
+bench_server_cpu() {
+  [ -n "$1" ] && [ -r "$1/postmaster.pid" ] || return 0
+  local pm ticks=0 u s cu cs p
+  pm=$(head -1 "$1/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do
+    read -r u s cu cs < <(awk '{print $14, $15, $16, $17}' "/proc/$p/stat" 2>/dev/null) || continue
+    ticks=$((ticks + u + s + cu + cs))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}

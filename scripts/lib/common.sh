@@ -119,3 +119,51 @@ lock_state_dir() {
   # lock's descriptor for a moment, and the re-run that the kill calls for must not be refused.
   flock -w 5 9 || die "another pgferry script is running with the state directory $STATE_DIR" "wait for it, or stop it first"
 }
+
+# --- filters: -n/-N/-t/-T/--exclude-table-data belong to the migration ---------------------------
+# FILTERS holds them as parsed (option, pattern pairs). $STATE_DIR/filters records them as
+# --option=PATTERN arguments, sorted, each ended by a NUL byte (tr '\0' '\n' <filters shows them).
+
+# settle_filters: with a record, no filters given means the recorded ones, other filters are
+# refused (exit 2); FILTERS ends up as the arguments to pass to the tools.
+settle_filters() {
+  local i opt given=() recorded=()
+  for ((i = 0; i < ${#FILTERS[@]}; i += 2)); do
+    case ${FILTERS[i]} in
+      -n) opt=--schema ;; -N) opt=--exclude-schema ;; -t) opt=--table ;; -T) opt=--exclude-table ;; *) opt=${FILTERS[i]} ;;
+    esac
+    given+=("$opt=${FILTERS[i + 1]}")
+  done
+  [ ${#given[@]} -eq 0 ] || mapfile -d '' given < <(printf '%s\0' "${given[@]}" | LC_ALL=C sort -z -u)
+  if [ -f "$STATE_DIR/filters" ]; then
+    mapfile -d '' recorded <"$STATE_DIR/filters"
+    if [ ${#given[@]} -gt 0 ] && [ "$(printf '%q ' "${given[@]}")" != "$(printf '%q ' "${recorded[@]}")" ]; then
+      log "the filters given (${given[*]}) are not this migration's (${recorded[*]:-none}, recorded in $STATE_DIR/filters)"
+      log "hint: give the same filters or none (then the recorded ones apply); other filters need a new --state-dir"
+      exit "$EXIT_USAGE"
+    fi
+    given=("${recorded[@]}")
+  fi
+  FILTERS=("${given[@]}")
+}
+
+# record_filters: writes FILTERS (settled) to $STATE_DIR/filters, once.
+record_filters() {
+  [ ! -f "$STATE_DIR/filters" ] || return 0
+  if [ ${#FILTERS[@]} -gt 0 ]; then printf '%s\0' "${FILTERS[@]}"; fi >"$STATE_DIR/filters.tmp"
+  mv "$STATE_DIR/filters.tmp" "$STATE_DIR/filters"
+}
+
+# excluded_summary: one line on the tables the filters leave out; the list ('pgtrig check
+# --excluded') goes to $STATE_DIR/excluded.txt.
+excluded_summary() {
+  local n rows
+  [ ${#FILTERS[@]} -gt 0 ] || return 0
+  if ! pgtrig check --source "$SOURCE" --excluded "${FILTERS[@]}" >"$STATE_DIR/excluded.txt" 2>&1; then
+    log "warning: could not list the tables the filters leave out: $(tail -n 1 "$STATE_DIR/excluded.txt")"
+    return 0
+  fi
+  n=$(wc -l <"$STATE_DIR/excluded.txt")
+  rows=$(grep -c $'\trows only$' "$STATE_DIR/excluded.txt" || true)
+  log "filters ${FILTERS[*]}: $((n - rows)) table(s) left out, $rows moved without their rows; list in $STATE_DIR/excluded.txt"
+}
