@@ -100,7 +100,8 @@ func newEmptyMigration(t *testing.T, nonSuper bool) *migration {
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
 	})
-	m.env = append(os.Environ(), "PGFERRY_SOURCE="+m.src, "PGFERRY_TARGET="+m.dst, "PGFERRY_STATE_DIR="+m.stateDir, "PGFERRY_JOBS=2")
+	m.env = append(os.Environ(), "PGFERRY_SOURCE="+m.src, "PGFERRY_TARGET="+m.dst, "PGFERRY_STATE_DIR="+m.stateDir, "PGFERRY_JOBS=2",
+		"PGFERRY_RECHECK=3") // the live verify's re-check of keys in flight under the writer
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,13 @@ func TestMigrateLive(t *testing.T) {
 	cut := m.script(t, 0, "cutover.sh")
 	w.stoppedByFreeze(t)
 	m.checkMigrated(t, cut)
+	// migrate.sh's live verify recorded proofs: the cutover verified by the changes since.
+	if v := changesRE.FindStringSubmatch(cut); v == nil || v[1] == "0" {
+		t.Errorf("cutover did not say it verified tables by their changes since the live proofs (%q)", v)
+	}
+	if !strings.Contains(cut, "write downtime parts: freeze=") {
+		t.Errorf("cutover did not print the parts of the write downtime")
+	}
 	m.script(t, 0, "cleanup.sh")
 	if n := queryInt(t, m.srcSuper, `SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'pgferry%'`); n != 0 {
 		t.Errorf("cleanup left %d pgferry triggers on the source", n)
@@ -45,6 +53,8 @@ func TestMigrateLive(t *testing.T) {
 		t.Errorf("cleanup left the pgferry schema on the target")
 	}
 }
+
+var changesRE = regexp.MustCompile(`verify: ([0-9]+) table\(s\) verified by the [0-9]+ key\(s\) captured since their proof, [0-9]+ by a full hash`)
 
 // TestMigrateKilledAndResumed SIGKILLs migrate.sh's whole process group twice, in the middle of
 // the copy and in the middle of the index builds, re-runs it each time, and still ends equal after cutover.
@@ -225,8 +235,10 @@ func TestCutoverAbortsOnDifference(t *testing.T) {
 	t.Parallel()
 	m := newMigration(t, 1, false)
 	m.script(t, 0, "migrate.sh", "--no-follow")
+	// Damage the target behind pgdelta's back, after migrate.sh's live proof: only a full hash can
+	// see that (the default verify checks what changed since the proof; docs/verify.md).
 	mustExec(t, m.dstSuper, `UPDATE demo.kv SET v = '{"damaged": true}' WHERE k = 'key:7'`)
-	out := m.script(t, 1, "cutover.sh")
+	out := m.script(t, 1, "cutover.sh", "--verify-mode", "hash")
 	if !strings.Contains(out, "the target differs from the source") || !strings.Contains(out, "writes restored on the source") {
 		t.Errorf("cutover did not report the difference and restore writes")
 	}

@@ -23,8 +23,11 @@ Run after scripts/migrate.sh, when 'pgdelta status' shows the target close behin
   3. drain       waits until 'pgdelta status' shows nothing waiting, stops the follower, and
                  runs a last 'pgdelta sync --until-caught-up'
   4. sequences   'pgdelta sequences'
-  5. verify      'pgverify --mode hash': on ANY difference the cutover is aborted and the
-                 source takes writes again
+  5. verify      'pgverify --mode changes' (default): each table by the keys captured since
+                 the proof the live verify recorded (scripts/migrate.sh step 9), plus sequences
+                 and row counts from the statistics; a table without a proof younger than
+                 --max-proof-age is hashed in full, and one line says which and why.
+                 On ANY difference the cutover is aborted and the source takes writes again
   6. finish      foreign keys (NOT VALID) and user triggers created on the target, one
                  transaction each — the target can now take traffic: write downtime ends here
   7. validate    'ALTER TABLE ... VALIDATE CONSTRAINT' for each new foreign key (does not
@@ -46,8 +49,11 @@ Options (each also read from the environment variable shown):
   --timeout SECONDS     how long to wait for the fence's proof, and again for the drain
                         (PGFERRY_CUTOVER_TIMEOUT, default 300)
   -j, --jobs N          pgverify workers (PGFERRY_JOBS, default 4)
-  --verify-mode MODE    hash (default: every value compared) or count (exact row counts only,
-                        for very large databases already verified live) (PGFERRY_CUTOVER_VERIFY_MODE)
+  --verify-mode MODE    changes (default: the changes since the live proofs, the rest in full),
+                        hash (every value of every table) or count (exact row counts only)
+                        (PGFERRY_CUTOVER_VERIFY_MODE)
+  --max-proof-age AGE   proofs older than AGE count as none (Go duration, default 24h)
+                        (PGFERRY_PROOF_MAX_AGE)
   --restore-writes      only lower the fence and undo the freeze on the source, then exit
   -n, -N, -t, -T PATTERN
                         table filters (--exclude-table-data too): by default the ones migrate.sh
@@ -66,7 +72,8 @@ STATE_DIR=${PGFERRY_STATE_DIR:-./pgferry-state}
 JOBS=${PGFERRY_JOBS:-4}
 TIMEOUT=${PGFERRY_CUTOVER_TIMEOUT:-300}
 TERMINATE=1 RESTORE_ONLY=0
-VERIFY_MODE=${PGFERRY_CUTOVER_VERIFY_MODE:-hash}
+VERIFY_MODE=${PGFERRY_CUTOVER_VERIFY_MODE:-changes}
+PROOF_MAX_AGE=${PGFERRY_PROOF_MAX_AGE:-24h}
 APP_ROLES=()
 FILTERS=()
 while [ $# -gt 0 ]; do
@@ -80,6 +87,7 @@ while [ $# -gt 0 ]; do
     -j|--jobs) JOBS=${2:?}; shift 2 ;;
     --restore-writes) RESTORE_ONLY=1; shift ;;
     --verify-mode) VERIFY_MODE=${2:?}; shift 2 ;;
+    --max-proof-age) PROOF_MAX_AGE=${2:?}; shift 2 ;;
     -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data)
       [ $# -ge 2 ] || usage_error "$1 needs a pattern"
       FILTERS+=("$1" "$2"); shift 2 ;;
@@ -89,7 +97,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
 [ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
-case $VERIFY_MODE in hash|count) ;; *) usage_error "--verify-mode must be hash or count" ;; esac
+case $VERIFY_MODE in changes|hash|count) ;; *) usage_error "--verify-mode must be changes, hash or count" ;; esac
 case $TIMEOUT in ''|*[!0-9]*) usage_error "--timeout must be a number of seconds" ;; esac
 case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
 export PGFERRY_CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry} PGFERRY_STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
@@ -250,12 +258,20 @@ sequences() {
 
 verify() {
   local rc=0
-  pgverify --source "$SOURCE" --target "$TARGET" --mode "$VERIFY_MODE" -j "$JOBS" "${FILTERS[@]}" >"$STATE_DIR/verify.txt" || rc=$?
+  pgverify --source "$SOURCE" --target "$TARGET" --mode "$VERIFY_MODE" --max-proof-age "$PROOF_MAX_AGE" -j "$JOBS" --progress plain \
+    "${FILTERS[@]}" >"$STATE_DIR/verify.txt" 2>"$STATE_DIR/verify.log" || rc=$?
+  if [ "$VERIFY_MODE" = changes ]; then
+    # pgverify's own summary: how many tables by their changes, how many in full and why.
+    log "verify: $(sed -n 's/^pgverify: changes mode: //p' "$STATE_DIR/verify.log")"
+  else
+    log "verify: --mode $VERIFY_MODE of every table (--verify-mode $VERIFY_MODE)"
+  fi
   case $rc in
     0) log "verify: source and target hold the same rows ($(wc -l <"$STATE_DIR/verify.txt") lines of report in $STATE_DIR/verify.txt)" ;;
-    1) cat "$STATE_DIR/verify.txt" >&2; die "verify: the target differs from the source (above); aborting the cutover" \
+    1) cat "$STATE_DIR/verify.log" "$STATE_DIR/verify.txt" >&2; die "verify: the target differs from the source (above); aborting the cutover" \
          "the source takes writes again; look for the cause, then re-run scripts/migrate.sh (catch-up continues) and this script" ;;
-    *) cat "$STATE_DIR/verify.txt" >&2; die "verify: pgverify could not compare (exit $rc); aborting the cutover" ;;
+    *) cat "$STATE_DIR/verify.log" "$STATE_DIR/verify.txt" >&2; die "verify: pgverify could not compare (exit $rc); aborting the cutover" \
+         "the report above names each table it could not compare (on one side only, or with other columns): fix the target's schema, or migrate again with filters that leave the table out" ;;
   esac
 }
 
@@ -301,7 +317,24 @@ refresh_matviews() {
     die "pgschema dump --section refresh failed"
   PGAPPNAME=pgferry-cutover psql -X -q -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/refresh.sql" >/dev/null ||
     die "refreshing the materialized views on the target failed" "the SQL is in $STATE_DIR/refresh.sql; fix the cause and re-run"
-  log "refresh: $(psql_q "$TARGET" "SELECT count(*) FROM pg_matviews WHERE ispopulated") materialized views populated on the target, in $(elapsed "$t")s"
+  mkdir -p "$STATE_DIR/done" && elapsed "$t" >"$STATE_DIR/done/refresh.seconds"
+  log "refresh: $(psql_q "$TARGET" "SELECT count(*) FROM pg_matviews WHERE ispopulated") materialized views populated on the target, in $(step_seconds refresh)s"
+}
+
+# downtime_parts: the write downtime and its parts (seconds; "other" is what lies between the
+# steps), as one log line and as one line of name=seconds in $STATE_DIR/downtime-parts.
+downtime_parts() {
+  local total part line sum=0 v
+  total=$(cat "$STATE_DIR/downtime")
+  line="downtime=$total"
+  for part in freeze fence drain sequences verify refresh constraints triggers; do
+    v=$(step_seconds "$part")
+    line+=" $part=${v:-0}"
+    sum=$(awk -v a="$sum" -v b="${v:-0}" 'BEGIN { printf "%.1f", a + b }')
+  done
+  line+=" other=$(awk -v a="$total" -v b="$sum" 'BEGIN { d = a - b; printf "%.1f", d < 0 ? 0 : d }') verify_mode=$VERIFY_MODE"
+  echo "$line" >"$STATE_DIR/downtime-parts"
+  log "write downtime parts: ${line#downtime=* }"
 }
 
 t0=$(now_s)
@@ -320,6 +353,7 @@ if ! step_done cutover; then
   step_mark cutover
 fi
 log "write downtime: $(cat "$STATE_DIR/downtime")s (from the freeze until the target was ready for writes)"
+downtime_parts
 run_step validate "validate: validating foreign keys (does not block writes)" validate
 log "cutover done in $(elapsed "$t0")s: point the application at the target; the source stays read-only"
 excluded_summary

@@ -23,7 +23,10 @@ Moves a live database to the target up to the point where only the cutover is le
   8. analyze     'vacuumdb --analyze-only -j N' on the target: a freshly loaded database has no
                  statistics (and extended statistics objects none either) and would get
                  terrible plans when traffic arrives; done now, outside the cutover's downtime
-  9. status      'pgdelta status'
+  9. verify      'pgverify --recheck N' while the follower runs: it records, per table found
+                 the same, the position it proved equality at; the cutover's verify then checks
+                 only the keys captured since (docs/verify.md, "Changes since the proof")
+ 10. status      'pgdelta status'
 
 Every step is recorded in the state directory when it finishes and skipped on the next run;
 the tools resume their own work (pgcopyin skips loaded chunks, pgdelta restarts from the
@@ -46,6 +49,7 @@ Options (each also read from the environment variable shown):
   --codec CODEC        stream compression: auto (default: none into the pipe, lz4 to --dump-dir), lz4, zstd[:N], gzip, none (PGFERRY_CODEC)
   --no-roles           do not create roles on the target
   --no-follow          instead of a background follower, catch up once and stop
+  --no-live-verify     skip step 9 (the cutover then hashes every table in full)
   --until STEP         stop after STEP (preflight, roles, schema, capture, copy, indexes)
   -n, -N, -t, -T PATTERN
                        table filters passed to every tool (schema, exclude-schema, table,
@@ -74,7 +78,7 @@ COPY_FROM=${PGFERRY_COPY_FROM:-}
 DUMP_DIR=${PGFERRY_DUMP_DIR:-}
 SNAPSHOT=${PGFERRY_SNAPSHOT:-shared}
 CODEC=${PGFERRY_CODEC:-}
-ROLES=1 FOLLOW=1 UNTIL= MARK_ONLY=0
+ROLES=1 FOLLOW=1 UNTIL= MARK_ONLY=0 LIVE_VERIFY=1
 FILTERS=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -89,6 +93,7 @@ while [ $# -gt 0 ]; do
     --no-roles) ROLES=0; shift ;;
     --mark-only) MARK_ONLY=1; shift ;;
     --no-follow) FOLLOW=0; shift ;;
+    --no-live-verify) LIVE_VERIFY=0; shift ;;
     --until) UNTIL=${2:?}; shift 2 ;;
     -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data)
       [ $# -ge 2 ] || usage_error "$1 needs a pattern"
@@ -106,7 +111,7 @@ CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry}
 STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
 export PGFERRY_CAPTURE_SCHEMA=$CAPTURE_SCHEMA PGFERRY_STATE_SCHEMA=$STATE_SCHEMA
 
-need_bin psql vacuumdb pgschema pgtrig pgcopyout pgcopyin pgdelta
+need_bin psql vacuumdb pgschema pgtrig pgcopyout pgcopyin pgdelta pgverify
 mkdir -p "$STATE_DIR"
 STATE_DIR=$(cd "$STATE_DIR" && pwd)
 lock_state_dir
@@ -435,6 +440,20 @@ analyze() {
   PGAPPNAME=pgferry-analyze tool vacuumdb --analyze-only --jobs "$JOBS" --quiet --dbname "$TARGET"
 }
 
+# --- 9. verify (live) -----------------------------------------------------------------------------------
+# Differences left after the re-check are reported, not fatal: those tables get no proof and the
+# cutover hashes them in full (and aborts if they still differ then).
+live_verify() {
+  local rc=0
+  pgverify --source "$SOURCE" --target "$TARGET" -j "$JOBS" --recheck "${PGFERRY_RECHECK:-30}" --progress plain \
+    "${FILTERS[@]}" >"$STATE_DIR/verify-live.txt" || rc=$?
+  case $rc in
+    0) log "verify: every table the same; proofs recorded on the target" ;;
+    2) die "pgverify could not compare (exit 2, above); fix the cause and re-run" ;;
+    *) log "warning: the live verify exited $rc (report in $STATE_DIR/verify-live.txt): tables not found the same have no proof, the cutover hashes them in full" ;;
+  esac
+}
+
 # --- run ------------------------------------------------------------------------------------------------
 t_start=$(now_s)
 log "state in $STATE_DIR"
@@ -469,6 +488,7 @@ run_step indexes "indexes: building indexes and keys ($JOBS at a time)" indexes
 stop_after indexes
 start_follower
 run_step analyze "analyze: collecting planner statistics on the target ($JOBS at a time)" analyze
+if [ "$LIVE_VERIFY" = 1 ]; then run_step live-verify "verify: live pgverify, recording proofs for the cutover" live_verify; fi
 log "status:"
 pgdelta status --source "$SOURCE" --target "$TARGET" >&2 || true
 excluded_summary

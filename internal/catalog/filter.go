@@ -26,7 +26,7 @@ type Filter struct {
 }
 
 type compiled struct {
-	schemas, excludeSchemas                []namePattern
+	schemas, excludeSchemas                 []namePattern
 	tables, excludeTables, excludeTableData []relPattern
 	// viaPartition holds the roots that Resolve selected because a -t pattern names one of
 	// their partitions.

@@ -5,13 +5,15 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/applyplan"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/progress"
-	"github.com/pgferry/pgferry/internal/schema"
+	"github.com/pgferry/pgferry/internal/retry"
 	"github.com/pgferry/pgferry/internal/state"
 	"github.com/pgferry/pgferry/internal/stream"
 )
@@ -55,6 +57,10 @@ type Config struct {
 	IndexJobs          int    // its connections; 0 = Jobs
 	ParallelWorkers    string // max_parallel_maintenance_workers: auto or a number
 	MaintenanceWorkMem string
+
+	NetTimeout  time.Duration // see dbconn.Options.NetTimeout; 0 = none
+	RetryBuffer int64         // bytes of a chunk kept to retry it after a lost connection (0 = none)
+	Retry       *retry.Policy // nil = retry.Default
 }
 
 // App builds the pgcopyin command line.
@@ -66,6 +72,8 @@ func App() *cli.App {
 		Description: description,
 		Flags: append([]cli.Flag{
 			dbconn.Flag(dbconn.Target),
+			dbconn.NetTimeoutFlag(),
+			&cli.StringFlag{Name: "retry-buffer", Value: "16MB", Usage: "keep up to this much of each chunk's data in memory, so a lost target connection retries the chunk from it instead of failing the stream (memory: -j times this)", EnvVars: []string{"PGFERRY_RETRY_BUFFER"}},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel target connections (at least the stream's jobs, so interleaved chunks never wait)", DefaultText: "the stream's jobs", EnvVars: []string{"PGFERRY_JOBS"}},
 			&cli.StringFlag{Name: "input-dir", Aliases: []string{"i"}, Usage: "read the directory form written by pgcopyout -o DIR instead of stdin", EnvVars: []string{"PGFERRY_INPUT_DIR"}},
 			&cli.BoolFlag{Name: "truncate", Usage: "empty the stream's tables on the target (and forget their copy state) before loading", EnvVars: []string{"PGFERRY_TRUNCATE"}},
@@ -73,7 +81,7 @@ func App() *cli.App {
 			&cli.StringFlag{Name: "indexes", Usage: "index script ('pgschema dump --section indexes') to run as tables finish loading: a loaded table's index builds overlap the copy of the others", EnvVars: []string{"PGFERRY_INDEXES"}},
 			&cli.IntFlag{Name: "index-jobs", Usage: "connections for --indexes", DefaultText: "-j, else the stream's jobs", EnvVars: []string{"PGFERRY_INDEX_JOBS"}},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto (a line on a terminal), plain, json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
-		}, schema.BuildSettingsFlags("pgcopyin")...),
+		}, applyplan.BuildSettingsFlags("pgcopyin")...),
 		Action: action,
 	}
 }
@@ -105,7 +113,16 @@ func action(c *cli.Context) error {
 	if c.String("indexes") == "" && (c.IsSet("index-jobs") || c.IsSet("parallel-workers") || c.IsSet("maintenance-work-mem")) {
 		return cliutil.Usagef("--index-jobs, --parallel-workers and --maintenance-work-mem tune --indexes, which is not given")
 	}
+	netTimeout, err := dbconn.ParseNetTimeout(c.String("net-timeout"))
+	if err != nil {
+		return cliutil.WithCode(cliutil.ExitUsage, err)
+	}
+	keep, err := cliutil.ParseSize(c.String("retry-buffer"))
+	if err != nil || keep < 0 {
+		return cliutil.Usagef("bad --retry-buffer %q", c.String("retry-buffer"))
+	}
 	cfg := Config{
+		NetTimeout: netTimeout, RetryBuffer: keep,
 		Target: dbconn.Resolve(c.String("target"), dbconn.Target), Jobs: c.Int("jobs"), InputDir: c.String("input-dir"),
 		Truncate: c.Bool("truncate"), StateSchema: c.String("state-schema"), Progress: pm,
 		Indexes: c.String("indexes"), IndexJobs: c.Int("index-jobs"), ParallelWorkers: c.String("parallel-workers"),

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/pgferry/pgferry/internal/applyplan"
 	"github.com/pgferry/pgferry/internal/cliutil"
-	"github.com/pgferry/pgferry/internal/schema"
 	"github.com/pgferry/pgferry/internal/stream"
 )
 
@@ -21,8 +21,8 @@ type indexBuild struct {
 	path   string
 	url    string
 	jobs   int
-	plan   *schema.Plan
-	gate   *schema.Gate
+	plan   *applyplan.Plan
+	gate   *applyplan.Gate
 	stderr io.Writer
 	start  time.Time
 
@@ -43,17 +43,17 @@ func prepareIndexes(ctx context.Context, cfg Config, jobs int, stderr io.Writer)
 		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("read --indexes: %w", err),
 			"give a file written by 'pgschema dump --section indexes'")
 	}
-	plan, err := schema.PlanApply(src)
+	plan, err := applyplan.New("pgcopyin", src)
 	if err != nil {
 		return nil, fmt.Errorf("--indexes %s: %w", cfg.Indexes, err)
 	}
-	plan.Tool, plan.Log, plan.SlowAfter = "pgcopyin", stderr, 10*time.Second
+	plan.Log, plan.SlowAfter = stderr, 10*time.Second
 	// A re-run finds the indexes a killed run built (each build commits whole or not at all).
 	plan.SkipExisting = true
 	if err := plan.Configure(ctx, cfg.Target, jobs, cfg.ParallelWorkers, cfg.MaintenanceWorkMem, stderr); err != nil {
 		return nil, err
 	}
-	return &indexBuild{path: cfg.Indexes, url: cfg.Target, jobs: jobs, plan: plan, gate: schema.NewGate(), stderr: stderr}, nil
+	return &indexBuild{path: cfg.Indexes, url: cfg.Target, jobs: jobs, plan: plan, gate: applyplan.NewGate(), stderr: stderr}, nil
 }
 
 // indexJobs is the number of index connections: --index-jobs, else -j, else the stream's jobs.
@@ -112,7 +112,7 @@ func (b *indexBuild) finish(loadErr error) error {
 	b.gate.OpenAll()
 	<-b.done
 	if b.err != nil {
-		var se *schema.StepError
+		var se *applyplan.StepError
 		if errors.As(b.err, &se) {
 			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("--indexes %s: %w", b.path, se),
 				"every row is loaded; fix the cause, then re-run the load (pgcopyout --target ... | pgcopyin ... skips every loaded chunk; the indexes already built are kept) or apply the script with 'pgschema apply --skip-existing'")

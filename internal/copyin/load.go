@@ -69,7 +69,7 @@ func (l *loader) conn(ctx context.Context) (*pgx.Conn, error) {
 	// synchronous_commit=off is safe here: a chunk's rows and its copy_chunks row commit together,
 	// so a target crash loses both or neither and the re-run reloads the chunk.
 	return dbconn.Connect(ctx, l.cfg.Target, dbconn.Target, dbconn.Options{AppName: appName,
-		Extra: map[string]string{"synchronous_commit": "off"}})
+		Extra: map[string]string{"synchronous_commit": "off"}, NetTimeout: l.cfg.NetTimeout})
 }
 
 // release returns a healthy idle connection to the pool and closes any other.
@@ -322,7 +322,7 @@ func (l *loader) runStream(parent context.Context, r *stream.Reader, input io.Re
 					return nil, context.Cause(ctx)
 				}
 			}
-			if err := l.loadChunk(ctx, ti, id, next); err != nil {
+			if err := l.loadStreamChunk(ctx, ti, id, next); err != nil {
 				cancel(l.streamChunkError(ctx, err))
 			}
 		}()
@@ -453,7 +453,7 @@ feed:
 }
 
 func (l *loader) loadDirChunk(ctx context.Context, d *stream.Dir, c stream.DirChunk) error {
-	p := retry.Default
+	p := l.retryPolicy()
 	p.OnRetry = func(attempt int, err error, wait time.Duration) {
 		fmt.Fprintf(l.stderr, "pgcopyin: table %s chunk %d: %v; retrying in %s (attempt %d)\n", c.Name, c.Chunk, err, wait, attempt+1)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -16,8 +17,8 @@ import (
 const readBufferSize = 256 << 10
 
 // connectWorker opens a worker's source connection (dbconn's settings, a larger read buffer).
-func connectWorker(ctx context.Context, url string) (*pgx.Conn, error) {
-	opts := dbconn.Options{AppName: "pgferry-pgcopyout"}
+func connectWorker(ctx context.Context, url string, netTimeout time.Duration) (*pgx.Conn, error) {
+	opts := dbconn.Options{AppName: "pgferry-pgcopyout", NetTimeout: netTimeout}
 	cfg, err := dbconn.ParseConfig(url, opts)
 	if err != nil {
 		return nil, err

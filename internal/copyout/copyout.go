@@ -36,6 +36,8 @@ Examples:
 func App() *cli.App {
 	flags := []cli.Flag{
 		dbconn.Flag(dbconn.Source),
+		dbconn.NetTimeoutFlag(),
+		&cli.StringFlag{Name: "retry-buffer", Value: "16MB", Usage: "hold each chunk's data in memory until the chunk ends or outgrows this, so a lost source connection before then retries the chunk instead of failing the stream (memory: -j times this)", EnvVars: []string{"PGFERRY_RETRY_BUFFER"}},
 		&cli.StringFlag{Name: "target", Usage: "target database: skip the chunks it already holds (resume after a failed load); also refused when it is the source, and registered on the source before the snapshot so other targets' pruning keeps the changes its catch-up needs", EnvVars: []string{"PGFERRY_TARGET"}},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel source connections (chunks read at once)", EnvVars: []string{"PGFERRY_JOBS"}},
 		&cli.StringFlag{Name: "split-size", Value: "256MB", Usage: "split tables bigger than this (on disk) into chunks", EnvVars: []string{"PGFERRY_SPLIT_SIZE"}},
@@ -73,11 +75,11 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return cliutil.WithCode(cliutil.ExitUsage, err)
 	}
-	split, err := ParseSize(c.String("split-size"))
+	split, err := cliutil.ParseSize(c.String("split-size"))
 	if err != nil {
 		return cliutil.WithCode(cliutil.ExitUsage, err)
 	}
-	frame, err := ParseSize(c.String("frame-size"))
+	frame, err := cliutil.ParseSize(c.String("frame-size"))
 	if err != nil || frame < 1 {
 		return cliutil.Usagef("bad --frame-size %q", c.String("frame-size"))
 	}
@@ -85,12 +87,20 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return cliutil.WithCode(cliutil.ExitUsage, err)
 	}
+	netTimeout, err := dbconn.ParseNetTimeout(c.String("net-timeout"))
+	if err != nil {
+		return cliutil.WithCode(cliutil.ExitUsage, err)
+	}
+	hold, err := cliutil.ParseSize(c.String("retry-buffer"))
+	if err != nil || hold < 0 {
+		return cliutil.Usagef("bad --retry-buffer %q", c.String("retry-buffer"))
+	}
 	cfg := Config{
 		Source: dbconn.Resolve(c.String("source"), dbconn.Source), Target: c.String("target"),
 		Jobs: c.Int("jobs"), Filter: f, SplitSize: split, Codec: c.String("codec"), Format: c.String("format"), SplitBy: c.String("split-by"), OutDir: c.String("output-dir"),
 		SnapshotMode: c.String("snapshot"), OneOff: c.Bool("one-off"),
 		CaptureSchema: c.String("capture-schema"), StateSchema: c.String("state-schema"),
-		Progress: pm, FrameSize: int(frame), PlanOnly: c.Bool("plan"),
+		Progress: pm, FrameSize: int(frame), PlanOnly: c.Bool("plan"), NetTimeout: netTimeout, RetryBuffer: hold,
 	}
 	if f, ok := c.App.Writer.(*os.File); ok && cfg.OutDir == "" {
 		stream.GrowPipe(f)

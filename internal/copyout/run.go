@@ -45,6 +45,8 @@ type Config struct {
 	FrameSize     int  // uncompressed bytes per data frame (about)
 	PlanOnly      bool // print the header (the plan) as JSON and copy nothing
 	Retry         *retry.Policy
+	NetTimeout    time.Duration // see dbconn.Options.NetTimeout; 0 = none
+	RetryBuffer   int64         // a chunk is held back until it ends or outgrows this (0 = none), so a lost connection before then retries it
 }
 
 // Run copies the selected tables of the source into the stream on stdout (or cfg.OutDir).
@@ -253,10 +255,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if cfg.Retry != nil {
 		pol = *cfg.Retry
 	}
-	pol.OnRetry = func(attempt int, err error, wait time.Duration) {
-		fmt.Fprintf(stderr, "pgcopyout: %v; retrying in %s (attempt %d)\n", err, wait, attempt+1)
-	}
-	cp := &copier{source: cfg.Source, snapshotID: coord.snapshotID, codec: codec, out: out, prog: prog, frameSize: cfg.FrameSize, retry: pol}
+	cp := &copier{stderr: stderr, source: cfg.Source, snapshotID: coord.snapshotID, codec: codec, out: out, prog: prog, frameSize: cfg.FrameSize, retry: pol, netTimeout: cfg.NetTimeout,
+		hold: int(min(cfg.RetryBuffer, 1<<40))}
 	cp.chunkDone = func(j *job) {
 		if left[j.tp.Key()].Add(-1) == 0 {
 			prog.TableDone(j.tp.Key())

@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/dbconn"
-	"github.com/pgferry/pgferry/internal/delta"
 )
 
 // identifySides fingerprints the source (for the stream header, so pgcopyin can refuse to load
@@ -35,6 +35,6 @@ func identifySides(ctx context.Context, cfg Config, src *pgx.Conn, stderr io.Wri
 	if cfg.OneOff || cfg.PlanOnly {
 		return srcID, nil
 	}
-	_, err = delta.RegisterCopyTarget(ctx, src, dst, cfg.CaptureSchema, cfg.StateSchema, cfg.Target, "pgcopyout", stderr)
+	_, err = catchup.RegisterCopyTarget(ctx, src, dst, cfg.CaptureSchema, cfg.StateSchema, cfg.Target, "pgcopyout", stderr)
 	return srcID, err
 }

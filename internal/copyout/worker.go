@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,6 +27,7 @@ type job struct {
 
 // copier holds what the workers share.
 type copier struct {
+	stderr     io.Writer
 	source     string
 	snapshotID string
 	codec      stream.Codec
@@ -32,6 +35,8 @@ type copier struct {
 	prog       *progress.Reporter
 	frameSize  int
 	retry      retry.Policy
+	netTimeout time.Duration // dbconn.Options.NetTimeout of the worker connections
+	hold       int           // bytes of a chunk held back before its first frame is written
 	// chunkDone is called after a chunk's end frame was written.
 	chunkDone func(j *job)
 	// connects counts source connections opened by workers (for tests).
@@ -48,9 +53,14 @@ func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
 	}()
 	for j := range jobs {
 		written := false
-		err := cp.retry.Do(ctx, func(ctx context.Context) error {
+		pol := cp.retry
+		pol.OnRetry = func(attempt int, err error, wait time.Duration) {
+			fmt.Fprintf(cp.stderr, "pgcopyout: lost the source connection in %s chunk %d (%v); retrying in %s (attempt %d of %d)\n",
+				j.tp.Key(), j.c.ID, err, wait, attempt+1, pol.Attempts)
+		}
+		err := pol.Do(ctx, func(ctx context.Context) error {
 			if conn == nil || conn.IsClosed() {
-				c, err := connectWorker(ctx, cp.source)
+				c, err := connectWorker(ctx, cp.source, cp.netTimeout)
 				if err != nil {
 					return err
 				}
@@ -131,6 +141,9 @@ func (cp *copier) copyChunk(ctx context.Context, conn *pgx.Conn, j *job, written
 	if err := fc.flush(true); err != nil {
 		return err
 	}
+	if err := fc.release(); err != nil {
+		return err
+	}
 	// The chunk's data is complete; its read-only transaction has nothing to commit.
 	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
 		conn.Close(context.Background())
@@ -154,6 +167,43 @@ type frameCutter struct {
 	seq     int
 	rows    int64
 	bytes   int64
+	// The chunk's first frames, up to copier.hold bytes, are held until the chunk ends or
+	// outgrows them: a lost connection before anything was written retries the chunk.
+	held      []heldFrame
+	heldBytes int
+	streaming bool // held frames were written: the rest goes out as it comes
+}
+
+type heldFrame struct {
+	seq       int
+	raw, comp []byte
+}
+
+// emit writes a frame, or holds a copy of it while the chunk still fits in copier.hold.
+func (f *frameCutter) emit(raw, comp []byte) error {
+	if !f.streaming && f.heldBytes+len(raw) <= f.cp.hold {
+		f.held = append(f.held, heldFrame{seq: f.seq, raw: bytes.Clone(raw), comp: bytes.Clone(comp)})
+		f.heldBytes += len(raw)
+		return nil
+	}
+	if err := f.release(); err != nil {
+		return err
+	}
+	*f.written = true
+	return f.cp.out.WriteData(f.j.ti, f.j.c.ID, f.seq, raw, comp)
+}
+
+// release writes the held frames; from then on frames are written as they are cut.
+func (f *frameCutter) release() error {
+	f.streaming = true
+	for _, h := range f.held {
+		*f.written = true
+		if err := f.cp.out.WriteData(f.j.ti, f.j.c.ID, h.seq, h.raw, h.comp); err != nil {
+			return err
+		}
+	}
+	f.held, f.heldBytes = nil, 0
+	return nil
 }
 
 func (f *frameCutter) Write(p []byte) (int, error) {
@@ -211,8 +261,7 @@ func (f *frameCutter) flush(final bool) error {
 			}
 			f.cbuf, comp = c, c
 		}
-		*f.written = true
-		if err := f.cp.out.WriteData(f.j.ti, f.j.c.ID, f.seq, raw, comp); err != nil {
+		if err := f.emit(raw, comp); err != nil {
 			return err
 		}
 		if testHook != nil {

@@ -3,7 +3,6 @@ package dbconn
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -73,6 +72,10 @@ func pinVersioned(extra map[string]string) func(context.Context, *pgconn.PgConn)
 type Options struct {
 	AppName string            // application_name shown in pg_stat_activity
 	Extra   map[string]string // more runtime parameters (e.g. lock_timeout)
+	// NetTimeout, when set, takes a connection on which no byte moved for that long while a
+	// reply is awaited for lost (TCP_USER_TIMEOUT and a watchdog): only for connections whose
+	// every statement streams (the copy's chunks), never one that runs long silent statements.
+	NetTimeout time.Duration
 }
 
 // ParseConfig parses connString with pgferry's defaults: pinned settings, application_name,
@@ -98,14 +101,7 @@ func ParseConfig(connString string, opt Options) (*pgx.ConnConfig, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
-	timeout := cfg.ConnectTimeout
-	dialer := &net.Dialer{
-		Timeout: timeout,
-		KeepAliveConfig: net.KeepAliveConfig{
-			Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 6,
-		},
-	}
-	cfg.DialFunc = dialer.DialContext
+	cfg.DialFunc = netDialer(cfg.ConnectTimeout, opt.NetTimeout)
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 5 * time.Second}
 	}

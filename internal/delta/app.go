@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
@@ -73,11 +74,15 @@ func connectBoth(ctx context.Context, c *cli.Context) (src, dst *pgx.Conn, close
 }
 
 // positionHint tells the operator how to get a start position.
-const positionHint = "load the copy first (pgcopyout | pgcopyin records its position), or pass --from with a position (pgdelta position --fork, pgtrig install prints one)"
+const positionHint = "load the copy first (pgcopyout | pgcopyin records its position), or give 'pgdelta sync' or 'pgdelta stream' --from POSITION (pgdelta position --fork, pgtrig install prints one)"
 
+// noPosition adds the hint to a missing or impossible start position.
 func noPosition(err error) error {
-	if errors.Is(err, ErrNoPosition) {
+	if errors.Is(err, catchup.ErrNoPosition) {
 		return cliutil.WithHint(cliutil.ExitFailure, err, positionHint)
+	}
+	if errors.As(err, new(*FutureError)) {
+		return cliutil.WithHint(cliutil.ExitFailure, err, `take the position from the target: --from "$(pgdelta position --target "$DST")"`)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/state"
 )
@@ -114,7 +115,7 @@ func NewApplier(ctx context.Context, conn *pgx.Conn, stateSchema string) (*Appli
 	if err := a.loadTables(ctx); err != nil {
 		return nil, err
 	}
-	pos, err := TargetPosition(ctx, conn, stateSchema)
+	pos, err := catchup.TargetPosition(ctx, conn, stateSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +170,11 @@ func (a *Applier) Begin(ctx context.Context, from, to, at string) error {
 		a.rollback(ctx)
 	}
 	if !a.NoCheck && a.known != "" && from != "" {
-		p, err := ParseSnapshot(from)
+		p, err := catchup.ParseSnapshot(from)
 		if err != nil {
 			return err
 		}
-		k, err := ParseSnapshot(a.known)
+		k, err := catchup.ParseSnapshot(a.known)
 		if err != nil {
 			return fmt.Errorf("target position: %w", err)
 		}
@@ -181,7 +182,7 @@ func (a *Applier) Begin(ctx context.Context, from, to, at string) error {
 			return &GapError{From: from, Target: a.known}
 		}
 	}
-	if _, err := ParseSnapshot(to); err != nil {
+	if _, err := catchup.ParseSnapshot(to); err != nil {
 		return err
 	}
 	a.from, a.to, a.rows, a.started = from, to, 0, time.Now()

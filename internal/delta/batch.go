@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/pgver"
 )
@@ -39,14 +40,15 @@ type BatchResult struct {
 	From, To  string
 	Rows      int64 // upsert + delete records
 	Truncates int
-	Emitted   bool // the batch was written to the sink (non-empty, or emitEmpty)
+	Emitted   bool      // the batch was written to the sink (non-empty, or emitEmpty)
+	At        time.Time // source clock at the batch's snapshot
 }
 
 // Batch reads batch (from, S] where S is the snapshot of a new REPEATABLE READ transaction and
 // writes it to sink. An empty batch is written only when emitEmpty is set.
 func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bool) (BatchResult, error) {
 	res := BatchResult{From: from}
-	p, err := ParseSnapshot(from)
+	p, err := catchup.ParseSnapshot(from)
 	if err != nil {
 		return res, err
 	}
@@ -60,7 +62,8 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	if err := tx.QueryRow(ctx, "SELECT txid_current_snapshot()::text, clock_timestamp()").Scan(&res.To, &at); err != nil {
 		return res, fmt.Errorf("take batch snapshot: %w", err)
 	}
-	s, err := ParseSnapshot(res.To)
+	res.At = at
+	s, err := catchup.ParseSnapshot(res.To)
 	if err != nil {
 		return res, err
 	}

@@ -45,6 +45,9 @@ and so is a stream whose begin record names this database as its source (exit 2,
 			a.NoCheck = c.Bool("no-position-check")
 			warnTriggers(ctx, conn, os.Stderr)
 			err = ApplyInput(ctx, a, input)
+			if errors.Is(err, ErrNoInput) { // nothing to record: no batch was seen
+				return cliutil.WithHint(cliutil.ExitFailure, err, "the stream's producer failed before writing anything (e.g. a wrong password for 'pgdelta stream'); see its error above, and use 'set -o pipefail'")
+			}
 			if err != nil && ctx.Err() == nil {
 				if !conn.IsClosed() {
 					state.WriteApplyError(ctx, conn, c.String("state-schema"), err.Error())

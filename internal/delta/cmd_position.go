@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
@@ -31,18 +32,18 @@ An applied position on --target, when given, still wins.
 		Action: func(c *cli.Context) error {
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
-			var pos Position
+			var pos catchup.Position
 			if !c.Bool("fork") || c.IsSet("target") {
 				dst, err := connector(c, dbconn.Target)(ctx)
 				if err != nil {
 					return err
 				}
 				defer dst.Close(ctx)
-				if pos, err = TargetPosition(ctx, dst, c.String("state-schema")); err != nil {
+				if pos, err = catchup.TargetPosition(ctx, dst, c.String("state-schema")); err != nil {
 					return err
 				}
 				if c.Bool("fork") && pos.Origin != "apply" {
-					pos = Position{}
+					pos = catchup.Position{}
 				}
 			}
 			if pos.Position == "" && c.Bool("fork") {
@@ -51,12 +52,12 @@ An applied position on --target, when given, still wins.
 					return err
 				}
 				defer src.Close(ctx)
-				if pos, err = ForkPosition(ctx, src, c.String("capture-schema")); err != nil {
+				if pos, err = catchup.ForkPosition(ctx, src, c.String("capture-schema")); err != nil {
 					return err
 				}
 			}
 			if pos.Position == "" {
-				return noPosition(ErrNoPosition)
+				return noPosition(catchup.ErrNoPosition)
 			}
 			if c.Bool("verbose") {
 				logf("position from %s", pos.Origin)

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/deltarec"
@@ -40,7 +41,7 @@ Without --follow it stops when caught up. The format is described in docs/delta-
 			&cli.StringFlag{Name: "from", EnvVars: []string{"PGFERRY_FROM"}, Usage: "position to start after (txid_current_snapshot text), e.g. from 'pgdelta position'", Required: true},
 		}, followFlags()...),
 		Action: func(c *cli.Context) error {
-			if _, err := ParseSnapshot(c.String("from")); err != nil {
+			if _, err := catchup.ParseSnapshot(c.String("from")); err != nil {
 				return cliutil.Usagef("--from: %v", err)
 			}
 			ctx, cancel := cliutil.SignalContext()
@@ -58,6 +59,10 @@ Without --follow it stops when caught up. The format is described in docs/delta-
 			if err := CheckHorizon(ctx, first, c.String("capture-schema"), c.String("from")); err != nil {
 				first.Close(ctx)
 				return err
+			}
+			if err := CheckNotFuture(ctx, first, c.String("from")); err != nil {
+				first.Close(ctx)
+				return noPosition(err)
 			}
 			used := false
 			w := deltarec.NewWriter(os.Stdout)

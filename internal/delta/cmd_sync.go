@@ -1,11 +1,14 @@
 package delta
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
@@ -24,25 +27,31 @@ another target's pruning has already passed is refused before anything is writte
    pgdelta sync --source "$SRC" --target "$DST" --follow &`,
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureSchemaFlag(), stateSchemaFlag(),
 			&cli.StringFlag{Name: "from", EnvVars: []string{"PGFERRY_FROM"}, Usage: "start after this position instead of the target's (e.g. pgdelta position --fork)"},
+			&cli.DurationFlag{Name: "log-every", Value: time.Minute, EnvVars: []string{"PGFERRY_LOG_EVERY"}, Usage: "with --follow, log the batches, rows and lag applied at most this often (when batches were applied)"},
 			&cli.DurationFlag{Name: "prune-every", Value: 10 * time.Second, EnvVars: []string{"PGFERRY_PRUNE_EVERY"}, Usage: "prune the source's applied delta rows at most this often (negative: never)"},
 		}, followFlags()...),
 		Action: func(c *cli.Context) error {
 			if f := c.String("from"); f != "" {
-				if _, err := ParseSnapshot(f); err != nil {
+				if _, err := catchup.ParseSnapshot(f); err != nil {
 					return cliutil.Usagef("--from: %v", err)
 				}
 			}
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
+			log := io.Writer(os.Stderr)
+			if !cliutil.IsTerminal(os.Stderr) { // a log file (sync.log): every line says when
+				log = StampLines(os.Stderr, time.Now)
+				c.App.ErrWriter = log
+			}
 			res, err := Sync(ctx, SyncOptions{
 				ConnectSource: connector(c, dbconn.Source), ConnectTarget: connector(c, dbconn.Target),
 				CaptureSchema: c.String("capture-schema"), StateSchema: c.String("state-schema"),
 				From: c.String("from"), MaxBatch: c.Int64("max-batch"), PruneEvery: c.Duration("prune-every"),
-				Follow: followOptions(c), Log: os.Stderr,
+				Follow: followOptions(c), Log: log, ProgressEvery: c.Duration("log-every"),
 				SourceURL: urlOf(c, dbconn.Source), TargetURL: urlOf(c, dbconn.Target),
 			})
 			if res.Batches > 0 {
-				logf("applied %d batches, %d rows, pruned %d delta rows, now at %s", res.Batches, res.Rows, res.Pruned, res.Position)
+				fmt.Fprintf(log, "pgdelta: applied %d batches, %d rows, pruned %d delta rows, now at %s\n", res.Batches, res.Rows, res.Pruned, res.Position)
 			}
 			return noPosition(err)
 		},

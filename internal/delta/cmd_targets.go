@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
@@ -48,7 +49,7 @@ target's pruning may remove changes its catch-up needs (its 'pgdelta sync' then 
 			}
 			defer src.Close(ctx)
 			if id := c.String("forget"); id != "" {
-				ok, err := ForgetTarget(ctx, src, c.String("capture-schema"), id)
+				ok, err := catchup.ForgetTarget(ctx, src, c.String("capture-schema"), id)
 				if err == nil && !ok {
 					err = cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("forget target: no target %q is registered", id), "list them with pgdelta targets --source URL")
 				}
@@ -57,7 +58,7 @@ target's pruning may remove changes its catch-up needs (its 'pgdelta sync' then 
 				}
 				return err
 			}
-			regs, horizon, err := ListTargets(ctx, src, c.String("capture-schema"))
+			regs, horizon, err := catchup.ListTargets(ctx, src, c.String("capture-schema"))
 			if err != nil {
 				return err
 			}
@@ -93,7 +94,7 @@ func registerCommand(ctx context.Context, c *cli.Context) error {
 		return err
 	}
 	defer closeConns()
-	pos, err := RegisterCopyTarget(ctx, src, dst, c.String("capture-schema"), c.String("state-schema"), urlOf(c, dbconn.Target), "pgdelta", os.Stderr)
+	pos, err := catchup.RegisterCopyTarget(ctx, src, dst, c.String("capture-schema"), c.String("state-schema"), urlOf(c, dbconn.Target), "pgdelta", os.Stderr)
 	if err != nil {
 		return err
 	}

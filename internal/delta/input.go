@@ -9,12 +9,19 @@ import (
 	"github.com/pgferry/pgferry/internal/deltarec"
 )
 
+// ErrNoInput is the error of ApplyInput on an input without a single record.
+var ErrNoInput = errors.New("no input: stdin held no delta records")
+
 // ApplyInput reads JSON-lines records from r and applies them batch by batch. A bad line stops it
-// with a *deltarec.LineError naming the line and table; the open batch is rolled back.
+// with a *deltarec.LineError naming the line and table; the open batch is rolled back. An input
+// without any record is ErrNoInput: its producer failed before writing anything.
 func ApplyInput(ctx context.Context, a *Applier, r io.Reader) error {
 	rd := deltarec.NewReader(r)
-	for {
+	for records := 0; ; records++ {
 		rec, err := rd.Scan()
+		if err == io.EOF && records == 0 {
+			return ErrNoInput
+		}
 		if err == io.EOF {
 			if a.InBatch() {
 				a.Abort(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
@@ -173,7 +174,7 @@ func syncKeyless(t *testing.T, seed uint64) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	snapshotCopy(t, src.URL, dst.URL, keylessTables)
-	copyPos, err := TargetPosition(ctx, connect(t, dst.URL), "pgferry")
+	copyPos, err := catchup.TargetPosition(ctx, connect(t, dst.URL), "pgferry")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func killMidBatch(ctx context.Context, t *testing.T, srcURL, dstURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos, err := TargetPosition(ctx, dst, "pgferry")
+	pos, err := catchup.TargetPosition(ctx, dst, "pgferry")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func killMidBatch(ctx context.Context, t *testing.T, srcURL, dstURL string) {
 		t.Fatalf("batch: %v, want it killed", err)
 	}
 	a.Abort(ctx)
-	after, err := TargetPosition(ctx, dst, "pgferry")
+	after, err := catchup.TargetPosition(ctx, dst, "pgferry")
 	if err != nil || after.Position != pos.Position {
 		t.Fatalf("position moved from %s to %s (%v)", pos.Position, after.Position, err)
 	}

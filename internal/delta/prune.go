@@ -8,13 +8,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
 // Prune deletes the source's delta rows (and truncate records) visible in pos, the position the
 // target has confirmed, and returns how many rows it removed. One table per transaction.
 func Prune(ctx context.Context, src *pgx.Conn, captureSchema, pos string) (int64, error) {
-	p, err := ParseSnapshot(pos)
+	p, err := catchup.ParseSnapshot(pos)
 	if err != nil {
 		return 0, err
 	}
@@ -42,12 +43,12 @@ func Prune(ctx context.Context, src *pgx.Conn, captureSchema, pos string) (int64
 // PruneTarget registers the target dst on src at its confirmed position and prunes what every
 // registered target holds. Before any batch was applied it only registers (pruned is "").
 func PruneTarget(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSchema, targetURL string, log io.Writer) (n int64, pruned string, err error) {
-	pos, err := TargetPosition(ctx, dst, stateSchema)
+	pos, err := catchup.TargetPosition(ctx, dst, stateSchema)
 	if err != nil {
 		return 0, "", err
 	}
 	if pos.Position == "" {
-		return 0, "", ErrNoPosition
+		return 0, "", catchup.ErrNoPosition
 	}
 	reg, err := RegisterHere(ctx, src, dst, captureSchema, stateSchema, targetURL, pos.Position, log)
 	if err != nil {
@@ -62,3 +63,8 @@ func PruneTarget(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSc
 	n, pruned, err = PruneFor(ctx, src, captureSchema, *reg)
 	return n, pruned, prunedError(err)
 }
+
+// orDefault is the schema name s, or pgferry's default when s is empty.
+func orDefault(s string) string { return catchup.OrDefault(s) }
+
+func quotedCS(captureSchema string) string { return ident.Quote(orDefault(captureSchema)) }

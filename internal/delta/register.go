@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/state"
@@ -21,22 +22,25 @@ const confirmEvery = 10 * time.Second
 // the start position lacks nothing pruned; then it registers the target on the source. It
 // returns the start position and the registration (nil when the registry may not be written:
 // the run then does not prune).
-func startSync(ctx context.Context, o SyncOptions, src, dst *pgx.Conn) (string, *Registration, error) {
+func startSync(ctx context.Context, o SyncOptions, src, dst *pgx.Conn) (string, *catchup.Registration, error) {
 	if err := dbconn.CheckDistinct(ctx, src, dst, o.SourceURL, o.TargetURL); err != nil {
 		return "", nil, err
 	}
 	from := o.From
 	if from == "" {
-		pos, err := TargetPosition(ctx, dst, o.StateSchema)
+		pos, err := catchup.TargetPosition(ctx, dst, o.StateSchema)
 		if err != nil {
 			return "", nil, err
 		}
 		from = pos.Position
 	}
 	if from == "" {
-		return "", nil, ErrNoPosition
+		return "", nil, catchup.ErrNoPosition
 	}
 	if err := CheckHorizon(ctx, src, o.CaptureSchema, from); err != nil {
+		return "", nil, err
+	}
+	if err := CheckNotFuture(ctx, src, from); err != nil {
 		return "", nil, err
 	}
 	reg, err := RegisterHere(ctx, src, dst, o.CaptureSchema, o.StateSchema, o.TargetURL, from, o.Log)
@@ -45,14 +49,14 @@ func startSync(ctx context.Context, o SyncOptions, src, dst *pgx.Conn) (string, 
 
 // RegisterHere registers the target dst at pos in src's registry (creating the target's id).
 // When the registry may not be written it says so on log and returns nil: do not prune then.
-func RegisterHere(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSchema, targetURL, pos string, log io.Writer) (*Registration, error) {
+func RegisterHere(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSchema, targetURL, pos string, log io.Writer) (*catchup.Registration, error) {
 	id, err := state.TargetID(ctx, dst, stateSchema)
 	if err != nil {
 		return nil, err
 	}
-	reg := &Registration{ID: id, Where: targetWhere(targetURL, stateSchema), Position: pos}
-	err = RegisterTarget(ctx, src, captureSchema, *reg)
-	if cannotRegister(err) {
+	reg := &catchup.Registration{ID: id, Where: catchup.TargetWhere(targetURL, stateSchema), Position: pos}
+	err = catchup.RegisterTarget(ctx, src, captureSchema, *reg)
+	if catchup.CannotRegister(err) {
 		if log != nil {
 			fmt.Fprintf(log, "pgdelta: cannot register this target on the source (%v): not pruning in this run, so no other target can lose changes to it\n", err)
 		}
@@ -64,28 +68,28 @@ func RegisterHere(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateS
 	return reg, nil
 }
 
-// targetWhere describes a target for the registry: where it is and its state schema.
-func targetWhere(url, stateSchema string) string {
-	return dbconn.Describe(url) + " (state schema " + orDefault(stateSchema) + ")"
-}
-
 // prunedError gives a *PrunedError its hint.
 func prunedError(err error) error {
-	if errors.As(err, new(*PrunedError)) {
-		return cliutil.WithHint(cliutil.ExitFailure, err, PrunedHint)
+	if errors.As(err, new(*catchup.PrunedError)) {
+		return cliutil.WithHint(cliutil.ExitFailure, err, catchup.PrunedHint)
 	}
 	return err
 }
 
 // confirmer returns Sync's after-batch step: every PruneEvery (confirmEvery when not pruning)
 // it records the applied position in the registry and prunes what every target holds.
-func confirmer(ctx context.Context, o SyncOptions, src **pgx.Conn, reg *Registration, res *SyncResult) func(BatchResult) error {
+func confirmer(ctx context.Context, o SyncOptions, src **pgx.Conn, reg *catchup.Registration, res *SyncResult) func(BatchResult) error {
 	every := o.PruneEvery
 	if every < 0 {
 		every = confirmEvery
 	}
 	var last time.Time
+	var prog *progressLog
+	if o.Follow.Follow {
+		prog = newProgressLog(o.Log, o.ProgressEvery, time.Now)
+	}
 	return func(br BatchResult) error {
+		prog.add(br)
 		res.Batches++
 		res.Rows += br.Rows
 		if reg == nil || time.Since(last) < every {
@@ -96,11 +100,11 @@ func confirmer(ctx context.Context, o SyncOptions, src **pgx.Conn, reg *Registra
 		var n int64
 		var err error
 		if o.PruneEvery < 0 {
-			err = RegisterTarget(ctx, *src, o.CaptureSchema, *reg)
+			err = catchup.RegisterTarget(ctx, *src, o.CaptureSchema, *reg)
 		} else {
 			n, _, err = PruneFor(ctx, *src, o.CaptureSchema, *reg)
 		}
-		if errors.As(err, new(*PrunedError)) {
+		if errors.As(err, new(*catchup.PrunedError)) {
 			return prunedError(err)
 		}
 		if err != nil && o.Log != nil {
@@ -133,7 +137,7 @@ func (g *horizonGuard) check(ctx context.Context, q state.Queryer, pos string) e
 	if h == nil {
 		return nil
 	}
-	return prunedError(holds(pos, *h))
+	return prunedError(catchup.Holds(pos, *h))
 }
 
 // horizonChecked wraps batch: after each batch, the position it started from is checked against
@@ -160,27 +164,4 @@ func horizonChecked(batch BatchFunc, connect func(context.Context) (*pgx.Conn, e
 			conn.Close(context.Background())
 		}
 	}
-}
-
-// RegisterCopyTarget registers the target dst on src before a copy's snapshot is taken (see
-// RegisterCopy), when src has capture installed; a source that may not be written (a standby, a
-// read-only role) is only reported on log as tool. It returns the registered position ("" when none).
-func RegisterCopyTarget(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSchema, targetURL, tool string, log io.Writer) (string, error) {
-	var captured bool
-	if err := src.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quotedCS(captureSchema)+".capture_tables").Scan(&captured); err != nil {
-		return "", fmt.Errorf("look for capture on source: %w", err)
-	}
-	if !captured {
-		return "", nil // the capture check refuses the copy
-	}
-	id, err := state.TargetID(ctx, dst, stateSchema)
-	if err != nil {
-		return "", err
-	}
-	pos, err := RegisterCopy(ctx, src, captureSchema, id, targetWhere(targetURL, stateSchema))
-	if cannotRegister(err) {
-		fmt.Fprintf(log, "%s: cannot register the target on the source (%v): if another target prunes the source's delta tables meanwhile, this one's catch-up will stop and say so\n", tool, err)
-		return "", nil
-	}
-	return pos, err
 }

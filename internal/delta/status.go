@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/state"
 )
@@ -20,6 +21,7 @@ type Status struct {
 	TruncWaiting  int64   `json:"truncates_waiting"`
 	TablesWaiting int     `json:"tables_waiting"`
 	LagSeconds    float64 `json:"lag_seconds"`  // source time since the applied snapshot, 0 when caught up
+	LagKnown      bool    `json:"lag_known"`    // false when nothing was applied yet and the copy's snapshot time is not recorded
 	RowsPerSec    float64 `json:"rows_per_sec"` // apply rate of the last batch
 	Batches       int64   `json:"batches"`      // batches applied so far
 	Rows          int64   `json:"rows"`         // rows applied so far
@@ -33,23 +35,24 @@ type Status struct {
 // ReadStatus compares the target's position with the source's capture tables.
 func ReadStatus(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSchema string) (Status, error) {
 	var st Status
-	pos, err := TargetPosition(ctx, dst, stateSchema)
+	pos, err := catchup.TargetPosition(ctx, dst, stateSchema)
 	if err != nil {
 		return st, err
 	}
 	if pos.Position == "" {
-		return st, ErrNoPosition
+		return st, catchup.ErrNoPosition
 	}
 	st.Position, st.Origin = pos.Position, pos.Origin
 	a, ok, err := state.ReadApply(ctx, dst, stateSchema)
 	if err != nil {
 		return st, err
 	}
+	st.LastError = a.LastError // also recorded by a run that failed before its first batch
 	if ok {
-		st.RowsPerSec, st.Batches, st.Rows, st.LastError = a.RowsPerSec, a.Batches, a.Rows, a.LastError
+		st.RowsPerSec, st.Batches, st.Rows = a.RowsPerSec, a.Batches, a.Rows
 		st.LastApplied = a.UpdatedAt.UTC().Format(time.RFC3339)
 	}
-	p, err := ParseSnapshot(pos.Position)
+	p, err := catchup.ParseSnapshot(pos.Position)
 	if err != nil {
 		return st, err
 	}
@@ -81,31 +84,40 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSch
 		return st, err
 	}
 	st.CaughtUp = st.KeysWaiting == 0 && st.TruncWaiting == 0 && st.PrunedPast == ""
-	if !st.CaughtUp {
-		var now time.Time
-		if err := src.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
-			return st, fmt.Errorf("read source clock: %w", err)
-		}
-		since := a.SourceTime
-		if since.IsZero() {
-			since = a.UpdatedAt
-		}
-		if !since.IsZero() {
-			st.LagSeconds = now.Sub(since).Seconds()
-		}
+	return st, st.readLag(ctx, src, a, ok)
+}
+
+// readLag sets the lag: 0 when caught up, else source time since the applied snapshot. Before the
+// first applied batch it is unknown: the copy's position records no snapshot time.
+func (st *Status) readLag(ctx context.Context, src *pgx.Conn, a state.Apply, applied bool) error {
+	if st.CaughtUp {
+		st.LagKnown = true
+		return nil
 	}
-	return st, nil
+	since := a.SourceTime
+	if since.IsZero() {
+		since = a.UpdatedAt
+	}
+	if !applied || since.IsZero() {
+		return nil
+	}
+	var now time.Time
+	if err := src.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
+		return fmt.Errorf("read source clock: %w", err)
+	}
+	st.LagSeconds, st.LagKnown = now.Sub(since).Seconds(), true
+	return nil
 }
 
 // readRegistry counts the registered targets and checks the position against the prune horizon.
 func (st *Status) readRegistry(ctx context.Context, src *pgx.Conn, captureSchema string) error {
-	regs, horizon, err := ListTargets(ctx, src, captureSchema)
+	regs, horizon, err := catchup.ListTargets(ctx, src, captureSchema)
 	if err != nil {
 		return err
 	}
 	st.Targets = len(regs)
-	var pe *PrunedError
-	if err := holds(st.Position, horizon); errors.As(err, &pe) {
+	var pe *catchup.PrunedError
+	if err := catchup.Holds(st.Position, horizon); errors.As(err, &pe) {
 		st.PrunedPast = horizon
 		st.LastError = err.Error()
 	} else if err != nil {

@@ -22,6 +22,7 @@ type SyncOptions struct {
 	PruneEvery    time.Duration // 0 = after every batch; negative = never
 	Follow        FollowOptions
 	Log           io.Writer
+	ProgressEvery time.Duration // with Follow.Follow, log applied batches and lag at most this often (0 = a minute)
 	// SourceURL and TargetURL are the connection strings, for messages and for the target's
 	// entry in the source's registry (without password).
 	SourceURL, TargetURL string

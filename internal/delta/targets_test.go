@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pgferry/pgferry/internal/capture"
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
 
@@ -31,17 +32,17 @@ func TestRegistryPrunesToMeet(t *testing.T) {
 		return s
 	}
 	p1, p2, p3 := snap(), snap(), snap()
-	for _, r := range []Registration{{ID: "a", Where: "A", Position: p1}, {ID: "b", Where: "B", Position: p2}} {
-		if err := RegisterTarget(ctx, conn, "pgferry", r); err != nil {
+	for _, r := range []catchup.Registration{{ID: "a", Where: "A", Position: p1}, {ID: "b", Where: "B", Position: p2}} {
+		if err := catchup.RegisterTarget(ctx, conn, "pgferry", r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, pruned, err := PruneFor(ctx, conn, "pgferry", Registration{ID: "a", Where: "A", Position: p3}); err != nil || pruned != p2 {
+	if _, pruned, err := PruneFor(ctx, conn, "pgferry", catchup.Registration{ID: "a", Where: "A", Position: p3}); err != nil || pruned != p2 {
 		t.Fatalf("prune with b at %s and a at %s: pruned to %q (%v), want b's position", p2, p3, pruned, err)
 	}
-	var pe *PrunedError
-	if err := RegisterTarget(ctx, conn, "pgferry", Registration{ID: "c", Where: "C", Position: p1}); !errors.As(err, &pe) || pe.Horizon != p2 {
-		_, h, _ := ListTargets(ctx, conn, "pgferry")
+	var pe *catchup.PrunedError
+	if err := catchup.RegisterTarget(ctx, conn, "pgferry", catchup.Registration{ID: "c", Where: "C", Position: p1}); !errors.As(err, &pe) || pe.Horizon != p2 {
+		_, h, _ := catchup.ListTargets(ctx, conn, "pgferry")
 		t.Fatalf("registering at %s behind the horizon %s (%s, %s): %v", p1, h, p2, p3, err)
 	}
 	if err := CheckHorizon(ctx, conn, "pgferry", p1); !errors.As(err, &pe) {
@@ -50,24 +51,24 @@ func TestRegistryPrunesToMeet(t *testing.T) {
 	if err := CheckHorizon(ctx, conn, "pgferry", p3); err != nil {
 		t.Fatalf("a reader at %s: %v", p3, err)
 	}
-	regs, horizon, err := ListTargets(ctx, conn, "pgferry")
+	regs, horizon, err := catchup.ListTargets(ctx, conn, "pgferry")
 	if err != nil || len(regs) != 2 || horizon != p2 {
 		t.Fatalf("list: %+v %q %v", regs, horizon, err)
 	}
-	if ok, err := ForgetTarget(ctx, conn, "pgferry", "b"); !ok || err != nil {
+	if ok, err := catchup.ForgetTarget(ctx, conn, "pgferry", "b"); !ok || err != nil {
 		t.Fatalf("forget b: %v %v", ok, err)
 	}
-	if _, pruned, err := PruneFor(ctx, conn, "pgferry", Registration{ID: "a", Where: "A", Position: p3}); err != nil || pruned != p3 {
+	if _, pruned, err := PruneFor(ctx, conn, "pgferry", catchup.Registration{ID: "a", Where: "A", Position: p3}); err != nil || pruned != p3 {
 		t.Fatalf("prune with a alone: pruned to %q (%v), want %s", pruned, err, p3)
 	}
-	pos, err := RegisterCopy(ctx, conn, "pgferry", "d", "D")
+	pos, err := catchup.RegisterCopy(ctx, conn, "pgferry", "d", "D")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckHorizon(ctx, conn, "pgferry", pos); err != nil {
 		t.Fatalf("a copy registered at %s does not hold the horizon: %v", pos, err)
 	}
-	if again, err := RegisterCopy(ctx, conn, "pgferry", "d", "D"); err != nil || again != pos {
+	if again, err := catchup.RegisterCopy(ctx, conn, "pgferry", "d", "D"); err != nil || again != pos {
 		t.Fatalf("registering a copy again moved it: %s -> %s (%v)", pos, again, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -86,6 +87,39 @@ func BinDirFor(name string) (string, error) {
 // Start initialises and starts a new cluster. Extra settings are passed as -c options.
 // When running as root, the server runs as the "postgres" OS user.
 func Start(name string, settings ...string) (*Cluster, error) {
+	return start(name, 15432+int(portSeq.Add(1))%1000, settings)
+}
+
+// StartTCP starts a cluster that also listens on 127.0.0.1 at a free TCP port, for tests that
+// put a TCP proxy (internal/faultproxy) between the tools and the server; see TCPURL.
+func StartTCP(name string, settings ...string) (*Cluster, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("pick a free port: %w", err)
+	}
+	return start(name, port, append([]string{"listen_addresses='127.0.0.1'"}, settings...))
+}
+
+// freePort asks the kernel for a free TCP port on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// TCPAddr is the cluster's TCP address (a cluster from StartTCP).
+func (c *Cluster) TCPAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)) }
+
+// TCPURL returns a URL for database db as the superuser through addr (host:port), the
+// cluster's own TCP address or a proxy in front of it.
+func TCPURL(addr, db string) string {
+	return fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", addr, db)
+}
+
+func start(name string, port int, settings []string) (*Cluster, error) {
 	bin, err := BinDirFor(name)
 	if err != nil {
 		return nil, err
@@ -95,7 +129,7 @@ func Start(name string, settings ...string) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Name: name, Dir: dir, DataDir: filepath.Join(dir, "data"), SockDir: filepath.Join(dir, "sock"), BinDir: bin}
-	c.Port = 15432 + int(portSeq.Add(1))%1000
+	c.Port = port
 	if err := os.Mkdir(c.SockDir, 0o777); err != nil {
 		return nil, err
 	}

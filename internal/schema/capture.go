@@ -1,6 +1,9 @@
 package schema
 
-import "strings"
+import (
+	"github.com/pgferry/pgferry/internal/sqlstmt"
+	"strings"
+)
 
 // CapturePrefix starts the name of pgferry's triggers under the default capture schema
 // (pgtrig names them <capture schema>_capture and <capture schema>_truncate; see
@@ -51,17 +54,17 @@ func isCaptureEntry(e *Entry, capture string) bool {
 }
 
 // isCaptureStmt reports whether a statement creates or changes a capture object.
-func isCaptureStmt(st Stmt, capture string) bool {
+func isCaptureStmt(st sqlstmt.Stmt, capture string) bool {
 	switch st.Kind {
-	case KTrigger, KEventTrigger:
+	case sqlstmt.KTrigger, sqlstmt.KEventTrigger:
 		return isCaptureTrigger(st.Name, st.Function.Schema, capture)
-	case KTriggerState:
+	case sqlstmt.KTriggerState:
 		return isCaptureTrigger(st.Name, "", capture) || st.Table.Schema == capture
-	case KComment:
+	case sqlstmt.KComment:
 		return (st.CommentOn == "trigger" || st.CommentOn == "event trigger") && isCaptureTrigger(st.Name, "", capture)
-	case KAlterTable:
+	case sqlstmt.KAlterTable:
 		return st.Table.Schema == capture
-	case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate:
+	case sqlstmt.KIndex, sqlstmt.KIndexConstraint, sqlstmt.KForeignKey, sqlstmt.KCheck, sqlstmt.KValidate:
 		return st.Table.Schema == capture
 	}
 	return false

@@ -229,9 +229,33 @@ func snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, scop
 	if _, err := conn.Exec(ctx, "SET search_path = pg_catalog"); err != nil {
 		return nil, nil, fmt.Errorf("set search_path: %w", err)
 	}
+	cat, scopes := Catalog{}, scopes{}
+	for _, q := range catalogQueries(pgver.Of(conn)) {
+		rows, err := conn.Query(ctx, q.sql, ignore)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list %ss: %w", q.kind, err)
+		}
+		m, sm := map[string]string{}, map[string]objScope{}
+		var name, def string
+		var sc objScope
+		_, err = pgx.ForEachRow(rows, []any{&name, &def, &sc.schema, &sc.table.Schema, &sc.table.Name}, func() error {
+			m[name], sm[name] = def, sc
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("list %ss: %w", q.kind, err)
+		}
+		cat[q.kind], scopes[q.kind] = m, sm
+	}
+	return cat, scopes, nil
+}
+
+// catalogQueries are snapshot's queries, one per kind of object: each row is the object's name,
+// its definition, its schema and the schema and name of the table it belongs to (empty if none).
+// $1 is pgferry's schema on this side.
+func catalogQueries(v pgver.Version) []struct{ kind, sql string } {
 	// Every supported version (11+) has attidentity, prokind and partitioning; the rest depends
 	// on this server's version.
-	v := pgver.Of(conn)
 	generated := "''"
 	if v.GeneratedColumns() {
 		generated = "a.attgenerated::text"
@@ -304,23 +328,5 @@ func snapshot(ctx context.Context, conn *pgx.Conn, ignore string) (Catalog, scop
 		 WHERE ` + v.UserTrigger("t") + ` AND t.tgname !~ ('^' || '` + CapturePrefix + `') AND t.tgname NOT IN ($1 || '_capture', $1 || '_truncate')
 		   AND pn.nspname <> $1 AND ` + nspFilter},
 	}
-	cat, scopes := Catalog{}, scopes{}
-	for _, q := range queries {
-		rows, err := conn.Query(ctx, q.sql, ignore)
-		if err != nil {
-			return nil, nil, fmt.Errorf("list %ss: %w", q.kind, err)
-		}
-		m, sm := map[string]string{}, map[string]objScope{}
-		var name, def string
-		var sc objScope
-		_, err = pgx.ForEachRow(rows, []any{&name, &def, &sc.schema, &sc.table.Schema, &sc.table.Name}, func() error {
-			m[name], sm[name] = def, sc
-			return nil
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("list %ss: %w", q.kind, err)
-		}
-		cat[q.kind], scopes[q.kind] = m, sm
-	}
-	return cat, scopes, nil
+	return queries
 }

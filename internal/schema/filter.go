@@ -10,6 +10,7 @@ import (
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/sqlstmt"
 )
 
 // Options select what a filtered dump keeps.
@@ -115,14 +116,14 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 			if !e.HasHeader && (!secs[chunkSection(c)] || !o.keepStmt(c.Stmt, fc) || isCaptureStmt(c.Stmt, o.CaptureSchema)) {
 				continue
 			}
-			if o.NoOwner && c.Stmt.Kind == KOwner {
+			if o.NoOwner && c.Stmt.Kind == sqlstmt.KOwner {
 				continue
 			}
 			text := c.Piece.Text
-			if c.Stmt.Kind == KRefresh && e.Header.Type == "MATERIALIZED VIEW DATA" && fc.concurrent[c.Stmt.Table] {
+			if c.Stmt.Kind == sqlstmt.KRefresh && e.Header.Type == "MATERIALIZED VIEW DATA" && fc.concurrent[c.Stmt.Table] {
 				text = concurrentRefresh(c.Stmt.Table)
 			}
-			if o.NotValid && c.Stmt.Kind == KForeignKey {
+			if o.NotValid && c.Stmt.Kind == sqlstmt.KForeignKey {
 				var v string
 				text, v = o.notValid(c)
 				if v != "" {
@@ -159,19 +160,19 @@ func newFilterCtx(sc *Script) *filterCtx {
 	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}, primary: map[string]bool{}, concurrent: map[ident.Table]bool{}}
 	for _, e := range sc.Entries {
 		for _, c := range e.Chunks {
-			if c.Stmt.Kind == KIndexConstraint && c.Stmt.Primary {
+			if c.Stmt.Kind == sqlstmt.KIndexConstraint && c.Stmt.Primary {
 				fc.primary[c.Stmt.Name] = true
 			}
-			if c.Stmt.Kind == KIndex && c.Stmt.Name != "" {
+			if c.Stmt.Kind == sqlstmt.KIndex && c.Stmt.Name != "" {
 				fc.indexTable[c.Stmt.Name] = c.Stmt.Table
 			}
-			if c.Stmt.Kind == KIndex && c.Stmt.Unique && c.Stmt.PlainKey {
+			if c.Stmt.Kind == sqlstmt.KIndex && c.Stmt.Unique && c.Stmt.PlainKey {
 				fc.concurrent[c.Stmt.Table] = true
 			}
-			if c.Stmt.Parent.Name != "" && (c.Stmt.Kind == KCreateTable || c.Stmt.Kind == KAlterTable) {
+			if c.Stmt.Parent.Name != "" && (c.Stmt.Kind == sqlstmt.KCreateTable || c.Stmt.Kind == sqlstmt.KAlterTable) {
 				fc.parent[c.Stmt.Table] = c.Stmt.Parent
 			}
-			if c.Stmt.Kind == KCreateTable && (!e.HasHeader || e.Header.Type == "TABLE") {
+			if c.Stmt.Kind == sqlstmt.KCreateTable && (!e.HasHeader || e.Header.Type == "TABLE") {
 				fc.created = append(fc.created, c.Stmt.Table)
 			}
 		}
@@ -216,11 +217,11 @@ END
 func (fc *filterCtx) isPrimary(e *Entry) bool {
 	for _, c := range e.Chunks {
 		switch c.Stmt.Kind {
-		case KIndexConstraint:
+		case sqlstmt.KIndexConstraint:
 			return c.Stmt.Primary
-		case KIndexAttach:
+		case sqlstmt.KIndexAttach:
 			return fc.primary[c.Stmt.Name]
-		case KIndex:
+		case sqlstmt.KIndex:
 			return false
 		}
 	}
@@ -298,12 +299,12 @@ func (o Options) keepEntry(e *Entry, fc *filterCtx) bool {
 }
 
 // keepStmt applies the filters to a statement outside any pg_dump header.
-func (o Options) keepStmt(st Stmt, fc *filterCtx) bool {
-	if o.NoACL && st.Kind == KACL || o.NoComments && st.Kind == KComment {
+func (o Options) keepStmt(st sqlstmt.Stmt, fc *filterCtx) bool {
+	if o.NoACL && st.Kind == sqlstmt.KACL || o.NoComments && st.Kind == sqlstmt.KComment {
 		return false
 	}
 	t := st.Table
-	if st.Kind == KAlterIndex || st.Kind == KIndexAttach || st.Kind == KComment && st.CommentOn == "index" {
+	if st.Kind == sqlstmt.KAlterIndex || st.Kind == sqlstmt.KIndexAttach || st.Kind == sqlstmt.KComment && st.CommentOn == "index" {
 		t = fc.indexTable[st.Name]
 	}
 	if t.Name == "" {
@@ -345,12 +346,12 @@ func entryTable(e *Entry, indexTable map[string]ident.Table) (ident.Table, bool)
 	}
 	for _, c := range e.Chunks {
 		switch c.Stmt.Kind {
-		case KIndex, KIndexConstraint, KForeignKey, KCheck, KValidate, KTrigger, KRule, KAlterTable, KSequenceOwned, KCreateTable,
-			KRowSecurity, KPolicy, KRefresh:
+		case sqlstmt.KIndex, sqlstmt.KIndexConstraint, sqlstmt.KForeignKey, sqlstmt.KCheck, sqlstmt.KValidate, sqlstmt.KTrigger, sqlstmt.KRule, sqlstmt.KAlterTable, sqlstmt.KSequenceOwned, sqlstmt.KCreateTable,
+			sqlstmt.KRowSecurity, sqlstmt.KPolicy, sqlstmt.KRefresh:
 			if c.Stmt.Table.Name != "" {
 				return c.Stmt.Table, true
 			}
-		case KIndexAttach, KAlterIndex:
+		case sqlstmt.KIndexAttach, sqlstmt.KAlterIndex:
 			if t, ok := indexTable[c.Stmt.Name]; ok {
 				return t, true
 			}

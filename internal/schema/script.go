@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/sqllex"
+	"github.com/pgferry/pgferry/internal/sqlstmt"
 )
 
 // Header is pg_dump's per-object comment: "-- Name: x; Type: TABLE; Schema: public; Owner: app".
@@ -21,12 +22,12 @@ type Header struct {
 type Chunk struct {
 	Piece sqllex.Piece
 	Trail string
-	Stmt  Stmt
+	Stmt  sqlstmt.Stmt
 }
 
 // Global reports whether the chunk is a session setting or a psql meta-command, which every
 // section keeps so that its statements run under the settings pg_dump chose.
-func (c *Chunk) Global() bool { return c.Piece.Kind == sqllex.Meta || c.Stmt.Kind == KSet }
+func (c *Chunk) Global() bool { return c.Piece.Kind == sqllex.Meta || c.Stmt.Kind == sqlstmt.KSet }
 
 // Text is the chunk's statement (or meta-command) text with what follows it.
 func (c *Chunk) Text() string { return c.Piece.Text + c.Trail }
@@ -52,7 +53,7 @@ var ErrEmpty = errors.New("no SQL statements in the input")
 
 // Parse splits and classifies a dump. Lexical errors carry the line number.
 func Parse(src []byte) (*Script, error) {
-	if err := checkText(src); err != nil {
+	if err := sqlstmt.CheckText(src); err != nil {
 		return nil, err
 	}
 	pieces, err := sqllex.Split(string(src))
@@ -82,7 +83,7 @@ func Parse(src []byte) (*Script, error) {
 					"the dump looks truncated; dump it again")
 			}
 			statements++
-			cur.Chunks = append(cur.Chunks, &Chunk{Piece: p, Stmt: ParseStmt(p.Text)})
+			cur.Chunks = append(cur.Chunks, &Chunk{Piece: p, Stmt: sqlstmt.Parse(p.Text)})
 		default:
 			cur.Chunks = append(cur.Chunks, &Chunk{Piece: p})
 		}
@@ -131,37 +132,6 @@ func findHeader(p sqllex.Piece) (before string, h Header, rest string, ok bool) 
 	return "", Header{}, "", false
 }
 
-// checkText rejects input that is plainly not SQL text, with a hint about what it is.
-func checkText(src []byte) error {
-	if len(bytes.TrimSpace(src)) == 0 {
-		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: line 1: the input is empty"),
-			"pipe the output of 'pg_dump --schema-only' (or 'pgschema dump') into this command")
-	}
-	switch {
-	case bytes.HasPrefix(src, []byte("PGDMP")):
-		return cliutil.WithHint(cliutil.ExitFailure, errors.New("read dump: line 1: the input is a pg_dump custom or tar archive, not SQL"),
-			"convert it with 'pg_restore --schema-only -f - archive.dump'")
-	case bytes.HasPrefix(src, []byte{0x1f, 0x8b}):
-		return cliutil.WithHint(cliutil.ExitFailure, errors.New("read dump: line 1: the input is gzip-compressed"), "decompress it first: 'gunzip -c dump.sql.gz | pgschema ...'")
-	}
-	head := src[:min(len(src), 8192)]
-	ctl := 0
-	for i, c := range head {
-		if c == 0 {
-			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: line %d: NUL byte: the input is binary, not SQL text", bytes.Count(src[:i], []byte("\n"))+1),
-				"pipe the output of 'pg_dump --schema-only' (plain format) into this command")
-		}
-		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != '\v' {
-			ctl++
-		}
-	}
-	if ctl > len(head)/100+2 {
-		return cliutil.WithHint(cliutil.ExitFailure, errors.New("read dump: line 1: the input looks binary, not SQL text"),
-			"pipe the output of 'pg_dump --schema-only' (plain format) into this command")
-	}
-	return nil
-}
-
 // DropOwner removes "ALTER <typ> <name> OWNER TO <owner>" from the entry of that object. pgschema
 // dump uses it for the public schema of a source older than 15, owned by the bootstrap
 // superuser: the target's public schema exists already, and a non-superuser cannot hand it to
@@ -173,7 +143,7 @@ func (sc *Script) DropOwner(typ, name, owner string) {
 		}
 		kept := e.Chunks[:0]
 		for _, c := range e.Chunks {
-			if c.Stmt.Kind != KOwner {
+			if c.Stmt.Kind != sqlstmt.KOwner {
 				kept = append(kept, c)
 			}
 		}

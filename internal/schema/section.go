@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/sqlstmt"
 )
 
 // Section is a part of a schema, in the order a migration creates them.
@@ -51,17 +52,17 @@ func (s Section) String() string {
 }
 
 // sectionOfKind is the section a statement's text implies, if it implies one.
-func sectionOfKind(st Stmt) (Section, bool) {
+func sectionOfKind(st sqlstmt.Stmt) (Section, bool) {
 	switch st.Kind {
-	case KIndex, KIndexConstraint, KIndexAttach:
+	case sqlstmt.KIndex, sqlstmt.KIndexConstraint, sqlstmt.KIndexAttach:
 		return Indexes, true
-	case KForeignKey, KValidate:
+	case sqlstmt.KForeignKey, sqlstmt.KValidate:
 		return Constraints, true
-	case KTrigger, KEventTrigger, KTriggerState, KRowSecurity, KPolicy:
+	case sqlstmt.KTrigger, sqlstmt.KEventTrigger, sqlstmt.KTriggerState, sqlstmt.KRowSecurity, sqlstmt.KPolicy:
 		return Triggers, true
-	case KRefresh:
+	case sqlstmt.KRefresh:
 		return Refresh, true
-	case KRule:
+	case sqlstmt.KRule:
 		if st.Name == "_return" || st.Name == "_RETURN" {
 			return PreData, true
 		}
@@ -116,17 +117,17 @@ func classify(sc *Script, warn io.Writer) (map[*Entry]Section, error) {
 		if first != nil && first.Stmt.Name != "" {
 			key := ""
 			switch first.Stmt.Kind {
-			case KIndexConstraint, KForeignKey, KCheck:
+			case sqlstmt.KIndexConstraint, sqlstmt.KForeignKey, sqlstmt.KCheck:
 				key = "CONSTRAINT " + first.Stmt.Name
-			case KIndex:
+			case sqlstmt.KIndex:
 				key = "INDEX " + first.Stmt.Name
-			case KTrigger:
+			case sqlstmt.KTrigger:
 				key = "TRIGGER " + first.Stmt.Name
-			case KRule:
+			case sqlstmt.KRule:
 				key = "RULE " + first.Stmt.Name
-			case KEventTrigger:
+			case sqlstmt.KEventTrigger:
 				key = "EVENT TRIGGER " + first.Stmt.Name
-			case KPolicy:
+			case sqlstmt.KPolicy:
 				key = "POLICY " + first.Stmt.Name
 			}
 			if key != "" {
@@ -140,39 +141,39 @@ func classify(sc *Script, warn io.Writer) (map[*Entry]Section, error) {
 
 // headerSection is the section pg_dump's header Type puts an entry in, and the statement kinds
 // the entry's first statement may have (nil: any).
-func headerSection(e *Entry, first *Chunk, objSection map[string]Section) (sec Section, want []StmtKind) {
+func headerSection(e *Entry, first *Chunk, objSection map[string]Section) (sec Section, want []sqlstmt.Kind) {
 	switch e.Header.Type {
 	case "INDEX":
-		sec, want = Indexes, []StmtKind{KIndex}
+		sec, want = Indexes, []sqlstmt.Kind{sqlstmt.KIndex}
 	case "INDEX ATTACH":
-		sec, want = Indexes, []StmtKind{KIndexAttach}
+		sec, want = Indexes, []sqlstmt.Kind{sqlstmt.KIndexAttach}
 	case "STATISTICS":
 		sec = Indexes
 	case "CONSTRAINT":
-		want = []StmtKind{KIndexConstraint, KForeignKey, KCheck}
+		want = []sqlstmt.Kind{sqlstmt.KIndexConstraint, sqlstmt.KForeignKey, sqlstmt.KCheck}
 		sec = Constraints
-		if first != nil && first.Stmt.Kind == KIndexConstraint {
+		if first != nil && first.Stmt.Kind == sqlstmt.KIndexConstraint {
 			sec = Indexes
 		}
 	case "FK CONSTRAINT":
-		sec, want = Constraints, []StmtKind{KForeignKey}
+		sec, want = Constraints, []sqlstmt.Kind{sqlstmt.KForeignKey}
 	case "CHECK CONSTRAINT":
 		sec = Constraints
 	case "TRIGGER":
-		sec, want = Triggers, []StmtKind{KTrigger, KTriggerState}
+		sec, want = Triggers, []sqlstmt.Kind{sqlstmt.KTrigger, sqlstmt.KTriggerState}
 	case "EVENT TRIGGER":
-		sec, want = Triggers, []StmtKind{KEventTrigger}
+		sec, want = Triggers, []sqlstmt.Kind{sqlstmt.KEventTrigger}
 	case "RULE":
-		sec, want = Triggers, []StmtKind{KRule}
+		sec, want = Triggers, []sqlstmt.Kind{sqlstmt.KRule}
 		if first != nil && strings.EqualFold(first.Stmt.Name, "_return") {
 			sec = PreData // completes a view: belongs with the view
 		}
 	case "ROW SECURITY":
-		sec, want = Triggers, []StmtKind{KRowSecurity}
+		sec, want = Triggers, []sqlstmt.Kind{sqlstmt.KRowSecurity}
 	case "POLICY":
-		sec, want = Triggers, []StmtKind{KPolicy}
+		sec, want = Triggers, []sqlstmt.Kind{sqlstmt.KPolicy}
 	case "MATERIALIZED VIEW DATA":
-		sec, want = Refresh, []StmtKind{KRefresh}
+		sec, want = Refresh, []sqlstmt.Kind{sqlstmt.KRefresh}
 	case "PUBLICATION", "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA", "SUBSCRIPTION", "SUBSCRIPTION TABLE":
 		sec = OtherPost
 	case "COMMENT", "SECURITY LABEL":

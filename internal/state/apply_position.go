@@ -42,7 +42,8 @@ ALTER TABLE %[1]s.apply_position ADD COLUMN IF NOT EXISTS rows_per_sec double pr
 	return nil
 }
 
-// ReadApply returns the apply state; ok is false when nothing was applied yet (or no state exists).
+// ReadApply returns the apply state; ok is false when nothing was applied yet (or no state exists),
+// and then a may still carry the LastError of a run that failed before its first batch.
 func ReadApply(ctx context.Context, q Queryer, schema string) (a Apply, ok bool, err error) {
 	var exists bool
 	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteSchema(schema)+".apply_position").Scan(&exists); err != nil {
@@ -72,6 +73,9 @@ FROM %s.apply_position a WHERE id = 1`, quoteSchema(schema))).Scan(&a.Position, 
 	if lastErr != nil {
 		a.LastError = *lastErr
 	}
+	if a.Position == "" { // only an error was recorded (WriteApplyError before any batch)
+		return Apply{LastError: a.LastError}, false, nil
+	}
 	return a, true, nil
 }
 
@@ -93,10 +97,11 @@ ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, batches = a.batches
 	return nil
 }
 
-// WriteApplyError records msg as the last error, keeping the position; it is a no-op when nothing
-// was applied yet.
+// WriteApplyError records msg as the last error, keeping the position. When nothing was applied
+// yet it records the error on a row with an empty position, which ReadApply reads as "no position".
 func WriteApplyError(ctx context.Context, q Queryer, schema, msg string) error {
-	_, err := q.Exec(ctx, fmt.Sprintf(`UPDATE %s.apply_position SET last_error = $1 WHERE id = 1`, quoteSchema(schema)), msg)
+	_, err := q.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.apply_position AS a (id, position, batches, rows, last_error)
+VALUES (1, '', 0, 0, $1) ON CONFLICT (id) DO UPDATE SET last_error = EXCLUDED.last_error`, quoteSchema(schema)), msg)
 	return err
 }
 

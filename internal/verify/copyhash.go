@@ -25,7 +25,7 @@ var runSeed = maphash.MakeSeed()
 func copySelect(p *pair, binaryFormat bool, where string, extra []string) string {
 	cols := make([]string, 0, len(p.Cols)+len(extra))
 	for _, c := range orderedCols(p) {
-		cols = append(cols, p.cmpExpr(c, ""))
+		cols = append(cols, cmpExpr(c, ""))
 	}
 	cols = append(cols, extra...)
 	q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s) TO STDOUT", strings.Join(cols, ", "), p.from(), where)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/delta"
+	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/deltarec"
 )
 
@@ -18,7 +18,7 @@ import (
 // pgferry state at all (a one-off copy), the snapshot the repair rows were read in.
 func fixPosition(ctx context.Context, dst *side, stateSchema, readAt string) (from, to string, err error) {
 	err = dst.fresh(ctx, func(tx pgx.Tx) error {
-		pos, err := delta.TargetPosition(ctx, tx, stateSchema)
+		pos, err := catchup.TargetPosition(ctx, tx, stateSchema)
 		if err != nil {
 			return err
 		}

@@ -86,7 +86,7 @@ var floatSend = map[string]string{
 // text form, except types made of floats, whose IEEE bits are compared (see floatSend). reg*
 // values compare by their text, the object's name: tables holding them are never read with
 // binary COPY (catalog.TextOnlyTables), whose form of them is the OID.
-func (p *pair) cmpExpr(c catalog.Column, alias string) string {
+func cmpExpr(c catalog.Column, alias string) string {
 	q := ident.Quote(c.Name)
 	if alias != "" {
 		q = alias + "." + q
@@ -98,10 +98,10 @@ func (p *pair) cmpExpr(c catalog.Column, alias string) string {
 }
 
 // rowText is the text form of a row's compared values, columns in one explicit order.
-func (p *pair) rowText(cols []catalog.Column) string {
+func rowText(cols []catalog.Column) string {
 	e := make([]string, len(cols))
 	for i, c := range cols {
-		e[i] = p.cmpExpr(c, "")
+		e[i] = cmpExpr(c, "")
 	}
 	return "ROW(" + strings.Join(e, ", ") + ")::text"
 }
@@ -117,10 +117,10 @@ const maxConcatArgs = 99
 // groups: no value is NULL, so the text is the same as one call would give. The text is of
 // collation "C": hashing and comparing it is bytewise whatever the columns' collations (two
 // different ones would leave it none, a nondeterministic one would hash 'A' like 'a').
-func (p *pair) hashText(cols []catalog.Column, alias string) string {
+func hashText(cols []catalog.Column, alias string) string {
 	e := make([]string, len(cols))
 	for i, c := range cols {
-		e[i] = "coalesce((" + p.cmpExpr(c, alias) + ")::text, E'\\x1e')"
+		e[i] = "coalesce((" + cmpExpr(c, alias) + ")::text, E'\\x1e')"
 	}
 	for len(e) > maxConcatArgs {
 		var groups []string
@@ -142,7 +142,7 @@ func bucketExpr(p *pair, fn string, mask int64) string {
 		// An integer key is hashed as a number: no text form to build per row.
 		return fmt.Sprintf("(hashint8extended(%s::int8, 0) & %d)", ident.Quote(p.Key[0].Name), mask)
 	}
-	kt := p.hashText(p.Key, "")
+	kt := hashText(p.Key, "")
 	if fn == hashHTE {
 		return fmt.Sprintf("(hashtextextended(%s, 0) & %d)", kt, mask)
 	}
@@ -151,7 +151,7 @@ func bucketExpr(p *pair, fn string, mask int64) string {
 
 // hashExpr is a 64-bit hash of the whole row.
 func hashExpr(p *pair, fn string) string {
-	rt := p.hashText(p.Cols, "")
+	rt := hashText(p.Cols, "")
 	if fn == hashHTE {
 		return fmt.Sprintf("hashtextextended(%s, 1)", rt)
 	}

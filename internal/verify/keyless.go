@@ -191,7 +191,7 @@ func rowExprs(p *pair, alias string) (rt, raw string) {
 	for i, c := range p.Cols {
 		vals[i] = alias + "." + ident.Quote(c.Name) + "::text"
 	}
-	return p.hashText(p.Cols, alias), "ARRAY[" + strings.Join(vals, ", ") + "]::text[]"
+	return hashText(p.Cols, alias), "ARRAY[" + strings.Join(vals, ", ") + "]::text[]"
 }
 
 // rowsByHash reads, on one side, one row for each of the row hashes hs, at the place where

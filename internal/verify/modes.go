@@ -104,10 +104,7 @@ type seqFact struct {
 
 // readQuick gathers the quick-mode facts of p on one side.
 func readQuick(ctx context.Context, tx pgx.Tx, p *pair, si int) (quickFacts, error) {
-	t := p.Src
-	if si == 1 {
-		t = p.Dst
-	}
+	t := p.table(si)
 	f := quickFacts{est: t.EstRows, seqs: map[string]seqFact{}}
 	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+p.from()).Scan(&f.count); err != nil {
 		return f, err
@@ -126,27 +123,12 @@ func readQuick(ctx context.Context, tx pgx.Tx, p *pair, si int) (quickFacts, err
 			}
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT a.attname, format('%I.%I', n.nspname, c.relname)
-		FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' JOIN pg_namespace n ON n.oid = c.relnamespace
-		JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-		WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND d.deptype IN ('a', 'i')
-		ORDER BY 1`, t.OID)
+	seqs, err := listOwnedSeqs(ctx, tx, []uint32{t.OID})
 	if err != nil {
 		return f, err
 	}
-	type owned struct{ col, seq string }
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (owned, error) {
-		var o owned
-		return o, r.Scan(&o.col, &o.seq)
-	})
-	if err != nil {
-		return f, err
-	}
-	for _, o := range list {
-		sf := seqFact{name: o.seq}
-		if err := tx.QueryRow(ctx, "SELECT CASE WHEN is_called THEN last_value END FROM "+o.seq).Scan(&sf.issued); err != nil {
-			return f, err
-		}
+	for _, o := range seqs[t.OID] {
+		sf := seqFact{name: o.name, issued: o.issued}
 		if err := tx.QueryRow(ctx, fmt.Sprintf("SELECT max(%s)::text FROM %s", ident.Quote(o.col), p.from())).Scan(&sf.colMax); err != nil {
 			return f, err
 		}
@@ -228,6 +210,49 @@ func runQuick(ctx context.Context, src, dst *side, pairs []*pair, jobs int) ([]*
 			}
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ownedSeq is a sequence owned by a column, with its last issued value (nil: never called).
+type ownedSeq struct {
+	col, name string
+	issued    *int64
+}
+
+// seqQueryer is what listOwnedSeqs needs: a *pgx.Conn or a pgx.Tx.
+type seqQueryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// listOwnedSeqs returns, by table, the sequences owned by its columns (serial, identity).
+func listOwnedSeqs(ctx context.Context, q seqQueryer, oids []uint32) (map[uint32][]ownedSeq, error) {
+	rows, err := q.Query(ctx, `SELECT d.refobjid, a.attname, format('%I.%I', n.nspname, c.relname)
+		FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+		WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY($1::oid[]) AND d.deptype IN ('a', 'i')
+		ORDER BY 1, 2`, oids)
+	if err != nil {
+		return nil, err
+	}
+	type owned struct {
+		rel uint32
+		ownedSeq
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (owned, error) {
+		var o owned
+		return o, r.Scan(&o.rel, &o.col, &o.name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]ownedSeq{}
+	for _, o := range list {
+		if err := q.QueryRow(ctx, "SELECT CASE WHEN is_called THEN last_value END FROM "+o.name).Scan(&o.issued); err != nil {
+			return nil, err
+		}
+		out[o.rel] = append(out[o.rel], o.ownedSeq)
 	}
 	return out, nil
 }

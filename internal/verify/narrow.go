@@ -42,7 +42,7 @@ func narrow(ctx context.Context, src, dst *side, p *pair, fn string, mask int64,
 	// or b) can make a reference in the outer query ambiguous.
 	q := fmt.Sprintf(`SELECT kt, kv, h::text FROM (SELECT %s AS kt, ARRAY[%s] AS kv, %s AS b, %s AS h FROM %s) s
 		WHERE b = ANY($1::bigint[]) ORDER BY kt COLLATE "C"`,
-		p.rowText(p.Key), strings.Join(kexpr, ", "), bucketExpr(p, fn, mask), hashExpr(p, fn), p.from())
+		rowText(p.Key), strings.Join(kexpr, ", "), bucketExpr(p, fn, mask), hashExpr(p, fn), p.from())
 	// Every mismatched bucket holds at least one differing key: limit+1 buckets are enough.
 	cut := len(bks) > limit+1
 	if cut {
@@ -170,7 +170,7 @@ func fetchRows(ctx context.Context, tx pgx.Tx, p *pair, keys [][]string) (map[st
 	cmp := make([]string, len(p.Cols))
 	raw := make([]string, len(p.Cols))
 	for i, c := range p.Cols {
-		cmp[i] = "(" + p.cmpExpr(c, "") + ")::text"
+		cmp[i] = "(" + cmpExpr(c, "") + ")::text"
 		raw[i] = ident.Quote(c.Name) + "::text"
 	}
 	q := fmt.Sprintf("SELECT ARRAY[%s], ARRAY[%s]::text[], ARRAY[%s]::text[] FROM %s WHERE %s",

@@ -34,9 +34,9 @@ func writeReport(w io.Writer, rs []*Result, cfg Config) error {
 		return err
 	}
 	for _, r := range rs {
-		if r.Mode == "quick" && r.Checks != nil {
+		if (r.Mode == "quick" && r.Checks != nil) || (r.Mode != "quick" && failedCheck(r)) {
 			cw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(cw, "\n%s (quick checks, not a proof: use --mode hash)\n", r.Table)
+			fmt.Fprintf(cw, "\n%s (%s checks)\n", r.Table, checksTitle(r.Mode))
 			fmt.Fprintln(cw, "  CHECK\tSOURCE\tTARGET\tOK\tNOTE")
 			for _, c := range r.Checks {
 				ok := "ok"
@@ -79,10 +79,38 @@ func num(p *int64) string {
 	return strconv.FormatInt(*p, 10)
 }
 
+// checksTitle labels a table's checks in the report.
+func checksTitle(mode string) string {
+	if mode == "quick" {
+		return "quick checks, not a proof: use --mode hash"
+	}
+	return "sanity checks of --mode changes"
+}
+
+func failedCheck(r *Result) bool {
+	for _, c := range r.Checks {
+		if !c.OK {
+			return true
+		}
+	}
+	return false
+}
+
 func details(r *Result) string {
+	s := statusDetails(r)
+	if r.ChangedKeys != nil && r.Note == "" {
+		s = strings.TrimPrefix(s+fmt.Sprintf("; %d key(s) changed since the proof", *r.ChangedKeys), "; ")
+	}
+	if r.Note != "" {
+		s = strings.TrimPrefix(s+"; "+r.Note, "; ")
+	}
+	return s
+}
+
+func statusDetails(r *Result) string {
 	switch r.Status {
 	case StatusDiffer:
-		if r.Mode == "hash" {
+		if r.Mode == "hash" || r.Mode == "changes" {
 			if r.Reason != "" {
 				return r.Reason
 			}

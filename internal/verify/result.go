@@ -10,22 +10,25 @@ const (
 
 // Result is the verdict on one table; with --json it is printed as one line.
 type Result struct {
-	Table      string  `json:"table"`
-	Mode       string  `json:"mode"`
-	Status     string  `json:"status"`
-	Reason     string  `json:"reason,omitempty"`
-	SourceRows *int64  `json:"source_rows,omitempty"`
-	TargetRows *int64  `json:"target_rows,omitempty"`
-	Hash       string  `json:"hash,omitempty"`
-	Missing    int     `json:"missing,omitempty"`
-	Extra      int     `json:"extra,omitempty"`
-	Changed    int     `json:"changed,omitempty"`
-	Duplicate  int     `json:"duplicate,omitempty"`
-	Truncated  bool    `json:"truncated,omitempty"` // more differing keys than --max-diffs
-	Rechecked  bool    `json:"rechecked,omitempty"`
-	Diffs      []Diff  `json:"diffs,omitempty"`
-	Checks     []Check `json:"checks,omitempty"`
-	pair       *pair
+	Table       string  `json:"table"`
+	Mode        string  `json:"mode"`
+	Status      string  `json:"status"`
+	Reason      string  `json:"reason,omitempty"`
+	SourceRows  *int64  `json:"source_rows,omitempty"`
+	TargetRows  *int64  `json:"target_rows,omitempty"`
+	Hash        string  `json:"hash,omitempty"`
+	Missing     int     `json:"missing,omitempty"`
+	Extra       int     `json:"extra,omitempty"`
+	Changed     int     `json:"changed,omitempty"`
+	Duplicate   int     `json:"duplicate,omitempty"`
+	Truncated   bool    `json:"truncated,omitempty"` // more differing keys than --max-diffs
+	Rechecked   bool    `json:"rechecked,omitempty"`
+	Proof       string  `json:"proof,omitempty"`        // changes mode: the position of the table's proof
+	ChangedKeys *int64  `json:"changed_keys,omitempty"` // changes mode: keys captured since the proof, compared
+	Note        string  `json:"note,omitempty"`         // changes mode: why a table was compared in full
+	Diffs       []Diff  `json:"diffs,omitempty"`
+	Checks      []Check `json:"checks,omitempty"`
+	pair        *pair
 }
 
 // Check is one labelled quick-mode check.

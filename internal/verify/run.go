@@ -20,6 +20,12 @@ func Run(ctx context.Context, cfg Config, report, fix, diag io.Writer) (int, err
 	if cfg.ChunkRows <= 0 {
 		cfg.ChunkRows = 250000
 	}
+	recording := (cfg.Mode == "hash" || cfg.Mode == "changes") && !cfg.NoRecord
+	var hold *pruneHold
+	if recording {
+		hold = holdPruning(ctx, cfg, diag) // before the snapshots: see holdPruning
+		defer hold.close()
+	}
 	src, err := openSide(ctx, cfg.SourceURL, dbconn.Source, cfg.Jobs)
 	if err != nil {
 		return ExitError, asError(err)
@@ -46,11 +52,21 @@ func Run(ctx context.Context, cfg Config, report, fix, diag io.Writer) (int, err
 		results, err = runCount(ctx, src, dst, pairs, cfg.Jobs)
 	case "quick":
 		results, err = runQuick(ctx, src, dst, pairs, cfg.Jobs)
+	case "changes":
+		results, err = runChanges(ctx, src, dst, pairs, cfg, diag)
 	default:
 		results, err = runHash(ctx, src, dst, pairs, cfg, diag)
 	}
 	if err != nil {
 		return ExitError, asError(err)
+	}
+	if recording {
+		pos, err := proofPosition(ctx, src, dst, cfg.StateSchema)
+		if err != nil {
+			return ExitError, asError(err)
+		}
+		recordProofs(ctx, cfg, pos, results, diag)
+		hold.moveToProofs(ctx, diag)
 	}
 	if cfg.EmitFix {
 		if err := emitFix(ctx, src, dst, cfg.StateSchema, results, fix); err != nil {

@@ -132,3 +132,11 @@ func (p *pair) from() string {
 // fromAs is from with a table alias, for queries that must qualify the table's columns (a column
 // may be named like any other name in the query).
 func (p *pair) fromAs(alias string) string { return p.from() + " AS " + alias }
+
+// table returns the side's description of the table (0 source, 1 target).
+func (p *pair) table(si int) *catalog.Table {
+	if si == 0 {
+		return p.Src
+	}
+	return p.Dst
+}

@@ -30,7 +30,10 @@ type Config struct {
 	Jobs                 int
 	Filter               catalog.Filter
 	SkipSchemas          []string
-	StateSchema          string // target state schema, read by --emit-fix
+	StateSchema          string        // target state schema, read by --emit-fix, holds the proofs
+	CaptureSchema        string        // source capture schema, read by --mode changes
+	MaxProofAge          time.Duration // --mode changes: older proofs count as none (0: any age)
+	NoRecord             bool          // do not record proofs on the target
 	MaxDiffs             int
 	Recheck              time.Duration
 	EmitFix              bool
@@ -48,7 +51,7 @@ func Main(args []string) int {
 	app := &cli.App{
 		Name:      "pgverify",
 		Usage:     "prove source and target hold the same rows, table by table, and name the rows that differ",
-		UsageText: "pgverify --source URL --target URL [--mode quick|count|hash] [-j N] [filters] [--max-diffs N] [--recheck N] [--emit-fix] [--json]",
+		UsageText: "pgverify --source URL --target URL [--mode quick|count|hash|changes] [--max-proof-age D] [-j N] [filters] [--max-diffs N] [--recheck N] [--emit-fix] [--json]",
 		Description: `Compares every selected table of the source with the same table on the target. Columns are
 matched by name, both sides are read under pinned session settings, each side from one exported
 snapshot read by -j workers, and both sides are scanned at the same time.
@@ -58,9 +61,19 @@ Modes:
         their key and per-bucket sums are compared. Mismatched buckets are narrowed to keys:
         missing (on source, not target), extra (on target, not source) and changed (with the
         columns that differ). Independent of collation and physical row order.
+  changes
+        the cutover's check: each table by the keys captured after its proof (recorded on the
+        target by an earlier hash verify that found it the same), plus row counts from the
+        statistics and owned sequences. A table without a usable proof (none, older than
+        --max-proof-age, truncated or capture reinstalled after it, delta pruned past it, no key
+        and changed) is hashed in full; a line on stderr says which and why.
   count exact row counts on both sides.
   quick the checks people do by hand, labelled as such: estimated rows, exact counts, min/max of
         the key, and target sequences versus the key's maximum. Not a proof.
+
+A hash or changes verify records, per table found the same, the position it proved equality at
+(the meet of the source's snapshot and the target's applied position) in the target's state
+schema (verify_proofs; --no-record: not).
 
 Partitioned tables are verified at their root (reading the root covers all partitions, however
 the target partitions them). The capture and state schemas are skipped.
@@ -79,12 +92,14 @@ Examples:
 		Flags: append([]cli.Flag{
 			dbconn.Flag(dbconn.Source),
 			dbconn.Flag(dbconn.Target),
-			&cli.StringFlag{Name: "mode", Value: "hash", Usage: "quick, count or hash", EnvVars: []string{"PGFERRY_VERIFY_MODE"}},
+			&cli.StringFlag{Name: "mode", Value: "hash", Usage: "quick, count, hash or changes", EnvVars: []string{"PGFERRY_VERIFY_MODE"}},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "workers per side", EnvVars: []string{"PGFERRY_JOBS"}},
 			&cli.IntFlag{Name: "max-diffs", Value: 1000, Usage: "name at most N differing keys per table (also caps --emit-fix)", EnvVars: []string{"PGFERRY_MAX_DIFFS"}},
 			&cli.IntFlag{Name: "recheck", Usage: "re-check differing keys after N seconds; keys that converged are not reported (for a live sync)", EnvVars: []string{"PGFERRY_RECHECK"}},
 			&cli.BoolFlag{Name: "emit-fix", Usage: "write the differing keys as pgdelta records on stdout (the report goes to stderr)", EnvVars: []string{"PGFERRY_EMIT_FIX"}},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per table instead of a table", EnvVars: []string{"PGFERRY_JSON"}},
+			&cli.DurationFlag{Name: "max-proof-age", Usage: "--mode changes: a proof older than this counts as none (e.g. 6h; 0: any age)", EnvVars: []string{"PGFERRY_MAX_PROOF_AGE"}},
+			&cli.BoolFlag{Name: "no-record", Usage: "do not record proofs on the target", EnvVars: []string{"PGFERRY_VERIFY_NO_RECORD"}},
 			&cli.StringFlag{Name: "capture-schema", Value: "pgferry", Usage: "capture schema on the source (skipped)", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}},
 			&cli.StringFlag{Name: "state-schema", Value: "pgferry", Usage: "state schema on the target (skipped)", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress of the hash scan on stderr: auto (a line on a terminal, else plain), plain (timestamped lines), json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
@@ -108,14 +123,15 @@ Examples:
 				TargetURL: dbconn.Resolve(c.String("target"), dbconn.Target),
 				Mode:      c.String("mode"), Jobs: c.Int("jobs"), Filter: f,
 				SkipSchemas: []string{c.String("capture-schema"), c.String("state-schema")}, StateSchema: c.String("state-schema"),
+				CaptureSchema: c.String("capture-schema"), MaxProofAge: c.Duration("max-proof-age"), NoRecord: c.Bool("no-record"),
 				MaxDiffs: c.Int("max-diffs"), Recheck: time.Duration(c.Int("recheck")) * time.Second,
 				EmitFix: c.Bool("emit-fix"), JSON: c.Bool("json"), HashFunc: c.String("hash"), ChunkRows: c.Int64("chunk-rows"),
 				Progress: pm,
 			}
 			switch cfg.Mode {
-			case "quick", "count", "hash":
+			case "quick", "count", "hash", "changes":
 			default:
-				return cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("unknown mode %q", cfg.Mode), "use --mode quick, count or hash")
+				return cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("unknown mode %q", cfg.Mode), "use --mode quick, count, hash or changes")
 			}
 			switch cfg.HashFunc {
 			case "auto", "client", "hashtextextended", "md5":

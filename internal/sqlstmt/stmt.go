@@ -1,4 +1,5 @@
-package schema
+// Package sqlstmt classifies the statements of a pg_dump-style script: what each does and to which table.
+package sqlstmt
 
 import (
 	"strings"
@@ -7,37 +8,37 @@ import (
 	"github.com/pgferry/pgferry/internal/sqllex"
 )
 
-// StmtKind is what a statement does, as far as sections and parallel apply care.
-type StmtKind int
+// Kind is what a statement does, as far as sections and parallel apply care.
+type Kind int
 
 // Statement kinds.
 const (
-	KOther           StmtKind = iota
-	KSet                      // SET, RESET, SELECT pg_catalog.set_config(...): session settings
-	KIndex                    // CREATE INDEX
-	KIndexConstraint          // ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY | UNIQUE | EXCLUDE
-	KForeignKey               // ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY
-	KCheck                    // ALTER TABLE ... ADD CONSTRAINT ... CHECK
-	KValidate                 // ALTER TABLE ... VALIDATE CONSTRAINT
-	KIndexAttach              // ALTER INDEX ... ATTACH PARTITION
-	KAlterTable               // any other ALTER TABLE
-	KAlterIndex               // any other ALTER INDEX
-	KTrigger                  // CREATE [CONSTRAINT] TRIGGER
-	KRule                     // CREATE [OR REPLACE] RULE
-	KEventTrigger             // CREATE EVENT TRIGGER
-	KOwner                    // ALTER ... OWNER TO
-	KACL                      // GRANT, REVOKE
-	KComment                  // COMMENT ON
-	KTxn                      // BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT...
-	KCreateTable              // CREATE TABLE (Parent set for PARTITION OF)
-	KSequenceOwned            // ALTER SEQUENCE ... OWNED BY table.column (Table is that table)
-	KTriggerState             // ALTER TABLE ... ENABLE [ALWAYS | REPLICA] | DISABLE TRIGGER name
-	KRowSecurity              // ALTER TABLE ... ENABLE | DISABLE ROW LEVEL SECURITY (FORCE stays KAlterTable)
-	KPolicy                   // CREATE POLICY name ON table
-	KRefresh                  // REFRESH MATERIALIZED VIEW [CONCURRENTLY] name
+	KOther           Kind = iota
+	KSet                  // SET, RESET, SELECT pg_catalog.set_config(...): session settings
+	KIndex                // CREATE INDEX
+	KIndexConstraint      // ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY | UNIQUE | EXCLUDE
+	KForeignKey           // ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY
+	KCheck                // ALTER TABLE ... ADD CONSTRAINT ... CHECK
+	KValidate             // ALTER TABLE ... VALIDATE CONSTRAINT
+	KIndexAttach          // ALTER INDEX ... ATTACH PARTITION
+	KAlterTable           // any other ALTER TABLE
+	KAlterIndex           // any other ALTER INDEX
+	KTrigger              // CREATE [CONSTRAINT] TRIGGER
+	KRule                 // CREATE [OR REPLACE] RULE
+	KEventTrigger         // CREATE EVENT TRIGGER
+	KOwner                // ALTER ... OWNER TO
+	KACL                  // GRANT, REVOKE
+	KComment              // COMMENT ON
+	KTxn                  // BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT...
+	KCreateTable          // CREATE TABLE (Parent set for PARTITION OF)
+	KSequenceOwned        // ALTER SEQUENCE ... OWNED BY table.column (Table is that table)
+	KTriggerState         // ALTER TABLE ... ENABLE [ALWAYS | REPLICA] | DISABLE TRIGGER name
+	KRowSecurity          // ALTER TABLE ... ENABLE | DISABLE ROW LEVEL SECURITY (FORCE stays KAlterTable)
+	KPolicy               // CREATE POLICY name ON table
+	KRefresh              // REFRESH MATERIALIZED VIEW [CONCURRENTLY] name
 )
 
-var kindNames = map[StmtKind]string{
+var kindNames = map[Kind]string{
 	KOther: "other", KSet: "set", KIndex: "index", KIndexConstraint: "index constraint", KForeignKey: "foreign key",
 	KCheck: "check constraint", KValidate: "validate constraint", KIndexAttach: "index attach", KAlterTable: "alter table",
 	KAlterIndex: "alter index", KTrigger: "trigger", KRule: "rule", KEventTrigger: "event trigger", KOwner: "owner",
@@ -45,11 +46,11 @@ var kindNames = map[StmtKind]string{
 	KTriggerState: "trigger state", KRowSecurity: "row security", KPolicy: "policy", KRefresh: "refresh materialized view",
 }
 
-func (k StmtKind) String() string { return kindNames[k] }
+func (k Kind) String() string { return kindNames[k] }
 
 // Stmt is what pgschema understands of one statement.
 type Stmt struct {
-	Kind       StmtKind
+	Kind       Kind
 	Name       string      // object created or changed: index, constraint, trigger or rule name (unquoted)
 	Table      ident.Table // the table it is on, when there is one
 	RefTable   ident.Table // FOREIGN KEY ... REFERENCES table
@@ -142,8 +143,8 @@ func unquoteIdent(s string) string {
 	return strings.ReplaceAll(s, `""`, `"`)
 }
 
-// ParseStmt classifies one statement's text.
-func ParseStmt(text string) Stmt {
+// Parse classifies one statement's text.
+func Parse(text string) Stmt {
 	w := &words{t: sqllex.Significant(text)}
 	var st Stmt
 	switch {

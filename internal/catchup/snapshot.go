@@ -1,4 +1,6 @@
-package delta
+// Package catchup holds what several tools know about catch-up: txid snapshots, the target's
+// position, and the source's registry of targets (written by pgcopyout and pgdelta).
+package catchup
 
 import (
 	"fmt"

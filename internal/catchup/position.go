@@ -1,4 +1,4 @@
-package delta
+package catchup
 
 import (
 	"context"
@@ -41,13 +41,13 @@ func TargetPosition(ctx context.Context, q state.Queryer, stateSchema string) (P
 func CopyPosition(ctx context.Context, q state.Queryer, stateSchema string) (string, error) {
 	var snaps []string
 	var exists bool
-	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident.Quote(orDefault(stateSchema))+".copy_chunks").Scan(&exists); err != nil {
+	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident.Quote(OrDefault(stateSchema))+".copy_chunks").Scan(&exists); err != nil {
 		return "", fmt.Errorf("read copy position: %w", err)
 	}
 	if !exists {
 		return "", nil
 	}
-	if err := q.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(array_agg(DISTINCT snapshot), '{}') FROM %s.copy_chunks`, ident.Quote(orDefault(stateSchema)))).Scan(&snaps); err != nil {
+	if err := q.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(array_agg(DISTINCT snapshot), '{}') FROM %s.copy_chunks`, ident.Quote(OrDefault(stateSchema)))).Scan(&snaps); err != nil {
 		return "", fmt.Errorf("read copy position: %w", err)
 	}
 	if len(snaps) == 0 {
@@ -67,7 +67,7 @@ func CopyPosition(ctx context.Context, q state.Queryer, stateSchema string) (str
 // ForkPosition returns the newest mark in the fork's capture schema, else the capture start
 // (the meet of every table's install snapshot).
 func ForkPosition(ctx context.Context, fork *pgx.Conn, captureSchema string) (Position, error) {
-	cs := ident.Quote(orDefault(captureSchema))
+	cs := ident.Quote(OrDefault(captureSchema))
 	var hasMarks, hasTables bool
 	if err := fork.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", cs+".marks", cs+".capture_tables").Scan(&hasMarks, &hasTables); err != nil {
 		return Position{}, fmt.Errorf("read capture schema: %w", err)
@@ -86,7 +86,7 @@ func ForkPosition(ctx context.Context, fork *pgx.Conn, captureSchema string) (Po
 		}
 	}
 	if !hasTables {
-		return Position{}, fmt.Errorf("no capture schema %s on the fork: install capture (pgtrig install) on the primary before forking", orDefault(captureSchema))
+		return Position{}, fmt.Errorf("no capture schema %s on the fork: install capture (pgtrig install) on the primary before forking", OrDefault(captureSchema))
 	}
 	var snaps []string
 	if err := fork.QueryRow(ctx, "SELECT coalesce(array_agg(DISTINCT installed_snapshot), '{}') FROM "+cs+".capture_tables").Scan(&snaps); err != nil {
@@ -106,7 +106,8 @@ func ForkPosition(ctx context.Context, fork *pgx.Conn, captureSchema string) (Po
 	return Position{Position: Meet(ss...).String(), Origin: "capture"}, nil
 }
 
-func orDefault(s string) string {
+// OrDefault is the schema name s, or pgferry's default when s is empty.
+func OrDefault(s string) string {
 	if s == "" {
 		return "pgferry"
 	}

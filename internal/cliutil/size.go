@@ -1,4 +1,4 @@
-package copyout
+package cliutil
 
 import (
 	"fmt"

@@ -1,6 +1,10 @@
-package schema
+package applyplan
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/pgferry/pgferry/internal/sqlstmt"
+)
 
 // Gate holds back the statements on tables that are not ready yet: pgcopyin opens a table once
 // its rows are loaded, so its index builds overlap the copy of the tables still loading.
@@ -40,7 +44,7 @@ func (g *Gate) OpenAll() {
 // barrier (a statement whose tables are unknown) waits for OpenAll, as do statements naming a
 // table without its schema.
 func (g *Gate) ready(s Step) bool {
-	if g == nil || s.Kind == KSet {
+	if g == nil || s.Kind == sqlstmt.KSet {
 		return true
 	}
 	g.mu.Lock()

@@ -1,4 +1,4 @@
-package schema
+package applyplan
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 func TestRunGated(t *testing.T) {
 	dst := pgtest.Target(t)
 	dst.Exec(t, "CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int)")
-	plan, err := PlanApply([]byte(`SET lock_timeout = '10s';
+	plan, err := New("pgschema", []byte(`SET lock_timeout = '10s';
 CREATE INDEX i1 ON public.t1 USING btree (id);
 CREATE UNIQUE INDEX i2 ON public.t2 USING btree (id);
 ALTER TABLE ONLY public.t2 ADD CONSTRAINT t2_self FOREIGN KEY (id) REFERENCES public.t2(id) NOT VALID;
@@ -27,7 +27,7 @@ CREATE INDEX i3 ON public.t3 USING btree (id);
 	done := make(chan error, 1)
 	go func() { done <- plan.RunGated(context.Background(), dst.URL, 2, gate) }()
 	exists := func(name string) bool {
-		return queryInt(t, dst.URL, "SELECT count(*) FROM pg_class WHERE relname = '"+name+"'") == 1
+		return pgtest.QueryInt(t, dst.URL, "SELECT count(*) FROM pg_class WHERE relname = '"+name+"'") == 1
 	}
 	waitFor := func(name string) {
 		t.Helper()
@@ -50,7 +50,7 @@ CREATE INDEX i3 ON public.t3 USING btree (id);
 	if exists("t4") || exists("i3") {
 		t.Fatal("the barrier, or a statement after it, ran before OpenAll")
 	}
-	if queryInt(t, dst.URL, "SELECT count(*) FROM pg_constraint WHERE conname = 't2_self'") != 1 {
+	if pgtest.QueryInt(t, dst.URL, "SELECT count(*) FROM pg_constraint WHERE conname = 't2_self'") != 1 {
 		t.Error("the self-referencing foreign key (its table named twice) did not run")
 	}
 	gate.OpenAll()

@@ -1,4 +1,4 @@
-package schema
+package applyplan
 
 import (
 	"context"
@@ -114,6 +114,13 @@ func (p *Plan) Configure(ctx context.Context, url string, jobs int, parallelWork
 	if err != nil {
 		return err
 	}
-	p.Settings, err = sessionSettings(ctx, url, jobs, pw, workMem, log, p.toolName())
+	p.Settings, err = sessionSettings(ctx, url, jobs, pw, workMem, log, p.Tool)
+	return err
+}
+
+// CheckParallelWorkers reports a bad --parallel-workers value as a usage error, so a tool can
+// refuse it before reading its input.
+func CheckParallelWorkers(s string) error {
+	_, err := parseParallelWorkers(s)
 	return err
 }

@@ -1,6 +1,8 @@
-package delta
+package catchup
 
-import "testing"
+import (
+	"testing"
+)
 
 func TestSnapshotParseVisibleCovers(t *testing.T) {
 	s, err := ParseSnapshot("1000:1012:1007,1003")

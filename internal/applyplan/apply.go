@@ -1,0 +1,460 @@
+// Package applyplan runs a schema script on the target with several connections: statements on
+// different tables in parallel, in script order per table, the rest alone (pgschema apply,
+// pgcopyin --indexes).
+package applyplan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/retry"
+	"github.com/pgferry/pgferry/internal/sqllex"
+	"github.com/pgferry/pgferry/internal/sqlstmt"
+)
+
+// Step is one statement of an apply plan.
+type Step struct {
+	SQL     string
+	Line    int
+	Kind    sqlstmt.Kind
+	Tables  []string // keys of the tables it touches; empty for a barrier
+	Barrier bool     // runs alone, after everything before it
+}
+
+// Plan is a script cut into steps.
+type Plan struct {
+	Steps []Step
+	// Serial is set when the script controls transactions itself (BEGIN ... COMMIT):
+	// it then runs statement by statement on one connection.
+	Serial bool
+	// Log, when set, gets a line for every statement that took longer than SlowAfter.
+	Log       io.Writer
+	SlowAfter time.Duration
+	// SkipExisting makes "already exists" errors count as done.
+	SkipExisting bool
+	// Settings are statements (SET ...) run on every connection when it is opened, before the
+	// script's own settings are replayed, including after a reconnect.
+	Settings []string
+	// Tool is the program running the plan, named in log lines and application_name.
+	Tool string
+}
+
+func (p *Plan) appName() string { return "pgferry-" + p.Tool }
+
+// alreadyExists reports whether err says the object a statement creates is already there.
+func alreadyExists(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "42P07", "42710", "42P06", "42723", "42P04": // relation, object, schema, function, database
+		return true
+	case "42809": // ATTACH PARTITION: "is already a partition"
+		return strings.Contains(pe.Message, "is already a partition")
+	case "42P16": // ADD PRIMARY KEY: "multiple primary keys for table ... are not allowed"
+		return strings.Contains(pe.Message, "multiple primary keys")
+	}
+	return false
+}
+
+// New splits a script run by tool into steps and works out which may run in parallel.
+func New(tool string, src []byte) (*Plan, error) {
+	if err := sqlstmt.CheckText(src); err != nil {
+		return nil, err
+	}
+	pieces, err := sqllex.Split(string(src))
+	if err != nil {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: %w", err), "the script is not complete SQL; nothing was applied")
+	}
+	p := &Plan{Tool: tool}
+	indexTable := map[string]string{} // index name (schema.name and name) -> table key
+	for _, pc := range pieces {
+		switch pc.Kind {
+		case sqllex.Space:
+			continue
+		case sqllex.Meta:
+			cmd := strings.Fields(strings.TrimPrefix(pc.Text, `\`))
+			if len(cmd) > 0 && (cmd[0] == "restrict" || cmd[0] == "unrestrict") {
+				continue
+			}
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: psql meta-command %q cannot be applied", pc.Line, strings.TrimSpace(pc.Text)),
+				"apply runs SQL on one database; remove the meta-command or run the script with psql; nothing was applied")
+		case sqllex.CopyData:
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: COPY data cannot be applied", pc.Line),
+				"apply is for schema scripts; load data with pgcopyin or psql; nothing was applied")
+		}
+		if pc.Unterminated {
+			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: the last statement has no terminating ';'", pc.Line),
+				"the script looks truncated; nothing was applied")
+		}
+		st := sqlstmt.Parse(pc.Text)
+		step := Step{SQL: pc.Text, Line: pc.Line, Kind: st.Kind}
+		key := func(t ident.Table) string {
+			if t.Schema == "" {
+				return t.Name
+			}
+			return t.Key()
+		}
+		switch st.Kind {
+		case sqlstmt.KIndex:
+			step.Tables = []string{key(st.Table)}
+			if st.Name != "" {
+				indexTable[st.Name] = key(st.Table)
+				indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
+			}
+		case sqlstmt.KIndexConstraint:
+			step.Tables = []string{key(st.Table)}
+			indexTable[st.Name] = key(st.Table) // the constraint's index has its name
+			indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
+		case sqlstmt.KForeignKey:
+			step.Tables = []string{key(st.Table), key(st.RefTable)}
+		case sqlstmt.KCheck, sqlstmt.KValidate, sqlstmt.KAlterTable, sqlstmt.KTrigger, sqlstmt.KRowSecurity, sqlstmt.KPolicy:
+			if st.Table.Name != "" {
+				step.Tables = []string{key(st.Table)}
+			}
+			if st.Parent.Name != "" {
+				step.Tables = append(step.Tables, key(st.Parent))
+			}
+		case sqlstmt.KTxn:
+			p.Serial = true
+		case sqlstmt.KIndexAttach:
+			a, b := indexTable[st.Table.Schema+"."+st.Name], indexTable[key(st.AttachName)]
+			if a != "" && b != "" {
+				step.Tables = []string{a, b}
+			}
+		case sqlstmt.KAlterIndex:
+			if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
+				step.Tables = []string{t}
+			}
+		case sqlstmt.KComment:
+			if st.CommentOn == "index" {
+				if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
+					step.Tables = []string{t}
+				}
+			}
+		}
+		for _, t := range step.Tables {
+			if t == "" {
+				step.Tables = nil
+			}
+		}
+		step.Barrier = len(step.Tables) == 0
+		p.Steps = append(p.Steps, step)
+	}
+	if p.Serial {
+		for i := range p.Steps {
+			p.Steps[i].Tables, p.Steps[i].Barrier = nil, true
+		}
+	}
+	if len(p.Steps) == 0 {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, errors.New("read script: no SQL statements in the input"),
+			"pipe the output of 'pgschema dump' or 'pgschema filter' into apply")
+	}
+	return p, nil
+}
+
+// Print writes the plan for --dry-run.
+func (p *Plan) Print(w io.Writer) error {
+	for _, s := range p.Steps {
+		mode := "parallel on " + strings.Join(s.Tables, ", ")
+		if s.Kind == sqlstmt.KSet {
+			mode = "setting, on every connection"
+		} else if s.Barrier {
+			mode = "alone"
+		}
+		first := strings.Join(strings.Fields(s.SQL), " ")
+		if len(first) > 100 {
+			first = first[:100] + "..."
+		}
+		if _, err := fmt.Fprintf(w, "line %d\t%s\t%s\t%s\n", s.Line, s.Kind, mode, first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StepError is a statement that failed, with where it is in the script.
+type StepError struct {
+	Line int
+	SQL  string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	sql := strings.TrimSpace(e.SQL)
+	if len(sql) > 400 {
+		sql = sql[:400] + "..."
+	}
+	msg := e.Err.Error()
+	var pe *pgconn.PgError
+	if errors.As(e.Err, &pe) {
+		msg = fmt.Sprintf("%s: %s (SQLSTATE %s)", pe.Severity, pe.Message, pe.Code)
+		if pe.Detail != "" {
+			msg += "; detail: " + pe.Detail
+		}
+	}
+	return fmt.Sprintf("apply statement at line %d: %s\n  statement: %s", e.Line, msg, sql)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// worker is one target connection with the settings replayed on it.
+type worker struct {
+	url     string
+	app     string // application_name
+	conn    *pgx.Conn
+	init    []string // apply's own settings, run first on every (re)connect
+	sets    []string // the script's settings so far
+	noRetry bool     // inside a script's own transaction a lost statement cannot be redone alone
+
+	skipExisting bool
+	skipped      []string // statements skipped as already done
+}
+
+func (w *worker) ensure(ctx context.Context) error {
+	if w.conn != nil && !w.conn.IsClosed() {
+		return nil
+	}
+	conn, err := dbconn.Connect(ctx, w.url, dbconn.Target, dbconn.Options{AppName: w.app})
+	if err != nil {
+		return err
+	}
+	for _, s := range w.init {
+		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
+			conn.Close(context.Background())
+			return fmt.Errorf("apply setting %q: %w", s, err)
+		}
+	}
+	for _, s := range w.sets {
+		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
+			conn.Close(context.Background())
+			return fmt.Errorf("replay setting %q: %w", s, err)
+		}
+	}
+	w.conn = conn
+	return nil
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		w.conn.Close(context.Background())
+	}
+}
+
+// exec runs one step, reconnecting and redoing it after a lost connection. A statement redone
+// after a lost connection that finds its object already there counts as done.
+func (w *worker) exec(ctx context.Context, s Step) error {
+	attempt := 0
+	policy := retry.Default
+	if w.noRetry {
+		policy.Attempts = 1
+	}
+	err := policy.Do(ctx, func(ctx context.Context) error {
+		attempt++
+		if err := w.ensure(ctx); err != nil {
+			return err
+		}
+		_, err := w.conn.Exec(ctx, s.SQL, pgx.QueryExecModeSimpleProtocol)
+		if err != nil && retry.Transient(err) {
+			w.conn.Close(context.Background())
+			w.conn = nil
+		}
+		var pe *pgconn.PgError
+		if attempt > 1 && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710") {
+			return nil
+		}
+		if w.skipExisting && alreadyExists(err) {
+			w.skipped = append(w.skipped, fmt.Sprintf("line %d: %s", s.Line, err))
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return &StepError{Line: s.Line, SQL: s.SQL, Err: err}
+	}
+	return nil
+}
+
+// Run applies the plan with jobs connections.
+func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
+	return p.RunGated(ctx, url, jobs, nil)
+}
+
+// RunGated applies the plan with jobs connections, running a statement only once gate has
+// opened its tables (a nil gate holds nothing back). A statement starts as soon as its tables
+// are open and free, after every earlier statement on the same tables has finished and after
+// every earlier barrier: the order on each table is the script's, statements on other tables
+// may overtake a waiting one.
+func (p *Plan) RunGated(ctx context.Context, url string, jobs int, gate *Gate) error {
+	workers := make([]*worker, jobs)
+	errs := make([]error, jobs)
+	var wg sync.WaitGroup
+	for i := range workers {
+		workers[i] = &worker{url: url, app: p.appName(), init: p.Settings, noRetry: p.Serial, skipExisting: p.SkipExisting}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = workers[i].ensure(ctx)
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, w := range workers {
+			w.close()
+		}
+		for _, e := range errs {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	defer func() {
+		for _, w := range workers {
+			w.close()
+		}
+	}()
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		free     = append([]*worker(nil), workers...)
+		running  int
+		firstErr *StepError
+		state    = make([]byte, len(p.Steps)) // 0 waiting, 1 running, 2 done
+		first    int                          // every step before it is done
+	)
+	fail := func(err error) {
+		var se *StepError
+		if !errors.As(err, &se) {
+			se = &StepError{Err: err}
+		}
+		if firstErr == nil || se.Line < firstErr.Line {
+			firstErr = se
+		}
+	}
+	// wake the scheduler when the context is cancelled or the gate opens a table
+	wake := func() { mu.Lock(); cond.Broadcast(); mu.Unlock() }
+	stop := context.AfterFunc(ctx, wake)
+	defer stop()
+	gate.onChange(wake)
+	defer gate.onChange(nil)
+
+	mu.Lock()
+	for firstErr == nil && ctx.Err() == nil {
+		for first < len(p.Steps) && state[first] == 2 {
+			first++
+		}
+		if first == len(p.Steps) {
+			break
+		}
+		started := false
+		held := map[string]bool{} // tables of earlier steps that have not finished
+	scan:
+		for i := first; i < len(p.Steps) && len(free) > 0; i++ {
+			s := p.Steps[i]
+			if state[i] == 2 {
+				continue
+			}
+			if state[i] == 1 {
+				for _, t := range s.Tables {
+					held[t] = true
+				}
+				continue
+			}
+			if s.Barrier {
+				if i != first || !gate.ready(s) {
+					break // nothing after a barrier may start before it
+				}
+				state[i] = 1
+				mu.Unlock()
+				var err error
+				if s.Kind == sqlstmt.KSet {
+					for _, w := range workers {
+						w.sets = append(w.sets, s.SQL)
+						if err = w.exec(ctx, s); err != nil {
+							break
+						}
+					}
+				} else {
+					err = workers[0].exec(ctx, s)
+				}
+				mu.Lock()
+				state[i] = 2
+				if err != nil {
+					fail(err)
+				}
+				started = true
+				break
+			}
+			ok := gate.ready(s)
+			for _, t := range s.Tables {
+				ok = ok && !held[t]
+			}
+			for _, t := range s.Tables { // after the check: a step may name a table twice
+				held[t] = true
+			}
+			if !ok {
+				continue scan
+			}
+			w := free[len(free)-1]
+			free = free[:len(free)-1]
+			state[i] = 1
+			running++
+			started = true
+			go func(i int, s Step, w *worker) {
+				t0 := time.Now()
+				err := w.exec(ctx, s)
+				if d := time.Since(t0); err == nil && p.Log != nil && d > p.SlowAfter {
+					mu.Lock()
+					fmt.Fprintf(p.Log, "%s: line %d: %s on %s done in %s\n", p.Tool, s.Line, s.Kind, strings.Join(s.Tables, ", "), d.Round(100*time.Millisecond))
+					mu.Unlock()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				state[i] = 2
+				running--
+				free = append(free, w)
+				if err != nil {
+					fail(err)
+				}
+				cond.Broadcast()
+			}(i, s, w)
+		}
+		if !started {
+			cond.Wait()
+		}
+	}
+	// let statements already running finish (or fail) before reporting
+	for running > 0 {
+		cond.Wait()
+	}
+	mu.Unlock()
+	if p.Log != nil {
+		n := 0
+		for _, w := range workers {
+			n += len(w.skipped)
+		}
+		if n > 0 {
+			fmt.Fprintf(p.Log, "%s: skipped %d statements whose objects already exist (run 'pgschema diff' to check them)\n", p.Tool, n)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if firstErr != nil {
+		return cliutil.WithHint(cliutil.ExitFailure, firstErr,
+			"statements before it were applied; fix the cause, then apply the rest of the script (or start again on an empty target)")
+	}
+	return nil
+}
