@@ -15,7 +15,7 @@ import (
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
 
-// TestMigrateLive runs the demo's path: sample data (PGFERRY_E2E_MB; default 300 MB under CI=true,
+// TestMigrateLive runs the demo's path: sample data (PGFERRY_E2E_MB; default 150 MB under CI=true,
 // 50 MB otherwise), a writer running throughout, migrate.sh, cutover.sh; then pgverify is clean
 // and every table is equal.
 func TestMigrateLive(t *testing.T) {
@@ -23,7 +23,7 @@ func TestMigrateLive(t *testing.T) {
 	t.Parallel()
 	def := 50
 	if pgtest.Required() {
-		def = 300
+		def = 150
 	}
 	m := newMigration(t, sizeMB(t, def), false)
 	w := m.startWriter(t)

@@ -231,7 +231,14 @@ drain() {
   local start rc
   start=$(date +%s)
   if pid_alive "$STATE_DIR/sync.pid"; then
-    until pgdelta status --source "$SOURCE" --target "$TARGET" >"$STATE_DIR/status.txt" 2>&1; do
+    while :; do
+      rc=0
+      pgdelta status --source "$SOURCE" --target "$TARGET" >"$STATE_DIR/status.txt" 2>&1 || rc=$?
+      [ "$rc" -eq 0 ] && break
+      if [ "$rc" -eq 2 ]; then # misconfigured or unreachable: waiting cannot help
+        cat "$STATE_DIR/status.txt" >&2
+        die "pgdelta status cannot tell how far the target is (exit 2, above)" "fix the cause, then re-run this script"
+      fi
       if [ $(( $(date +%s) - start )) -ge "$TIMEOUT" ]; then
         cat "$STATE_DIR/status.txt" >&2
         die "the target did not catch up within ${TIMEOUT}s" "look at $STATE_DIR/sync.log; raise --timeout, then re-run"
