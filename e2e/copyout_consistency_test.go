@@ -37,13 +37,6 @@ INSERT INTO acc_a SELECT i, 1000 FROM generate_series(1, 3000) i;
 INSERT INTO acc_b SELECT 'k' || i, 1000 FROM generate_series(1, 3000) i;
 INSERT INTO acc_c SELECT md5(i::text)::uuid, 1000 FROM generate_series(1, 3000) i;
 INSERT INTO audit SELECT i, 0, repeat('a', 40) FROM generate_series(1, 3000) i;
-CREATE SCHEMA pgferry;
-CREATE TABLE pgferry.capture_tables(table_name text PRIMARY KEY, relid oid NOT NULL, delta_table text NOT NULL,
-  key_columns text[] NOT NULL, key_types text[] NOT NULL, installed_txid bigint NOT NULL, installed_snapshot text NOT NULL,
-  installed_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO pgferry.capture_tables(table_name, relid, delta_table, key_columns, key_types, installed_txid, installed_snapshot)
-SELECT 'public.' || n, ('public.' || n)::regclass, 'd_' || n, '{id}', '{}', txid_current(), txid_current_snapshot()::text
-FROM unnest(ARRAY['acc_a', 'acc_b', 'acc_c', 'transfers', 'audit']) n;
 ANALYZE;
 `
 
@@ -69,6 +62,10 @@ func TestCopyoutConsistency(t *testing.T) {
 	src.Exec(t, bankDDL)
 	src.Exec(t, bankData)
 	dst.Exec(t, bankDDL)
+	// capture before the copy's snapshot (invariant 1), as pgtrig installs it
+	if out, err := exec.Command("pgtrig", "install", "--source", src.URL).CombinedOutput(); err != nil {
+		t.Fatalf("pgtrig install: %v\n%s", err, out)
+	}
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -77,7 +77,9 @@ func TestDocCommands(t *testing.T) {
 			cmd := exec.Command("bash", "-c", script)
 			cmd.Dir = repoRoot
 			role, _, _ := strings.Cut(strings.TrimPrefix(m.src, "postgres://"), "@") // the application's role
-			cmd.Env = append(m.env, "HOME="+home, "DOC_SOURCE="+m.src, "DOC_TARGET="+m.dst, "APP_ROLE="+role,
+			// HOME is a fresh directory (the docs write ~/bin); Go's caches stay the real ones, or
+			// the docs' go build would compile everything from nothing.
+			cmd.Env = append(m.env, "HOME="+home, "GOCACHE="+goEnv(t, "GOCACHE"), "GOMODCACHE="+goEnv(t, "GOMODCACHE"), "DOC_SOURCE="+m.src, "DOC_TARGET="+m.dst, "APP_ROLE="+role,
 				"PGFERRY_STATE_DIR="+filepath.Join(home, "pgferry-state"))
 			out, err := cmd.CombinedOutput()
 			t.Logf("%s:\n%s", doc, out)
@@ -91,4 +93,14 @@ func TestDocCommands(t *testing.T) {
 			pgtest.RequireSameData(t, m.srcSuper, m.dstSuper)
 		})
 	}
+}
+
+// goEnv returns a setting of the go command as this process sees it.
+func goEnv(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", name).Output()
+	if err != nil {
+		t.Fatalf("go env %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -31,6 +31,8 @@ KEEP=0
 REPEAT=1
 OUT=""
 ONLY=""
+PROG=bench-copy
+. scripts/lib/bench.sh
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -39,15 +41,11 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench-copy: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help; exit 0 ;;
+    *) bench_usage_error "$1" ;;
   esac
 done
-PROG=bench-copy
-. scripts/lib/common.sh
-. scripts/lib/cluster.sh
-. scripts/lib/bench.sh
-for t in psql pg_dump pg_restore go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+bench_need psql pg_dump pg_restore go
 TIME=/usr/bin/time
 [ -x "$TIME" ] || die "/usr/bin/time not found (apt-get install time): needed for peak RSS"
 

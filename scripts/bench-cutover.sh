@@ -22,6 +22,8 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
 SMALL=100 LARGE=1000 RATE=20 LIVE=30 JOBS=2 MODE=changes KEEP=0 OUT=""
+PROG=bench-cutover
+. scripts/lib/bench.sh
 while [ $# -gt 0 ]; do
   case "$1" in
     --small) SMALL=$2; shift 2 ;;
@@ -32,15 +34,11 @@ while [ $# -gt 0 ]; do
     --verify-mode) MODE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "bench-cutover: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help; exit 0 ;;
+    *) bench_usage_error "$1" ;;
   esac
 done
-PROG=bench-cutover
-. scripts/lib/common.sh
-. scripts/lib/cluster.sh
-. scripts/lib/bench.sh
-for t in psql pgbench go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+bench_need psql pgbench go
 
 WORK=$(mktemp -d /tmp/pgferry-benchc-XXXXXX)
 chmod 755 "$WORK"

@@ -76,7 +76,7 @@ pgbench -n -T "$SECS" -c 4 -j 2 "$SRC" 2>&1 | grep -E '^tps' >&2 &
 bench_pid=$!
 max=0
 while kill -0 $bench_pid 2>/dev/null; do
-  lag=$(pgdelta status --source "$SRC" --target "$DST" --json 2>/dev/null | sed -n 's/.*"lag_seconds":\([0-9.]*\).*/\1/p' || true)
+  lag=$(pgdelta status --source "$SRC" --target "$DST" --json 2>/dev/null | sed -n 's/.*"lag_s":\([0-9.]*\).*/\1/p' || true)
   lag=${lag:-0}
   max=$(awk -v a="$max" -v b="$lag" 'BEGIN { print (b > a) ? b : a }')
   sleep 1

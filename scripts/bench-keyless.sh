@@ -20,6 +20,8 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
 ROWS=10000000 SCAN_ROWS=1000000 CHANGES=1000,100000 REPEAT=3 KEEP=0 OUT=""
+PROG=bench-keyless
+. scripts/lib/bench.sh
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) ROWS=$2; shift 2 ;;
@@ -28,15 +30,11 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "bench-keyless: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help; exit 0 ;;
+    *) bench_usage_error "$1" ;;
   esac
 done
-PROG=bench-keyless
-. scripts/lib/common.sh
-. scripts/lib/cluster.sh
-. scripts/lib/bench.sh
-for t in psql go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+bench_need psql go
 
 WORK=$(mktemp -d /tmp/pgferry-benchk-XXXXXX)
 chmod 755 "$WORK"

@@ -23,6 +23,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 KEEP=0
 OUT=""
 REPEAT=1
+PROG=bench-verify
+. scripts/lib/bench.sh
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -30,15 +32,11 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "bench-verify: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help; exit 0 ;;
+    *) bench_usage_error "$1" ;;
   esac
 done
-PROG=bench-verify
-. scripts/lib/common.sh
-. scripts/lib/cluster.sh
-. scripts/lib/bench.sh
-for t in psql pg_dump go; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+bench_need psql pg_dump go
 
 WORK=$(mktemp -d /tmp/pgferry-benchv-XXXXXX)
 chmod 755 "$WORK"

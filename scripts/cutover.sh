@@ -23,6 +23,9 @@ Run after scripts/migrate.sh, when 'pgdelta status' shows the target close behin
   3. drain       waits until 'pgdelta status' shows nothing waiting, stops the follower, and
                  runs a last 'pgdelta sync --until-caught-up'
   4. sequences   'pgdelta sequences'
+     lo-sync     'pgdelta lo-sync': large objects are not captured by triggers (and a write to
+                 one alone is stopped by the read-only setting, not by the fence): copied
+                 again here, what differs only; the verify below compares them too
   5. verify      'pgverify --mode changes' (default): each table by the keys captured since
                  the proof the live verify recorded (scripts/migrate.sh step 9), plus sequences
                  and row counts from the statistics; a table without a proof younger than
@@ -88,15 +91,12 @@ while [ $# -gt 0 ]; do
     --restore-writes) RESTORE_ONLY=1; shift ;;
     --verify-mode) VERIFY_MODE=${2:?}; shift 2 ;;
     --max-proof-age) PROOF_MAX_AGE=${2:?}; shift 2 ;;
-    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data)
-      [ $# -ge 2 ] || usage_error "$1 needs a pattern"
-      FILTERS+=("$1" "$2"); shift 2 ;;
+    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data) add_filter "$@"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown argument $1" ;;
   esac
 done
-[ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
-[ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
+need_endpoints
 case $VERIFY_MODE in changes|hash|count) ;; *) usage_error "--verify-mode must be changes, hash or count" ;; esac
 case $TIMEOUT in ''|*[!0-9]*) usage_error "--timeout must be a number of seconds" ;; esac
 case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
@@ -180,7 +180,8 @@ end_sessions() {
   if [ ${#APP_ROLES[@]} -eq 0 ]; then
     roles="ARRAY[current_user]::text[]"
   else
-    roles="ARRAY[$(printf "'%s'," "${APP_ROLES[@]//\'/\'\'}" | sed 's/,$//')]::text[]"
+    roles=$(printf "'%s'," "${APP_ROLES[@]//\'/\'\'}")
+    roles="ARRAY[${roles%,}]::text[]"
   fi
   named=$(psql_q "$SOURCE" "SELECT array_to_string($roles, ', ')")
   IFS='|' read -r ended left others < <(psql_q "$SOURCE" "WITH s AS (
@@ -263,6 +264,16 @@ sequences() {
     die "pgdelta sequences failed"
 }
 
+# lo_sync: copies the large objects that changed since migrate.sh (listing and hashing all of
+# them: its cost in the window is in docs/benchmarks.md).
+lo_sync() {
+  local rc=0
+  pgdelta lo-sync --source "$SOURCE" --target "$TARGET" -j "$JOBS" --progress none >"$STATE_DIR/lo-sync.txt" 2>"$STATE_DIR/lo-sync.log" || rc=$?
+  [ "$rc" -eq 0 ] || { cat "$STATE_DIR/lo-sync.log" >&2; die "pgdelta lo-sync failed (exit $rc, above); aborting the cutover"; }
+  log "$(cat "$STATE_DIR/lo-sync.txt")"
+  grep '^pgdelta: warning: ' "$STATE_DIR/lo-sync.log" >&2 || true # a role missing on the target
+}
+
 verify() {
   local rc=0
   pgverify --source "$SOURCE" --target "$TARGET" --mode "$VERIFY_MODE" --max-proof-age "$PROOF_MAX_AGE" -j "$JOBS" --progress plain \
@@ -295,9 +306,12 @@ prepare() {
     die "the write fence would not hold (above); nothing was frozen" "run 'pgtrig install' as migrate.sh did: it upgrades the trigger functions in place"
   pgschema dump --source "$SOURCE" --section constraints --not-valid "${FILTERS[@]}" >"$STATE_DIR/constraints.sql" ||
     die "pgschema dump --section constraints failed"
-  # VALIDATE CONSTRAINT scans the table but does not block writes: it runs after the downtime.
-  grep -E '^ALTER TABLE .* VALIDATE CONSTRAINT .*;$' "$STATE_DIR/constraints.sql" >"$STATE_DIR/validate.sql" || true
-  grep -vE '^ALTER TABLE .* VALIDATE CONSTRAINT .*;$' "$STATE_DIR/constraints.sql" >"$STATE_DIR/constraints-not-valid.sql"
+  # VALIDATE CONSTRAINT scans the table but does not block writes: it runs after the downtime
+  # (--validations only writes those statements one a line, omit all the rest).
+  pgschema filter --section constraints --validations only <"$STATE_DIR/constraints.sql" >"$STATE_DIR/validate.sql" ||
+    die "pgschema filter --validations only failed"
+  pgschema filter --section constraints --validations omit <"$STATE_DIR/constraints.sql" >"$STATE_DIR/constraints-not-valid.sql" ||
+    die "pgschema filter --validations omit failed"
   pgschema dump --source "$SOURCE" --section triggers "${FILTERS[@]}" >"$STATE_DIR/triggers.sql" ||
     die "pgschema dump --section triggers failed"
 }
@@ -309,7 +323,7 @@ triggers() { apply_atomic "triggers" "$STATE_DIR/triggers.sql"; }
 validate() {
   PGAPPNAME=pgferry-cutover psql -X -q -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/validate.sql" >/dev/null ||
     die "validating a constraint failed (see above)" "the target holds rows the constraint rejects; pgverify found the same rows on the source"
-  log "validate: $(grep -c . "$STATE_DIR/validate.sql" || true) constraints validated"
+  log "validate: $(wc -l <"$STATE_DIR/validate.sql" | tr -d ' ') constraints validated"
 }
 
 # refresh_matviews: the target's materialized views are computed from the final data, after the
@@ -334,7 +348,7 @@ downtime_parts() {
   local total part line sum=0 v
   total=$(cat "$STATE_DIR/downtime")
   line="downtime=$total"
-  for part in freeze fence drain sequences verify refresh constraints triggers; do
+  for part in freeze fence drain sequences lo-sync verify refresh constraints triggers; do
     v=$(step_seconds "$part")
     line+=" $part=${v:-0}"
     sum=$(awk -v a="$sum" -v b="${v:-0}" 'BEGIN { printf "%.1f", a + b }')
@@ -351,6 +365,7 @@ if ! step_done cutover; then
   run_step fence "fence: waiting until every transaction in progress when the fence went up has ended" prove_fence
   run_step drain "drain: waiting until pgdelta status shows nothing waiting" drain
   run_step sequences "sequences: setting the target's sequences from the source" sequences
+  run_step lo-sync "lo-sync: copying the large objects that changed (pgdelta lo-sync)" lo_sync
   run_step verify "verify: comparing every table (pgverify --mode $VERIFY_MODE)" verify
   refresh_matviews
   run_step constraints "finish: creating foreign keys (NOT VALID)" constraints

@@ -18,6 +18,8 @@ Moves a live database to the target up to the point where only the cutover is le
   3. schema      'pgschema dump --section pre-data' applied in ONE transaction
   4. capture     'pgtrig install' (and 'pgtrig mark' on the fork path)
   5. copy        pgcopyout -j N | pv | pgcopyin -j N   (or via --dump-dir)
+                 then 'pgdelta lo-sync -j N': large objects (not captured by triggers) with
+                 their oids, owners and ACLs; copied again in the cutover window
   6. indexes     'pgschema dump --section indexes | pgschema apply -j N'
   7. sync        'pgdelta sync --follow' in the background (log and pid file in the state dir)
   8. analyze     'vacuumdb --analyze-only -j N' on the target: a freshly loaded database has no
@@ -95,15 +97,12 @@ while [ $# -gt 0 ]; do
     --no-follow) FOLLOW=0; shift ;;
     --no-live-verify) LIVE_VERIFY=0; shift ;;
     --until) UNTIL=${2:?}; shift 2 ;;
-    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data)
-      [ $# -ge 2 ] || usage_error "$1 needs a pattern"
-      FILTERS+=("$1" "$2"); shift 2 ;;
+    -n|--schema|-N|--exclude-schema|-t|--table|-T|--exclude-table|--exclude-table-data) add_filter "$@"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown argument $1" ;;
   esac
 done
-[ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
-[ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
+need_endpoints
 case $JOBS in ''|*[!0-9]*|0) usage_error "-j must be a positive number" ;; esac
 case $SNAPSHOT in shared|per-chunk) ;; *) usage_error "--snapshot must be shared or per-chunk" ;; esac
 case $UNTIL in ''|preflight|roles|schema|capture|copy|indexes) ;; *) usage_error "--until must be one of preflight, roles, schema, capture, copy, indexes" ;; esac
@@ -160,6 +159,29 @@ target_user_tables() {
     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"
 }
 
+# check_target_objects: what the schema creates on the target that the target's role cannot
+# (extensions neither installed there nor trusted, event triggers: superuser only) stops the
+# migration here, before anything changes on either side, each named with its remedy.
+check_target_objects() {
+  local exts evts bad
+  exts=$(psql_q "$SOURCE" "SELECT coalesce(string_agg(quote_literal(extname), ','), '') FROM pg_extension WHERE extname <> 'plpgsql'")
+  evts=$(psql_q "$SOURCE" "SELECT coalesce(string_agg(quote_literal(evtname), ','), '') FROM pg_event_trigger")
+  case ",${PGFERRY_EXCLUDE_TYPE:-}," in *",EVENT TRIGGER,"*) evts= ;; esac
+  bad=$(psql_q "$TARGET" "WITH me AS (SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user)
+    SELECT format('extension %s: %s', e, CASE WHEN a.name IS NULL
+        THEN 'not available on the target server; hint: have it installed there (ask the provider), or drop it on the source if nothing uses it'
+        ELSE 'only a superuser can create it (not a trusted extension); hint: have an administrator run CREATE EXTENSION ' || quote_ident(e) || ' in the target database, then re-run' END)
+      FROM unnest(ARRAY[$exts]::text[]) e LEFT JOIN pg_available_extensions a ON a.name = e
+      WHERE NOT EXISTS (SELECT FROM pg_extension x WHERE x.extname = e)
+        AND (a.name IS NULL OR NOT ((SELECT su FROM me) OR EXISTS (SELECT FROM pg_available_extension_versions v WHERE v.name = e AND v.trusted)))
+    UNION ALL
+    SELECT format('event trigger %s: only a superuser can create it, and %s is none; hint: export PGFERRY_EXCLUDE_TYPE=''EVENT TRIGGER'' (pgschema leaves event triggers out) and have an administrator create it on the target after the cutover', quote_ident(t), current_user)
+      FROM unnest(ARRAY[$evts]::text[]) t WHERE NOT (SELECT su FROM me)")
+  [ -n "$bad" ] || return 0
+  printf '%s\n' "$bad" | sed "s/^/$PROG: preflight: /" >&2
+  die "preflight: the target's role cannot create the objects above; nothing was changed on either side" "apply the remedies above, then re-run"
+}
+
 preflight() {
   check_conn source "$SOURCE"
   check_conn target "$TARGET"
@@ -180,6 +202,7 @@ preflight() {
     [ "$n" = 0 ] || log "preflight: $n table(s) without a key, captured as whole rows (details in $STATE_DIR/check.txt)"
     grep -A1 '^WARNING: ' "$STATE_DIR/check.txt" | grep -v '^--$' | sed "s/^/$PROG: preflight: /" >&2 || true
   fi
+  step_done schema || check_target_objects
   if ! step_done schema && [ "$(target_user_tables)" != 0 ]; then
     log "preflight: the target already holds tables; comparing its schema with the source"
     local rc=0
@@ -221,11 +244,11 @@ schema() {
   # The owners the schema assigns need CREATE on the target's public schema (on the source they
   # usually own the database, which owns public; on the target the admin does): grant it.
   local o
-  grep -oE '^ALTER [A-Z ]+ public\..* OWNER TO [^;]+;$' "$STATE_DIR/pre-data.sql" | sed -E 's/.* OWNER TO (.*);$/\1/' | sort -u |
-    while IFS= read -r o; do
-      psql_q "$TARGET" "GRANT USAGE, CREATE ON SCHEMA public TO $o" 2>/dev/null ||
-        log "schema: warning: could not GRANT CREATE ON SCHEMA public TO $o on the target"
-    done
+  tool pgschema owners --object-schema public <"$STATE_DIR/pre-data.sql" >"$STATE_DIR/owners.txt"
+  while IFS= read -r o; do
+    psql_q "$TARGET" "GRANT USAGE, CREATE ON SCHEMA public TO $o" 2>/dev/null ||
+      log "schema: warning: could not GRANT CREATE ON SCHEMA public TO $o on the target"
+  done <"$STATE_DIR/owners.txt"
   # One transaction: a kill leaves nothing behind, so the step can simply run again.
   if ! PGAPPNAME=pgferry-migrate psql -X -q -1 -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/pre-data.sql" >/dev/null; then
     die "applying the pre-data schema failed (nothing of it was committed)" \
@@ -320,92 +343,40 @@ copy_summary() {
   psql_q "$TARGET" "SELECT count(*) || ' chunks, ' || coalesce(sum(rows), 0) || ' rows, ' || pg_size_pretty(coalesce(sum(bytes), 0)) FROM \"$STATE_SCHEMA\".copy_chunks" 2>/dev/null || true
 }
 
+# --- 5b. large objects -------------------------------------------------------------------------------
+# Not captured by triggers: copied here (a re-run copies only what differs; none: a quick listing)
+# and again by cutover.sh inside the fenced window.
+large_objects() {
+  tool pgdelta lo-sync --source "$SOURCE" --target "$TARGET" -j "$JOBS" --progress plain >"$STATE_DIR/large-objects.txt"
+  log "$(cat "$STATE_DIR/large-objects.txt")"
+}
+
 # --- 6. indexes ---------------------------------------------------------------------------------------
 indexes() {
-  tool pgschema dump --source "$SOURCE" --section indexes "${FILTERS[@]}" >"$STATE_DIR/indexes.sql"
   # 'pgschema apply' stops at an index that exists. A killed build commits nothing, but the
-  # indexes finished before the kill remain: drop what an earlier, unfinished run built (the
-  # target's indexes all come from this step, nothing else reads them yet) and build all again.
+  # indexes finished before the kill remain (complete: they came from this same step and dump):
+  # a re-run after an interrupted one counts them as done (--skip-existing) and builds the rest.
+  local resume=()
   if [ -f "$STATE_DIR/indexes.started" ]; then
-    log "indexes: an earlier run was interrupted; dropping the indexes it built before building all again"
-    drop_built_indexes
+    log "indexes: an earlier run was interrupted; keeping the indexes it built and building the others"
+    resume=(--skip-existing)
   fi
   touch "$STATE_DIR/indexes.started"
-  if [ "$SNAPSHOT" = per-chunk ]; then
-    # Chunks read under different snapshots leave the target in a state the source never had
-    # until catch-up passes the newest one: only primary keys can be built before that (keys
-    # never collide across key ranges); the other unique indexes wait for the first catch-up.
-    key_indexes >"$STATE_DIR/key-indexes.txt"
-    split_indexes "$STATE_DIR/indexes.sql" "$STATE_DIR/indexes-pk.sql" "$STATE_DIR/indexes-rest.sql" "$STATE_DIR/key-indexes.txt"
-    tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes-pk.sql"
-    log "indexes: primary keys built; first catch-up before the other indexes (--snapshot per-chunk)"
-    tool pgdelta sync --source "$SOURCE" --target "$TARGET" --until-caught-up "${FROM_ARGS[@]}"
-    tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes-rest.sql"
-  else
-    tool pgschema apply --target "$TARGET" -j "$JOBS" <"$STATE_DIR/indexes.sql"
-  fi
+  # Chunks read under different snapshots (--snapshot per-chunk, a resumed copy, a copy whose
+  # snapshot holder was lost) leave the target in a state the source never had until catch-up
+  # passes the newest one: only keys can be built before that (keys never collide across key
+  # ranges); the other unique indexes wait for the first catch-up. The keys are the primary keys
+  # and the indexes catch-up finds rows by (--capture-keys: a keyless table's unique key, the
+  # btree indexes of tables captured as whole rows). After a one-snapshot copy the order costs
+  # nothing: the first catch-up needs only the keys.
+  tool pgschema dump --source "$SOURCE" --section indexes --keys primary --capture-keys "${FILTERS[@]}" >"$STATE_DIR/indexes-pk.sql"
+  tool pgschema dump --source "$SOURCE" --section indexes --keys secondary --capture-keys "${FILTERS[@]}" >"$STATE_DIR/indexes-rest.sql"
+  tool pgschema apply --target "$TARGET" -j "$JOBS" "${resume[@]}" <"$STATE_DIR/indexes-pk.sql"
+  log "indexes: keys built; first catch-up before the other indexes"
+  tool pgdelta sync --source "$SOURCE" --target "$TARGET" --until-caught-up "${FROM_ARGS[@]}"
+  FROM_ARGS=() # the target holds an applied position now, and later syncs go on from it
+  tool pgschema apply --target "$TARGET" -j "$JOBS" "${resume[@]}" <"$STATE_DIR/indexes-rest.sql"
   rm -f "$STATE_DIR/indexes.started"
-}
-
-# key_indexes prints the quoted names of the unique indexes capture uses as the key of tables
-# that have no primary key, and of the btree indexes leading with a NOT NULL column of tables
-# captured as whole rows (they find the changed rows): apply needs them before catch-up.
-key_indexes() {
-  psql_q "$SOURCE" "SELECT quote_ident(ic.relname) FROM \"$CAPTURE_SCHEMA\".capture_tables ct
-    JOIN pg_index i ON i.indrelid = ct.relid AND i.indisunique AND NOT i.indisprimary
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE NOT EXISTS (SELECT FROM pg_index p WHERE p.indrelid = ct.relid AND p.indisprimary)
-      AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-           JOIN pg_attribute a ON a.attrelid = ct.relid AND a.attnum = k.attnum) = ct.key_columns::text[]
-    UNION
-    SELECT quote_ident(ic.relname) FROM \"$CAPTURE_SCHEMA\".capture_tables ct
-    JOIN pg_index i ON i.indrelid = ct.relid AND i.indpred IS NULL
-    JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
-    JOIN pg_attribute a ON a.attrelid = ct.relid AND a.attnum = i.indkey[0] AND a.attnotnull
-    WHERE ct.keyless"
-}
-
-# split_indexes IN PK REST KEYS: pg_dump's post-data script, one statement per blank-line
-# separated paragraph, into the key statements (PRIMARY KEY, or the unique index named in the
-# file KEYS) and the rest; settings and comments go to both.
-split_indexes() {
-  awk -v pk="$2" -v rest="$3" -v keys="$4" '
-    BEGIN { while ((getline k < keys) > 0) if (k != "") key[k] = 1; RS = ""; ORS = "\n\n" }
-    /(^|\n)(CREATE|ALTER) / {
-      iskey = ($0 ~ /PRIMARY KEY/)
-      for (k in key) if (index($0, "CONSTRAINT " k " ") || index($0, "INDEX " k " ON ")) iskey = 1
-      if (iskey && match($0, /ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE)/)) {
-        n = substr($0, RSTART + 15, RLENGTH - 15); sub(/ (PRIMARY KEY|UNIQUE)$/, "", n); built[n] = 1
-      }
-      # a partitioned key is valid only once every partition index is attached: keep those too
-      if (match($0, /ALTER INDEX .* ATTACH PARTITION/)) {
-        n = substr($0, RSTART + 12, RLENGTH - 29); sub(/^.*\./, "", n)
-        if (n in built || n in key) iskey = 1
-      }
-      if (iskey) print > pk; else print > rest
-      next
-    }
-    { print > pk; print > rest }' "$1"
-}
-
-drop_built_indexes() {
-  local skip="'pg_catalog', 'information_schema', '$STATE_SCHEMA', '$CAPTURE_SCHEMA'" name stmt
-  # name<TAB>statement for every key and index on the target; only those named in indexes.sql
-  # (which built them) are dropped.
-  psql_q "$TARGET" "SELECT quote_ident(c.conname) || E'\t' || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I CASCADE;', c.conrelid::regclass, c.conname)
-      FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-      WHERE c.contype IN ('p', 'u', 'x') AND c.conparentid = 0 AND n.nspname NOT IN ($skip)
-    UNION ALL
-    SELECT quote_ident(ic.relname) || E'\t' || format('DROP INDEX IF EXISTS %s CASCADE;', i.indexrelid::regclass)
-      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-      WHERE n.nspname NOT IN ($skip) AND n.nspname NOT LIKE 'pg_toast%'
-        AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
-        AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)" |
-    while IFS=$'\t' read -r name stmt; do
-      if grep -qF -e "CONSTRAINT $name " -e "INDEX $name ON " "$STATE_DIR/indexes.sql"; then echo "$stmt"; fi
-    done >"$STATE_DIR/indexes-drop.sql"
-  PGAPPNAME=pgferry-migrate psql -X -q -1 -v ON_ERROR_STOP=1 -d "$TARGET" -f "$STATE_DIR/indexes-drop.sql" >/dev/null ||
-    die "dropping the indexes of the interrupted run failed" "the statements are in $STATE_DIR/indexes-drop.sql"
 }
 
 # --- 7. sync ------------------------------------------------------------------------------------------
@@ -436,21 +407,24 @@ start_follower() {
 
 # --- 8. analyze ----------------------------------------------------------------------------------------
 analyze() {
-  # vacuumdb takes the connection string as its database; -q: only errors reach the terminal.
-  PGAPPNAME=pgferry-analyze tool vacuumdb --analyze-only --jobs "$JOBS" --quiet --dbname "$TARGET"
+  # vacuumdb takes the connection string as its database; -q: only errors reach the terminal,
+  # and the warnings a database owner who is no superuser gets for the shared catalogs are dropped.
+  PGAPPNAME=pgferry-analyze tool vacuumdb --analyze-only --jobs "$JOBS" --quiet --dbname "$TARGET" \
+    2> >(grep -v -e '^WARNING:  skipping ".*" --- only superuser can analyze it$' >&2)
 }
 
 # --- 9. verify (live) -----------------------------------------------------------------------------------
 # Differences left after the re-check are reported, not fatal: those tables get no proof and the
-# cutover hashes them in full (and aborts if they still differ then).
+# cutover hashes them in full (and aborts if they still differ then). Large objects are left to
+# the cutover (lo-sync then its verify, in the window): they change under a live application.
 live_verify() {
   local rc=0
-  pgverify --source "$SOURCE" --target "$TARGET" -j "$JOBS" --recheck "${PGFERRY_RECHECK:-30}" --progress plain \
+  pgverify --source "$SOURCE" --target "$TARGET" -j "$JOBS" --recheck "${PGFERRY_RECHECK:-30}" --progress plain --no-large-objects \
     "${FILTERS[@]}" >"$STATE_DIR/verify-live.txt" || rc=$?
   case $rc in
     0) log "verify: every table the same; proofs recorded on the target" ;;
     2) die "pgverify could not compare (exit 2, above); fix the cause and re-run" ;;
-    *) log "warning: the live verify exited $rc (report in $STATE_DIR/verify-live.txt): tables not found the same have no proof, the cutover hashes them in full" ;;
+    *) log "warning: the live verify exited $rc (report in $STATE_DIR/verify-live.txt): a table found different has no proof (unless it differs only in changes not applied yet), the cutover hashes it in full" ;;
   esac
 }
 
@@ -482,6 +456,7 @@ else
   run_step copy "copy: copying the data ($JOBS workers, snapshot $SNAPSHOT)" copy_stream
 fi
 log "copy: $(copy_summary)"
+run_step large-objects "large objects: copying them (pgdelta lo-sync, $JOBS workers)" large_objects
 stop_after copy
 [ -z "$COPY_FROM" ] || fork_position
 run_step indexes "indexes: building indexes and keys ($JOBS at a time)" indexes

@@ -81,76 +81,15 @@ func New(tool string, src []byte) (*Plan, error) {
 	p := &Plan{Tool: tool}
 	indexTable := map[string]string{} // index name (schema.name and name) -> table key
 	for _, pc := range pieces {
-		switch pc.Kind {
-		case sqllex.Space:
+		if run, err := applicable(pc); err != nil {
+			return nil, err
+		} else if !run {
 			continue
-		case sqllex.Meta:
-			cmd := strings.Fields(strings.TrimPrefix(pc.Text, `\`))
-			if len(cmd) > 0 && (cmd[0] == "restrict" || cmd[0] == "unrestrict") {
-				continue
-			}
-			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: psql meta-command %q cannot be applied", pc.Line, strings.TrimSpace(pc.Text)),
-				"apply runs SQL on one database; remove the meta-command or run the script with psql; nothing was applied")
-		case sqllex.CopyData:
-			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: COPY data cannot be applied", pc.Line),
-				"apply is for schema scripts; load data with pgcopyin or psql; nothing was applied")
-		}
-		if pc.Unterminated {
-			return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: the last statement has no terminating ';'", pc.Line),
-				"the script looks truncated; nothing was applied")
 		}
 		st := sqlstmt.Parse(pc.Text)
-		step := Step{SQL: pc.Text, Line: pc.Line, Kind: st.Kind}
-		key := func(t ident.Table) string {
-			if t.Schema == "" {
-				return t.Name
-			}
-			return t.Key()
-		}
-		switch st.Kind {
-		case sqlstmt.KIndex:
-			step.Tables = []string{key(st.Table)}
-			if st.Name != "" {
-				indexTable[st.Name] = key(st.Table)
-				indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
-			}
-		case sqlstmt.KIndexConstraint:
-			step.Tables = []string{key(st.Table)}
-			indexTable[st.Name] = key(st.Table) // the constraint's index has its name
-			indexTable[st.Table.Schema+"."+st.Name] = key(st.Table)
-		case sqlstmt.KForeignKey:
-			step.Tables = []string{key(st.Table), key(st.RefTable)}
-		case sqlstmt.KCheck, sqlstmt.KValidate, sqlstmt.KAlterTable, sqlstmt.KTrigger, sqlstmt.KRowSecurity, sqlstmt.KPolicy:
-			if st.Table.Name != "" {
-				step.Tables = []string{key(st.Table)}
-			}
-			if st.Parent.Name != "" {
-				step.Tables = append(step.Tables, key(st.Parent))
-			}
-		case sqlstmt.KTxn:
-			p.Serial = true
-		case sqlstmt.KIndexAttach:
-			a, b := indexTable[st.Table.Schema+"."+st.Name], indexTable[key(st.AttachName)]
-			if a != "" && b != "" {
-				step.Tables = []string{a, b}
-			}
-		case sqlstmt.KAlterIndex:
-			if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
-				step.Tables = []string{t}
-			}
-		case sqlstmt.KComment:
-			if st.CommentOn == "index" {
-				if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
-					step.Tables = []string{t}
-				}
-			}
-		}
-		for _, t := range step.Tables {
-			if t == "" {
-				step.Tables = nil
-			}
-		}
+		step := Step{SQL: pc.Text, Line: pc.Line, Kind: st.Kind, Tables: stepTables(st, indexTable)}
 		step.Barrier = len(step.Tables) == 0
+		p.Serial = p.Serial || st.Kind == sqlstmt.KTxn
 		p.Steps = append(p.Steps, step)
 	}
 	if p.Serial {
@@ -163,6 +102,81 @@ func New(tool string, src []byte) (*Plan, error) {
 			"pipe the output of 'pgschema dump' or 'pgschema filter' into apply")
 	}
 	return p, nil
+}
+
+// applicable reports whether a piece of the script is a statement to run; whitespace and the
+// \restrict meta-commands are skipped, other meta-commands, COPY data and a statement cut off
+// before its ';' are refused.
+func applicable(pc sqllex.Piece) (bool, error) {
+	switch pc.Kind {
+	case sqllex.Space:
+		return false, nil
+	case sqllex.Meta:
+		cmd := strings.Fields(strings.TrimPrefix(pc.Text, `\`))
+		if len(cmd) > 0 && (cmd[0] == "restrict" || cmd[0] == "unrestrict") {
+			return false, nil
+		}
+		return false, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: psql meta-command %q cannot be applied", pc.Line, strings.TrimSpace(pc.Text)),
+			"apply runs SQL on one database; remove the meta-command or run the script with psql; nothing was applied")
+	case sqllex.CopyData:
+		return false, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: COPY data cannot be applied", pc.Line),
+			"apply is for schema scripts; load data with pgcopyin or psql; nothing was applied")
+	}
+	if pc.Unterminated {
+		return false, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read script: line %d: the last statement has no terminating ';'", pc.Line),
+			"the script looks truncated; nothing was applied")
+	}
+	return true, nil
+}
+
+// tableKey is a table's key, or its bare name when the statement does not name its schema.
+func tableKey(t ident.Table) string {
+	if t.Schema == "" {
+		return t.Name
+	}
+	return t.Key()
+}
+
+// stepTables returns the keys of the tables a statement works on (nil: it must run alone) and
+// records the tables of the indexes it creates in indexTable, for later attaches and comments.
+func stepTables(st sqlstmt.Stmt, indexTable map[string]string) []string {
+	var tables []string
+	switch st.Kind {
+	case sqlstmt.KIndex, sqlstmt.KIndexConstraint: // a constraint's index has its name
+		tables = []string{tableKey(st.Table)}
+		if st.Name != "" {
+			indexTable[st.Name] = tableKey(st.Table)
+			indexTable[st.Table.Schema+"."+st.Name] = tableKey(st.Table)
+		}
+	case sqlstmt.KForeignKey:
+		tables = []string{tableKey(st.Table), tableKey(st.RefTable)}
+	case sqlstmt.KCheck, sqlstmt.KValidate, sqlstmt.KAlterTable, sqlstmt.KTrigger, sqlstmt.KRowSecurity, sqlstmt.KPolicy:
+		if st.Table.Name != "" {
+			tables = []string{tableKey(st.Table)}
+		}
+		if st.Parent.Name != "" {
+			tables = append(tables, tableKey(st.Parent))
+		}
+	case sqlstmt.KIndexAttach:
+		a, b := indexTable[st.Table.Schema+"."+st.Name], indexTable[tableKey(st.AttachName)]
+		if a != "" && b != "" {
+			tables = []string{a, b}
+		}
+	case sqlstmt.KAlterIndex:
+		if t := indexTable[st.Table.Schema+"."+st.Name]; t != "" {
+			tables = []string{t}
+		}
+	case sqlstmt.KComment:
+		if t := indexTable[st.Table.Schema+"."+st.Name]; st.CommentOn == "index" && t != "" {
+			tables = []string{t}
+		}
+	}
+	for _, t := range tables {
+		if t == "" {
+			return nil
+		}
+	}
+	return tables
 }
 
 // Print writes the plan for --dry-run.
@@ -292,154 +306,40 @@ func (p *Plan) Run(ctx context.Context, url string, jobs int) error {
 	return p.RunGated(ctx, url, jobs, nil)
 }
 
+// stepState is where a step is in RunGated's schedule.
+type stepState byte
+
+const (
+	stepWaiting stepState = iota // not started
+	stepRunning
+	stepDone // finished, with or without an error
+)
+
 // RunGated applies the plan with jobs connections, running a statement only once gate has
 // opened its tables (a nil gate holds nothing back). A statement starts as soon as its tables
 // are open and free, after every earlier statement on the same tables has finished and after
 // every earlier barrier: the order on each table is the script's, statements on other tables
 // may overtake a waiting one.
 func (p *Plan) RunGated(ctx context.Context, url string, jobs int, gate *Gate) error {
-	workers := make([]*worker, jobs)
-	errs := make([]error, jobs)
-	var wg sync.WaitGroup
-	for i := range workers {
-		workers[i] = &worker{url: url, app: p.appName(), init: p.Settings, noRetry: p.Serial, skipExisting: p.SkipExisting}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs[i] = workers[i].ensure(ctx)
-		}(i)
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, w := range workers {
-			w.close()
-		}
-		for _, e := range errs {
-			if e != nil {
-				return e
-			}
-		}
+	workers, err := p.openWorkers(ctx, url, jobs)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		for _, w := range workers {
 			w.close()
 		}
 	}()
-	var (
-		mu       sync.Mutex
-		cond     = sync.NewCond(&mu)
-		free     = append([]*worker(nil), workers...)
-		running  int
-		firstErr *StepError
-		state    = make([]byte, len(p.Steps)) // 0 waiting, 1 running, 2 done
-		first    int                          // every step before it is done
-	)
-	fail := func(err error) {
-		var se *StepError
-		if !errors.As(err, &se) {
-			se = &StepError{Err: err}
-		}
-		if firstErr == nil || se.Line < firstErr.Line {
-			firstErr = se
-		}
-	}
+	sc := &scheduler{p: p, ctx: ctx, gate: gate, workers: workers,
+		free: append([]*worker(nil), workers...), state: make([]stepState, len(p.Steps))}
+	sc.cond = sync.NewCond(&sc.mu)
 	// wake the scheduler when the context is cancelled or the gate opens a table
-	wake := func() { mu.Lock(); cond.Broadcast(); mu.Unlock() }
+	wake := func() { sc.mu.Lock(); sc.cond.Broadcast(); sc.mu.Unlock() }
 	stop := context.AfterFunc(ctx, wake)
 	defer stop()
 	gate.onChange(wake)
 	defer gate.onChange(nil)
-
-	mu.Lock()
-	for firstErr == nil && ctx.Err() == nil {
-		for first < len(p.Steps) && state[first] == 2 {
-			first++
-		}
-		if first == len(p.Steps) {
-			break
-		}
-		started := false
-		held := map[string]bool{} // tables of earlier steps that have not finished
-	scan:
-		for i := first; i < len(p.Steps) && len(free) > 0; i++ {
-			s := p.Steps[i]
-			if state[i] == 2 {
-				continue
-			}
-			if state[i] == 1 {
-				for _, t := range s.Tables {
-					held[t] = true
-				}
-				continue
-			}
-			if s.Barrier {
-				if i != first || !gate.ready(s) {
-					break // nothing after a barrier may start before it
-				}
-				state[i] = 1
-				mu.Unlock()
-				var err error
-				if s.Kind == sqlstmt.KSet {
-					for _, w := range workers {
-						w.sets = append(w.sets, s.SQL)
-						if err = w.exec(ctx, s); err != nil {
-							break
-						}
-					}
-				} else {
-					err = workers[0].exec(ctx, s)
-				}
-				mu.Lock()
-				state[i] = 2
-				if err != nil {
-					fail(err)
-				}
-				started = true
-				break
-			}
-			ok := gate.ready(s)
-			for _, t := range s.Tables {
-				ok = ok && !held[t]
-			}
-			for _, t := range s.Tables { // after the check: a step may name a table twice
-				held[t] = true
-			}
-			if !ok {
-				continue scan
-			}
-			w := free[len(free)-1]
-			free = free[:len(free)-1]
-			state[i] = 1
-			running++
-			started = true
-			go func(i int, s Step, w *worker) {
-				t0 := time.Now()
-				err := w.exec(ctx, s)
-				if d := time.Since(t0); err == nil && p.Log != nil && d > p.SlowAfter {
-					mu.Lock()
-					fmt.Fprintf(p.Log, "%s: line %d: %s on %s done in %s\n", p.Tool, s.Line, s.Kind, strings.Join(s.Tables, ", "), d.Round(100*time.Millisecond))
-					mu.Unlock()
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				state[i] = 2
-				running--
-				free = append(free, w)
-				if err != nil {
-					fail(err)
-				}
-				cond.Broadcast()
-			}(i, s, w)
-		}
-		if !started {
-			cond.Wait()
-		}
-	}
-	// let statements already running finish (or fail) before reporting
-	for running > 0 {
-		cond.Wait()
-	}
-	mu.Unlock()
+	sc.run()
 	if p.Log != nil {
 		n := 0
 		for _, w := range workers {
@@ -452,9 +352,169 @@ func (p *Plan) RunGated(ctx context.Context, url string, jobs int, gate *Gate) e
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if firstErr != nil {
-		return cliutil.WithHint(cliutil.ExitFailure, firstErr,
+	if sc.firstErr != nil {
+		return cliutil.WithHint(cliutil.ExitFailure, sc.firstErr,
 			"statements before it were applied; fix the cause, then apply the rest of the script (or start again on an empty target)")
 	}
 	return nil
+}
+
+// openWorkers opens the jobs connections in parallel; on an error it closes those it opened.
+func (p *Plan) openWorkers(ctx context.Context, url string, jobs int) ([]*worker, error) {
+	workers := make([]*worker, jobs)
+	errs := make([]error, jobs)
+	var wg sync.WaitGroup
+	for i := range workers {
+		workers[i] = &worker{url: url, app: p.appName(), init: p.Settings, noRetry: p.Serial, skipExisting: p.SkipExisting}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = workers[i].ensure(ctx)
+		}(i)
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			for _, w := range workers {
+				w.close()
+			}
+			return nil, e
+		}
+	}
+	return workers, nil
+}
+
+// scheduler is RunGated's state; mu guards everything below it.
+type scheduler struct {
+	p       *Plan
+	ctx     context.Context
+	gate    *Gate
+	workers []*worker
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	free     []*worker
+	running  int
+	firstErr *StepError
+	state    []stepState
+	first    int // every step before it is done
+}
+
+// run starts steps until all are done, one fails or the context ends, then waits for the
+// steps still running.
+func (sc *scheduler) run() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for sc.firstErr == nil && sc.ctx.Err() == nil {
+		for sc.first < len(sc.p.Steps) && sc.state[sc.first] == stepDone {
+			sc.first++
+		}
+		if sc.first == len(sc.p.Steps) {
+			break
+		}
+		if !sc.startReady() {
+			sc.cond.Wait()
+		}
+	}
+	// let statements already running finish (or fail) before reporting
+	for sc.running > 0 {
+		sc.cond.Wait()
+	}
+}
+
+// startReady starts every step that may run now, in script order, and reports whether it
+// started (or ran) any. A barrier runs alone once everything before it is done; nothing after
+// a waiting barrier starts.
+func (sc *scheduler) startReady() bool {
+	started := false
+	held := map[string]bool{} // tables of earlier steps that have not finished
+	for i := sc.first; i < len(sc.p.Steps) && len(sc.free) > 0; i++ {
+		s := sc.p.Steps[i]
+		switch sc.state[i] {
+		case stepDone:
+			continue
+		case stepRunning:
+			for _, t := range s.Tables {
+				held[t] = true
+			}
+			continue
+		}
+		if s.Barrier {
+			if i != sc.first || !sc.gate.ready(s) {
+				return started // nothing after a barrier may start before it
+			}
+			sc.runBarrier(i, s)
+			return true
+		}
+		ok := sc.gate.ready(s)
+		for _, t := range s.Tables {
+			ok = ok && !held[t]
+		}
+		for _, t := range s.Tables { // after the check: a step may name a table twice
+			held[t] = true
+		}
+		if ok {
+			sc.start(i, s)
+			started = true
+		}
+	}
+	return started
+}
+
+// runBarrier runs step i alone (a setting on every connection), with mu released meanwhile.
+func (sc *scheduler) runBarrier(i int, s Step) {
+	sc.state[i] = stepRunning
+	sc.mu.Unlock()
+	var err error
+	if s.Kind == sqlstmt.KSet {
+		for _, w := range sc.workers {
+			w.sets = append(w.sets, s.SQL)
+			if err = w.exec(sc.ctx, s); err != nil {
+				break
+			}
+		}
+	} else {
+		err = sc.workers[0].exec(sc.ctx, s)
+	}
+	sc.mu.Lock()
+	sc.state[i] = stepDone
+	if err != nil {
+		sc.fail(err)
+	}
+}
+
+// start runs step i on a free connection in the background.
+func (sc *scheduler) start(i int, s Step) {
+	w := sc.free[len(sc.free)-1]
+	sc.free = sc.free[:len(sc.free)-1]
+	sc.state[i] = stepRunning
+	sc.running++
+	p := sc.p
+	go func() {
+		t0 := time.Now()
+		err := w.exec(sc.ctx, s)
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if d := time.Since(t0); err == nil && p.Log != nil && d > p.SlowAfter {
+			fmt.Fprintf(p.Log, "%s: line %d: %s on %s done in %s\n", p.Tool, s.Line, s.Kind, strings.Join(s.Tables, ", "), d.Round(100*time.Millisecond))
+		}
+		sc.state[i] = stepDone
+		sc.running--
+		sc.free = append(sc.free, w)
+		if err != nil {
+			sc.fail(err)
+		}
+		sc.cond.Broadcast()
+	}()
+}
+
+// fail records err, keeping the failure earliest in the script.
+func (sc *scheduler) fail(err error) {
+	var se *StepError
+	if !errors.As(err, &se) {
+		se = &StepError{Err: err}
+	}
+	if sc.firstErr == nil || se.Line < sc.firstErr.Line {
+		sc.firstErr = se
+	}
 }

@@ -33,10 +33,15 @@ type Captured struct {
 	DeltaTable        string      `json:"delta_table"` // name inside the capture schema, e.g. "d_16412"
 	KeyColumns        []string    `json:"key_columns"`
 	KeyTypes          []string    `json:"key_types"`
-	Keyless           bool        `json:"keyless,omitempty"` // no key: KeyColumns are every stored column, the delta holds whole rows
+	Keyless           bool        `json:"keyless"` // no key: KeyColumns are every stored column, the delta holds whole rows
 	InstalledTxid     int64       `json:"installed_txid"`
 	InstalledSnapshot string      `json:"installed_snapshot"`
 	InstalledAt       time.Time   `json:"installed_at"`
+	// Columns are the table's columns at install, "name typeoid typmod" in attnum order, and
+	// Partitions its partitions, "oid schema.table" (drift.go compares them with the catalog).
+	// Both are nil in a registry written before they were recorded: those checks are skipped.
+	Columns    []string `json:"columns,omitempty"`
+	Partitions []string `json:"partitions,omitempty"`
 }
 
 // InstallOptions tune Install.
@@ -48,6 +53,10 @@ type InstallOptions struct {
 	RetryBase   time.Duration  // first backoff, default 1s
 	DryRun      io.Writer      // when set, the SQL is written here and nothing is executed
 	Progress    io.Writer      // progress lines, may be nil
+	// Force re-captures a table whose capture no longer fits it (re-created, key or columns or
+	// partitions changed) even when its delta table holds changes not yet applied: they are
+	// dropped, so the table must be copied again (the message says how).
+	Force bool
 }
 
 // InstallResult reports what Install did.

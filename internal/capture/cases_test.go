@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
@@ -111,29 +112,68 @@ INSERT INTO public.shifted VALUES (1, 0), (2, 0);`)
 	diffLines(t, "truncates", truncateRows(t, conn, DefaultSchema), wantTrunc)
 }
 
-// TestReinstallAfterKeyChange: when a table's key changes, a re-run recreates its delta table
-// with the new key columns and captures again.
+// TestReinstallAfterKeyChange: when a table's key changes, a re-run never drops changes waiting
+// in its delta table: it keeps capturing by the old key (with a warning saying how to switch);
+// --force re-captures by the new key and says the table must be copied again; once the delta
+// table is empty (caught up and pruned) a plain re-run switches to the new key by itself.
 func TestReinstallAfterKeyChange(t *testing.T) {
-	db := newOwnerDB(t, `CREATE TABLE public.t (id int PRIMARY KEY, code text NOT NULL)`)
+	db := newOwnerDB(t, `CREATE TABLE public.t (id int PRIMARY KEY, code text NOT NULL);
+CREATE TABLE public.u (id int NOT NULL, code text NOT NULL); CREATE UNIQUE INDEX u_code ON public.u (code)`)
 	ctx := context.Background()
 	conn := db.Conn(t, db.Owner)
 	if _, err := Install(ctx, conn, InstallOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (1, 'a');
-ALTER TABLE public.t DROP CONSTRAINT t_pkey; ALTER TABLE public.t ADD PRIMARY KEY (code)`)
-	res, err := Install(ctx, conn, InstallOptions{})
+	// public.t: its primary key moves; public.u: keyed by a unique index, gets a primary key.
+	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (1, 'a'); INSERT INTO public.u VALUES (1, 'x');
+ALTER TABLE public.t DROP CONSTRAINT t_pkey; ALTER TABLE public.t ADD PRIMARY KEY (code); ALTER TABLE public.u ADD PRIMARY KEY (id)`)
+	var log strings.Builder
+	res, err := Install(ctx, conn, InstallOptions{Progress: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Installed) != 1 || strings.Join(res.Tables[0].KeyColumns, ",") != "code" {
-		t.Fatalf("re-install after key change: %+v", res)
+	keys := func(res *InstallResult) string {
+		var m []string
+		for _, c := range res.Tables {
+			m = append(m, c.Table.Key()+"("+strings.Join(c.KeyColumns, ",")+")")
+		}
+		return strings.Join(m, " ")
 	}
-	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (2, 'b')`)
-	got := deltaRows(t, conn, DefaultSchema)
-	if len(got) != 1 || !strings.HasPrefix(got[0], "public.t b ") {
-		t.Fatalf("delta rows = %v", got)
+	if len(res.Installed) != 0 || keys(res) != "public.t(id) public.u(code)" {
+		t.Fatalf("re-install with changes waiting changed the capture: installed %v, keys %s\n%s", res.Installed, keys(res), log.String())
 	}
+	if !strings.Contains(log.String(), "public.u: key is now id (primary key) but stays code for capture: 1 change(s)") {
+		t.Fatalf("no warning about the kept key:\n%s", log.String())
+	}
+	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (2, 'b'); INSERT INTO public.u VALUES (2, 'y')`)
+	diffLines(t, "delta rows under the old keys", trimTxid(deltaRows(t, conn, DefaultSchema)), []string{"public.t 1", "public.t 2", "public.u x", "public.u y"})
+
+	log.Reset()
+	if res, err = Install(ctx, conn, InstallOptions{Progress: &log, Force: true, Filter: catalog.Filter{Tables: []string{"public.t"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if keys(res) != "public.t(code) public.u(code)" || !strings.Contains(log.String(), "2 change(s) not yet applied dropped: copy it again") {
+		t.Fatalf("--force: keys %s\n%s", keys(res), log.String())
+	}
+	db.ExecAs(t, db.Owner, `TRUNCATE pgferry.`+DeltaName(relidOf(t, conn, "public.u")))
+	if res, err = Install(ctx, conn, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if keys(res) != "public.t(code) public.u(id)" {
+		t.Fatalf("re-install with an empty delta table kept the old key: %s", keys(res))
+	}
+	db.ExecAs(t, db.Owner, `INSERT INTO public.t VALUES (3, 'c'); INSERT INTO public.u VALUES (3, 'z')`)
+	diffLines(t, "delta rows under the new keys", trimTxid(deltaRows(t, conn, DefaultSchema)), []string{"public.t c", "public.u 3"})
+}
+
+// trimTxid drops the txid from deltaRows lines.
+func trimTxid(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l[:strings.LastIndex(l, " ")]
+	}
+	sort.Strings(out)
+	return out
 }
 
 // TestBulkAfterSmallStatements: the UPDATE trigger's plan is cached from the session's first,

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgferry/pgferry/internal/catalog"
+	"github.com/pgferry/pgferry/internal/lobj"
 	"github.com/pgferry/pgferry/internal/pgver"
 )
 
@@ -25,10 +26,10 @@ type CheckOptions struct {
 type CheckTable struct {
 	Table        string   `json:"table"`
 	Kind         string   `json:"kind"` // "table" or "partitioned"
-	Partitions   int      `json:"partitions,omitempty"`
-	Key          []string `json:"key"`
+	Partitions   int      `json:"partitions"`
+	Key          []string `json:"key_columns"`
 	KeySource    string   `json:"key_source"`
-	Unlogged     bool     `json:"unlogged,omitempty"`
+	Unlogged     bool     `json:"unlogged"`
 	EstRows      int64    `json:"est_rows"`
 	Bytes        int64    `json:"bytes"`
 	Writes       int64    `json:"writes"`         // rows inserted+updated+deleted since statistics were reset
@@ -42,7 +43,7 @@ type CheckTable struct {
 // knowing ("info").
 type Problem struct {
 	Severity string `json:"severity"`
-	Kind     string `json:"kind"` // keyless, uncapturable, privilege, row_security, unlogged, lock_holder, wraparound_vacuum, long_transaction, version
+	Kind     string `json:"kind"` // keyless, uncapturable, privilege, row_security, unlogged, lock_holder, wraparound_vacuum, long_transaction, version, schema_changed
 	Table    string `json:"table,omitempty"`
 	Message  string `json:"message"`
 	Remedy   string `json:"remedy,omitempty"`
@@ -60,6 +61,9 @@ type CheckReport struct {
 	Blocking     int          `json:"blocking"`
 	// Excluded: the tables the filters leave out, or whose rows they leave out.
 	Excluded []catalog.Excluded `json:"excluded"`
+	// LargeObjects and LargeObjectBytes: pg_largeobject, copied by pgdelta lo-sync (bytes: the readable ones).
+	LargeObjects     int64 `json:"large_objects"`
+	LargeObjectBytes int64 `json:"large_object_bytes"`
 }
 
 func (r *CheckReport) add(p Problem) {
@@ -84,44 +88,10 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 	defer restore()
 	rep := &CheckReport{Tables: []CheckTable{}, Problems: []Problem{}}
 	ver := pgver.Of(conn)
-	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_user,
-  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-  coalesce((SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()), pg_postmaster_start_time())`).
-		Scan(&rep.Server, &rep.Role, &rep.Superuser, &rep.StatsSince); err != nil {
-		return nil, fmt.Errorf("read server facts: %w", err)
-	}
-	if rep.SchemaExists, err = SchemaExists(ctx, conn, opt.Schema); err != nil {
+	captured, err := checkServer(ctx, conn, opt.Schema, rep)
+	if err != nil {
 		return nil, err
 	}
-	captured := map[string]bool{}
-	if rep.SchemaExists {
-		reg, err := LoadRegistry(ctx, conn, opt.Schema)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range reg {
-			captured[c.Table.Key()] = true
-		}
-	}
-	var ok bool
-	if rep.SchemaExists {
-		err = conn.QueryRow(ctx, "SELECT has_schema_privilege($1, 'USAGE, CREATE')", opt.Schema).Scan(&ok)
-	} else {
-		err = conn.QueryRow(ctx, "SELECT has_database_privilege(current_database(), 'CREATE')").Scan(&ok)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("check privileges: %w", err)
-	}
-	if !ok {
-		if rep.SchemaExists {
-			rep.add(Problem{Severity: "error", Kind: "privilege", Message: fmt.Sprintf("role %s cannot create objects in schema %s", rep.Role, opt.Schema),
-				Remedy: fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s", opt.Schema, rep.Role)})
-		} else {
-			rep.add(Problem{Severity: "error", Kind: "privilege", Message: fmt.Sprintf("role %s cannot create the capture schema %s", rep.Role, opt.Schema),
-				Remedy: fmt.Sprintf("GRANT CREATE ON DATABASE <db> TO %s (or create the schema for it: CREATE SCHEMA %s AUTHORIZATION %s)", rep.Role, opt.Schema, rep.Role)})
-		}
-	}
-
 	all, err := catalog.ListTables(ctx, conn, opt.Schema)
 	if err != nil {
 		return nil, err
@@ -130,18 +100,86 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 		return nil, err
 	}
 	rep.Excluded = opt.Filter.Excluded(all)
+	oids, err := checkTables(ctx, conn, all, opt.Filter, captured, ver, rep)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTablePrivileges(ctx, conn, all, opt.Filter, ver, rep); err != nil {
+		return nil, err
+	}
+	if err := checkRowSecurity(ctx, conn, all, opt.Filter, rep); err != nil {
+		return nil, err
+	}
+	if err := checkBlockers(ctx, conn, oids, opt.LongTx, rep); err != nil {
+		return nil, err
+	}
+	if err := checkLargeObjects(ctx, conn, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// checkServer fills in the server facts, reports missing privileges on the capture schema and
+// schema changes of captured tables (drift.go), and returns the captured tables by name.
+func checkServer(ctx context.Context, conn *pgx.Conn, schema string, rep *CheckReport) (map[string]bool, error) {
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_user,
+  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  coalesce((SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()), pg_postmaster_start_time())`).
+		Scan(&rep.Server, &rep.Role, &rep.Superuser, &rep.StatsSince); err != nil {
+		return nil, fmt.Errorf("read server facts: %w", err)
+	}
+	var err error
+	if rep.SchemaExists, err = SchemaExists(ctx, conn, schema); err != nil {
+		return nil, err
+	}
+	captured := map[string]bool{}
+	var ok bool
+	if rep.SchemaExists {
+		reg, err := LoadRegistry(ctx, conn, schema)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range reg {
+			captured[c.Table.Key()] = true
+		}
+		drifts, err := DetectDrift(ctx, conn, schema)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range drifts {
+			rep.add(Problem{Severity: "error", Kind: "schema_changed", Table: d.Table, Message: d.Detail, Remedy: DriftHint(schema, []string{d.Table})})
+		}
+		err = conn.QueryRow(ctx, "SELECT has_schema_privilege($1, 'USAGE, CREATE')", schema).Scan(&ok)
+	} else {
+		err = conn.QueryRow(ctx, "SELECT has_database_privilege(current_database(), 'CREATE')").Scan(&ok)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check privileges: %w", err)
+	}
+	switch {
+	case ok:
+	case rep.SchemaExists:
+		rep.add(Problem{Severity: "error", Kind: "privilege", Message: fmt.Sprintf("role %s cannot create objects in schema %s", rep.Role, schema),
+			Remedy: fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s", schema, rep.Role)})
+	default:
+		rep.add(Problem{Severity: "error", Kind: "privilege", Message: fmt.Sprintf("role %s cannot create the capture schema %s", rep.Role, schema),
+			Remedy: fmt.Sprintf("GRANT CREATE ON DATABASE <db> TO %s (or create the schema for it: CREATE SCHEMA %s AUTHORIZATION %s)", rep.Role, schema, rep.Role)})
+	}
+	return captured, nil
+}
+
+// checkTables lists the tables install would capture (partitions counted into their root) with
+// their keys, sizes and write rates, reports what concerns one table alone, and returns the oids
+// of the tables and partitions, for checkBlockers.
+func checkTables(ctx context.Context, conn *pgx.Conn, all []*catalog.Table, f catalog.Filter, captured map[string]bool,
+	ver pgver.Version, rep *CheckReport) ([]uint32, error) {
 	writes, err := tableWrites(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	secs := time.Since(rep.StatsSince).Seconds()
-	byRoot := map[string]*CheckTable{}
 	var oids []uint32
 	for _, t := range all {
-		if t.Partition {
-			continue
-		}
-		if !opt.Filter.Match(t) {
+		if t.Partition || !f.Match(t) {
 			continue
 		}
 		ct := CheckTable{Table: t.Key(), Kind: "table", Key: t.KeyColumns, KeySource: t.KeySource, Unlogged: t.Unlogged,
@@ -159,25 +197,37 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 		rep.Tables = append(rep.Tables, ct)
 		oids = append(oids, t.OID)
 	}
-	tables := map[string]*catalog.Table{}
+	byRoot := map[string]*CheckTable{}
 	for i := range rep.Tables {
 		byRoot[rep.Tables[i].Table] = &rep.Tables[i]
 	}
+	tables := map[string]*catalog.Table{}
 	for _, t := range all {
 		tables[t.Key()] = t
-	}
-	for _, t := range all {
-		if t.Partition && t.Root != nil {
-			if r := byRoot[t.Root.Key()]; r != nil {
-				r.Partitions++
-				r.EstRows += t.EstRows
-				r.Bytes += t.Bytes
-				r.Writes += writes[t.OID]
-				r.Unlogged = r.Unlogged || t.Unlogged
-				oids = append(oids, t.OID)
-			}
+		if r := byRoot[rootKey(t)]; t.Partition && r != nil {
+			r.Partitions++
+			r.EstRows += t.EstRows
+			r.Bytes += t.Bytes
+			r.Writes += writes[t.OID]
+			r.Unlogged = r.Unlogged || t.Unlogged
+			oids = append(oids, t.OID)
 		}
 	}
+	return oids, checkEachTable(ctx, conn, tables, rep)
+}
+
+// rootKey is the key of t's partition root ("" when t has none).
+func rootKey(t *catalog.Table) string {
+	if t.Root == nil {
+		return ""
+	}
+	return t.Root.Key()
+}
+
+// checkEachTable reports, per table to capture, its write rate, how a keyless one is captured,
+// and an unlogged one.
+func checkEachTable(ctx context.Context, conn *pgx.Conn, tables map[string]*catalog.Table, rep *CheckReport) error {
+	secs := time.Since(rep.StatsSince).Seconds()
 	for i := range rep.Tables {
 		ct := &rep.Tables[i]
 		if secs > 0 {
@@ -185,7 +235,7 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 		}
 		if len(ct.Key) == 0 {
 			if err := checkKeyless(ctx, conn, ct, tables[ct.Table], rep); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if ct.Unlogged {
@@ -194,16 +244,24 @@ func Check(ctx context.Context, conn *pgx.Conn, opt CheckOptions) (*CheckReport,
 				Remedy:  "copy it from the primary (not from a fork), or ALTER TABLE ... SET LOGGED before the migration"})
 		}
 	}
-	if err := checkTablePrivileges(ctx, conn, all, opt.Filter, ver, rep); err != nil {
-		return nil, err
+	return nil
+}
+
+// checkLargeObjects counts the large objects (not captured by triggers: pgdelta lo-sync copies
+// them) and refuses when the role cannot read some.
+func checkLargeObjects(ctx context.Context, conn *pgx.Conn, rep *CheckReport) error {
+	st, err := lobj.ReadStats(ctx, conn)
+	if err != nil {
+		return err
 	}
-	if err := checkRowSecurity(ctx, conn, all, opt.Filter, rep); err != nil {
-		return nil, err
+	rep.LargeObjects, rep.LargeObjectBytes = st.Objects, st.Bytes
+	if st.Objects > 0 {
+		rep.add(Problem{Severity: "info", Kind: "large_objects", Table: lobj.Table, Message: st.Summary()})
 	}
-	if err := checkBlockers(ctx, conn, oids, opt.LongTx, rep); err != nil {
-		return nil, err
+	if ue := st.UnreadableError(rep.Role); ue != nil {
+		rep.add(Problem{Severity: "error", Kind: "large_objects", Table: lobj.Table, Message: ue.Error(), Remedy: ue.Remedy()})
 	}
-	return rep, nil
+	return nil
 }
 
 // checkKeyless reports a table without a key: refused when it cannot be captured, else how its

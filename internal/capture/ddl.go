@@ -255,11 +255,12 @@ func installSQL(schema string, s tableSpec, lockTimeout time.Duration) string {
 		}
 		return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
 	}
-	fmt.Fprintf(&b, `INSERT INTO %s.capture_tables (table_name, relid, delta_table, key_columns, key_types, keyless, installed_txid, installed_snapshot, installed_at)
-VALUES (%s, %d, %s, %s, %s, %t, txid_current(), txid_current_snapshot()::text, now())
+	fmt.Fprintf(&b, `INSERT INTO %[1]s.capture_tables (table_name, relid, delta_table, key_columns, key_types, keyless, installed_txid, installed_snapshot, installed_at, columns, partitions)
+VALUES (%[2]s, %[3]d, %[4]s, %[5]s, %[6]s, %[7]t, txid_current(), txid_current_snapshot()::text, now(), %[8]s, %[9]s)
 ON CONFLICT (table_name) DO UPDATE SET relid = EXCLUDED.relid, delta_table = EXCLUDED.delta_table,
   key_columns = EXCLUDED.key_columns, key_types = EXCLUDED.key_types, keyless = EXCLUDED.keyless, installed_txid = EXCLUDED.installed_txid,
-  installed_snapshot = EXCLUDED.installed_snapshot, installed_at = EXCLUDED.installed_at;
-`, qs, ident.Literal(s.Table.Key()), s.Relid, ident.Literal(DeltaName(s.Relid)), lits(s.KeyColumns), lits(s.KeyTypes), s.Keyless)
+  installed_snapshot = EXCLUDED.installed_snapshot, installed_at = EXCLUDED.installed_at, columns = EXCLUDED.columns, partitions = EXCLUDED.partitions;
+`, qs, ident.Literal(s.Table.Key()), s.Relid, ident.Literal(DeltaName(s.Relid)), lits(s.KeyColumns), lits(s.KeyTypes), s.Keyless,
+		columnsSQL(fmt.Sprint(s.Relid)), partitionsSQL(fmt.Sprint(s.Relid)))
 	return b.String()
 }

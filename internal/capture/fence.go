@@ -59,9 +59,9 @@ func orDefault(schema string) string {
 type FenceState struct {
 	Schema string     `json:"schema"`
 	Up     bool       `json:"up"`
-	Since  *time.Time `json:"since,omitempty"` // when it went up
+	Since  *time.Time `json:"since"` // when it went up, null when down
 	// Unfenced names the capture trigger functions in use that do not check the fence.
-	Unfenced []string `json:"unfenced_functions,omitempty"`
+	Unfenced []string `json:"unfenced_functions"`
 	Problem  string   `json:"problem,omitempty"` // why the fence would not hold; empty when it would
 	sinceMS  int64
 }

@@ -29,7 +29,7 @@ type FenceProof struct {
 	Position string `json:"position"`
 	// Proof is a snapshot whose xmin is at or above the position's xmax.
 	Proof     string  `json:"proof"`
-	Waited    float64 `json:"waited_seconds"`
+	Waited    float64 `json:"waited_s"`
 	WaitedFor int     `json:"waited_for"` // transactions still running at the first check
 }
 

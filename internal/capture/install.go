@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -49,7 +50,9 @@ func keylessBlocker(t *catalog.Table) string {
 
 // Install captures every selected table, one table per transaction, waiting at most
 // opt.LockTimeout for each table lock and retrying with backoff. Tables already captured are
-// left alone, so a re-run installs only what is missing.
+// left alone, so a re-run installs only what is missing. A delta table holding changes not yet
+// applied is never dropped without opt.Force (reinstallTable); a captured table whose schema
+// changed under it is reported as a *DriftError after every other table was installed.
 func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallResult, error) {
 	opt.defaults()
 	restore, err := pinSearchPath(ctx, conn)
@@ -57,123 +60,22 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 		return nil, err
 	}
 	defer restore()
-
-	ver := pgver.Of(conn)
-	// A plain autovacuum yields to a waiting lock only when the deadlock check runs, after
-	// deadlock_timeout; a shorter lock timeout gives up first, every time.
-	var dlt time.Duration
-	var dltText string
-	if err := conn.QueryRow(ctx, "SELECT current_setting('deadlock_timeout')").Scan(&dltText); err == nil {
-		var ms int64
-		if _, err := fmt.Sscanf(dltText, "%dms", &ms); err == nil {
-			dlt = time.Duration(ms) * time.Millisecond
-		} else if _, err := fmt.Sscanf(dltText, "%ds", &ms); err == nil {
-			dlt = time.Duration(ms) * time.Second
-		}
-		if dlt > 0 && opt.LockTimeout <= dlt {
-			fmt.Fprintf(opt.Progress, "pgtrig: warning: lock timeout %s is not above deadlock_timeout %s, so a running autovacuum is never cancelled in our favour; prefer --lock-timeout %s\n",
-				opt.LockTimeout, dltText, 2*dlt)
-		}
-	}
-	all, err := catalog.ListTables(ctx, conn, opt.Schema)
+	warnDeadlockTimeout(ctx, conn, opt)
+	in, err := prepareInstall(ctx, conn, &opt)
 	if err != nil {
 		return nil, err
 	}
-	if opt.Filter, err = opt.Filter.Resolve(all); err != nil {
-		return nil, err
-	}
-	specs, err := planInstall(ctx, conn, all, opt.Filter, ver)
-	if err != nil {
-		return nil, err
-	}
-
-	exists, err := SchemaExists(ctx, conn, opt.Schema)
-	if err != nil {
-		return nil, err
-	}
-	if opt.DryRun != nil {
-		fmt.Fprintf(opt.DryRun, "-- capture schema %s (no application table is locked)\nBEGIN;\n%sCOMMIT;\n", opt.Schema, BaseSQL(opt.Schema))
-	} else if err := EnsureSchema(ctx, conn, opt.Schema); err != nil {
-		return nil, cliutil.WithHint(cliutil.ExitFailure, err, "the installing role needs CREATE on the database (GRANT CREATE ON DATABASE ... TO ...)")
-	}
-
-	reg := map[string]Captured{}
-	if exists || opt.DryRun == nil {
-		list, err := LoadRegistry(ctx, conn, opt.Schema)
+	res := &InstallResult{}
+	var drifted []Drift
+	for i, s := range in.specs {
+		d, err := in.installTable(ctx, conn, opt, s, fmt.Sprintf("[%d/%d] %s", i+1, len(in.specs), s.Table.Key()), res)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range list {
-			reg[c.Table.Key()] = c
-		}
+		drifted = append(drifted, d...)
 	}
-	trig, err := existingTriggers(ctx, conn, opt.Schema)
-	if err != nil {
+	if err := in.forgetDropped(ctx, conn, opt, &drifted); err != nil {
 		return nil, err
-	}
-	unfenced, err := unfencedFunctions(ctx, conn, opt.Schema)
-	if err != nil {
-		return nil, err
-	}
-
-	res := &InstallResult{}
-	for i, s := range specs {
-		name := s.Table.Key()
-		r, ok := reg[name]
-		same := ok && r.Relid == s.Relid && slices.Equal(r.KeyColumns, s.KeyColumns) && slices.Equal(r.KeyTypes, s.KeyTypes) && r.Keyless == s.Keyless
-		complete := same &&
-			trig[trigKey{s.Relid, TruncateTriggerName(opt.Schema)}]
-		for _, n := range s.triggerNames(opt.Schema) {
-			complete = complete && trig[trigKey{s.Relid, n}]
-		}
-		if complete {
-			// New partitions get the row trigger by cloning, but the TRUNCATE trigger only here.
-			for j, c := range s.Children {
-				if trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}] {
-					continue
-				}
-				sql := lockTimeoutSQL(opt.LockTimeout) + truncateTriggerSQL(opt.Schema, c, s.Table, s.Owner, false)
-				if err := runTable(ctx, conn, opt.DryRun, opt.Progress, c.Key(), sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
-					return nil, err
-				}
-				fmt.Fprintf(opt.Progress, "pgtrig: %s: truncate capture added to new partition %s\n", name, c.Key())
-			}
-			note := ""
-			if up, err := upgradeFence(ctx, conn, opt, s.tableSpec, unfenced); err != nil {
-				return nil, err
-			} else if up {
-				note = "; trigger functions upgraded to check the write fence"
-			}
-			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: already captured%s\n", i+1, len(specs), name, note)
-			continue
-		}
-		if ok && !same {
-			// The table was re-created or its key changed: its old delta table cannot be reused.
-			s.OldDelta = r.DeltaTable
-		}
-		s.Present = map[string]bool{}
-		for _, n := range append(captureTriggerNames(opt.Schema), TruncateTriggerName(opt.Schema)) {
-			s.Present[n] = trig[trigKey{s.Relid, n}]
-		}
-		s.ChildHasTruncate = make([]bool, len(s.Children))
-		for j := range s.Children {
-			s.ChildHasTruncate[j] = trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}]
-		}
-		sql := installSQL(opt.Schema, s.tableSpec, opt.LockTimeout)
-		if err := runTable(ctx, conn, opt.DryRun, opt.Progress, name, sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
-			return nil, err
-		}
-		res.Installed = append(res.Installed, name)
-		if s.EnableOnly && len(s.Children) > 0 {
-			fmt.Fprintf(opt.Progress, "pgtrig: warning: %s: %s; install as a superuser to cover them\n", name, clonedOriginNote(ver))
-		}
-		if opt.DryRun == nil {
-			how := fmt.Sprintf("key %s, %s", strings.Join(s.KeyColumns, ", "), s.KeySource)
-			if s.Keyless {
-				how = "no key: " + KeylessSource
-			}
-			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: captured (%s)\n", i+1, len(specs), name, how)
-		}
 	}
 	if opt.DryRun != nil {
 		return res, nil
@@ -184,7 +86,253 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 	if res.Position, err = Position(ctx, conn, opt.Schema); err != nil {
 		return nil, err
 	}
+	if err := DriftFailure(opt.Schema, drifted); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// warnDeadlockTimeout warns when the lock timeout is not above deadlock_timeout: a plain
+// autovacuum yields to a waiting lock only when the deadlock check runs, after deadlock_timeout,
+// so a shorter lock timeout gives up first, every time.
+func warnDeadlockTimeout(ctx context.Context, conn *pgx.Conn, opt InstallOptions) {
+	var dltText string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('deadlock_timeout')").Scan(&dltText); err != nil {
+		return
+	}
+	var dlt time.Duration
+	var ms int64
+	if _, err := fmt.Sscanf(dltText, "%dms", &ms); err == nil {
+		dlt = time.Duration(ms) * time.Millisecond
+	} else if _, err := fmt.Sscanf(dltText, "%ds", &ms); err == nil {
+		dlt = time.Duration(ms) * time.Second
+	}
+	if dlt > 0 && opt.LockTimeout <= dlt {
+		fmt.Fprintf(opt.Progress, "pgtrig: warning: lock timeout %s is not above deadlock_timeout %s, so a running autovacuum is never cancelled in our favour; prefer --lock-timeout %s\n",
+			opt.LockTimeout, dltText, 2*dlt)
+	}
+}
+
+// installRun is what one Install knows before it installs its first table.
+type installRun struct {
+	specs    []plannedTable
+	ver      pgver.Version
+	reg      map[string]Captured
+	trig     map[trigKey]bool
+	unfenced []string
+	views    map[string]catalogView // the catalog's view of each registered table (drift.go)
+}
+
+// prepareInstall plans the tables, creates the capture schema and reads what is already installed.
+func prepareInstall(ctx context.Context, conn *pgx.Conn, opt *InstallOptions) (*installRun, error) {
+	in := &installRun{ver: pgver.Of(conn), reg: map[string]Captured{}, views: map[string]catalogView{}}
+	all, err := catalog.ListTables(ctx, conn, opt.Schema)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Filter, err = opt.Filter.Resolve(all); err != nil {
+		return nil, err
+	}
+	if in.specs, err = planInstall(ctx, conn, all, opt.Filter, in.ver); err != nil {
+		return nil, err
+	}
+	exists, err := SchemaExists(ctx, conn, opt.Schema)
+	if err != nil {
+		return nil, err
+	}
+	if opt.DryRun != nil {
+		fmt.Fprintf(opt.DryRun, "-- capture schema %s (no application table is locked)\nBEGIN;\n%sCOMMIT;\n", opt.Schema, BaseSQL(opt.Schema))
+	} else if err := EnsureSchema(ctx, conn, opt.Schema); err != nil {
+		return nil, cliutil.WithHint(cliutil.ExitFailure, err, "the installing role needs CREATE on the database (GRANT CREATE ON DATABASE ... TO ...)")
+	}
+	if exists || opt.DryRun == nil {
+		list, err := LoadRegistry(ctx, conn, opt.Schema)
+		if err != nil {
+			return nil, err
+		}
+		views, err := readCatalogViews(ctx, conn, opt.Schema, list)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range list {
+			in.reg[c.Table.Key()] = c
+			in.views[c.Table.Key()] = views[i]
+		}
+	}
+	if in.trig, err = existingTriggers(ctx, conn, opt.Schema); err != nil {
+		return nil, err
+	}
+	if in.unfenced, err = unfencedFunctions(ctx, conn, opt.Schema); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// installTable captures one table, or leaves its capture as it is, and returns the schema
+// changes that stop it from being (re-)captured without opt.Force.
+func (in *installRun) installTable(ctx context.Context, conn *pgx.Conn, opt InstallOptions, s plannedTable, label string, res *InstallResult) ([]Drift, error) {
+	name := s.Table.Key()
+	r, ok := in.reg[name]
+	same := ok && r.Relid == s.Relid && slices.Equal(r.KeyColumns, s.KeyColumns) && slices.Equal(r.KeyTypes, s.KeyTypes) && r.Keyless == s.Keyless
+	complete := same && in.trig[trigKey{s.Relid, TruncateTriggerName(opt.Schema)}]
+	for _, n := range s.triggerNames(opt.Schema) {
+		complete = complete && in.trig[trigKey{s.Relid, n}]
+	}
+	var drift []Drift
+	if ok {
+		drift = compareCapture(opt.Schema, r, in.views[name])
+	}
+	if complete && len(drift) == 0 {
+		if err := backfillRegistry(ctx, conn, opt, r); err != nil {
+			return nil, err
+		}
+		return nil, in.keepTable(ctx, conn, opt, s, label)
+	}
+	if ok {
+		drift, skip, err := in.reinstallTable(ctx, conn, opt, &s, r, same, label, drift)
+		if err != nil || skip {
+			return drift, err
+		}
+	}
+	s.Present = map[string]bool{}
+	for _, n := range append(captureTriggerNames(opt.Schema), TruncateTriggerName(opt.Schema)) {
+		s.Present[n] = in.trig[trigKey{s.Relid, n}]
+	}
+	s.ChildHasTruncate = make([]bool, len(s.Children))
+	for j := range s.Children {
+		s.ChildHasTruncate[j] = in.trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}]
+	}
+	sql := installSQL(opt.Schema, s.tableSpec, opt.LockTimeout)
+	if err := runTable(ctx, conn, opt.DryRun, opt.Progress, name, sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
+		return nil, err
+	}
+	res.Installed = append(res.Installed, name)
+	if s.EnableOnly && len(s.Children) > 0 {
+		fmt.Fprintf(opt.Progress, "pgtrig: warning: %s: %s; install as a superuser to cover them\n", name, clonedOriginNote(in.ver))
+	}
+	if opt.DryRun == nil {
+		how := fmt.Sprintf("key %s, %s", strings.Join(s.KeyColumns, ", "), s.KeySource)
+		if s.Keyless {
+			how = "no key: " + KeylessSource
+		}
+		fmt.Fprintf(opt.Progress, "pgtrig: %s: captured (%s)\n", label, how)
+	}
+	return nil, nil
+}
+
+// keepTable leaves a complete capture as it is: it adds the TRUNCATE trigger to partitions
+// created since (they get the row trigger by cloning, the TRUNCATE trigger only here) and
+// upgrades trigger functions made without the write fence check.
+func (in *installRun) keepTable(ctx context.Context, conn *pgx.Conn, opt InstallOptions, s plannedTable, label string) error {
+	name := s.Table.Key()
+	for j, c := range s.Children {
+		if in.trig[trigKey{s.ChildOIDs[j], TruncateTriggerName(opt.Schema)}] {
+			continue
+		}
+		sql := lockTimeoutSQL(opt.LockTimeout) + truncateTriggerSQL(opt.Schema, c, s.Table, s.Owner, false)
+		if err := runTable(ctx, conn, opt.DryRun, opt.Progress, c.Key(), sql, opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
+			return err
+		}
+		fmt.Fprintf(opt.Progress, "pgtrig: %s: truncate capture added to new partition %s\n", name, c.Key())
+	}
+	note := ""
+	if up, err := upgradeFence(ctx, conn, opt, s.tableSpec, in.unfenced); err != nil {
+		return err
+	} else if up {
+		note = "; trigger functions upgraded to check the write fence"
+	}
+	fmt.Fprintf(opt.Progress, "pgtrig: %s: already captured%s\n", label, note)
+	return nil
+}
+
+// reinstallTable decides about a registered table whose capture no longer fits it. Without
+// opt.Force, a schema change (drift) is returned, not repaired: the changes made under it were
+// not captured, so re-capturing alone would hide that the table must be copied again; and a key
+// change keeps the old capture (and the changes waiting under the old key, which pgdelta still
+// applies) unless the delta table is empty. skip says the table is left as it is; otherwise
+// s.OldDelta names the delta table to drop, if any.
+func (in *installRun) reinstallTable(ctx context.Context, conn *pgx.Conn, opt InstallOptions, s *plannedTable, r Captured, same bool,
+	label string, drift []Drift) (_ []Drift, skip bool, _ error) {
+	name := s.Table.Key()
+	waiting, err := waitingChanges(ctx, conn, opt.Schema, r)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(drift) > 0 && !opt.Force {
+		fmt.Fprintf(opt.Progress, "pgtrig: %s: not re-captured: %s\n", label, drift[0].Detail)
+		return drift, true, nil
+	}
+	if !same && r.Relid == s.Relid && waiting > 0 && !opt.Force {
+		// Only the key changed, and the old capture still records every change under the old key.
+		fmt.Fprintf(opt.Progress, "pgtrig: warning: %s: key is now %s (%s) but stays %s for capture: %d change(s) recorded under it "+
+			"are not applied yet; to capture by the new key, catch up first (pgdelta sync, which prunes) and re-run, "+
+			"or re-run with --force and copy the table again\n", label, strings.Join(s.KeyColumns, ", "), s.KeySource, strings.Join(r.KeyColumns, ", "), waiting)
+		return nil, true, nil
+	}
+	if r.DeltaTable != DeltaName(s.Relid) || !same {
+		s.OldDelta = r.DeltaTable // the table was re-created or its key changed: its old delta table cannot be reused
+	}
+	if waiting > 0 || len(drift) > 0 {
+		fmt.Fprintf(opt.Progress, "pgtrig: %s: re-captured with --force, %d change(s) not yet applied dropped: copy it again "+
+			"(pgcopyout --source SOURCE -t %s | pgcopyin --target TARGET --truncate) and re-run pgdelta\n", label, waiting, name)
+	}
+	return nil, false, nil
+}
+
+// forgetDropped deals with the captured tables the filter selects that no longer exist: with
+// opt.Force it removes them from the registry, with their delta tables and trigger functions
+// (their triggers went with them); else it adds them to drifted.
+func (in *installRun) forgetDropped(ctx context.Context, conn *pgx.Conn, opt InstallOptions, drifted *[]Drift) error {
+	qs := ident.Quote(opt.Schema)
+	for _, name := range slices.Sorted(maps.Keys(in.reg)) {
+		r := in.reg[name]
+		if in.views[name].oid != 0 || !opt.Filter.MatchName(r.Table.Schema, r.Table.Name) {
+			continue
+		}
+		if !opt.Force {
+			*drifted = append(*drifted, compareCapture(opt.Schema, r, in.views[name])...)
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "DELETE FROM %s.capture_tables WHERE table_name = %s;\nDROP TABLE IF EXISTS %s.%s;\n", qs, ident.Literal(name), qs, ident.Quote(r.DeltaTable))
+		for _, suf := range []string{"", "_i", "_u", "_d", "_k"} {
+			fmt.Fprintf(&b, "DROP FUNCTION IF EXISTS %s.%s();\n", qs, ident.Quote(FuncName(r.Relid)+suf))
+		}
+		if err := runTable(ctx, conn, opt.DryRun, opt.Progress, name, lockTimeoutSQL(opt.LockTimeout)+b.String(), opt.LockTimeout, opt.Retries, opt.RetryBase); err != nil {
+			return err
+		}
+		fmt.Fprintf(opt.Progress, "pgtrig: %s: dropped since install: its capture is forgotten (--force)\n", name)
+	}
+	return nil
+}
+
+// waitingChanges counts the rows of r's delta table (changes not yet pruned, so perhaps not
+// yet applied), up to a million; 0 when the delta table is gone.
+func waitingChanges(ctx context.Context, conn *pgx.Conn, schema string, r Captured) (int64, error) {
+	d := ident.Quote(schema) + "." + ident.Quote(r.DeltaTable)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", d).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+d+" LIMIT 1000000) x").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count changes waiting for %s: %w", r.Table.Key(), err)
+	}
+	return n, nil
+}
+
+// backfillRegistry records the columns and partitions of a table captured by a release that did
+// not record them, so later schema changes show (drift.go).
+func backfillRegistry(ctx context.Context, conn *pgx.Conn, opt InstallOptions, r Captured) error {
+	if opt.DryRun != nil || (r.Columns != nil && r.Partitions != nil) {
+		return nil
+	}
+	_, err := conn.Exec(ctx, fmt.Sprintf("UPDATE %s.capture_tables SET columns = %s, partitions = %s WHERE table_name = $1",
+		ident.Quote(opt.Schema), columnsSQL("relid"), partitionsSQL("relid")), r.Table.Key())
+	if err != nil {
+		return fmt.Errorf("record columns of %s in the capture registry: %w", r.Table.Key(), err)
+	}
+	return nil
 }
 
 type plannedTable struct {

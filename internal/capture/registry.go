@@ -15,15 +15,21 @@ func LoadRegistry(ctx context.Context, q Querier, schema string) ([]Captured, er
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT table_name, relid, delta_table, key_columns, key_types, keyless,
-  installed_txid, installed_snapshot, installed_at FROM %s.capture_tables ORDER BY table_name`, ident.Quote(schema)))
+	// Columns added by later releases (keyless, columns, partitions) are read through to_jsonb, so
+	// a registry made before them (a migration in progress when pgferry was upgraded) still reads.
+	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT table_name, relid, delta_table, key_columns, key_types,
+  coalesce((to_jsonb(ct) ->> 'keyless')::boolean, false),
+  installed_txid, installed_snapshot, installed_at,
+  coalesce(to_jsonb(ct) -> 'columns', 'null'), coalesce(to_jsonb(ct) -> 'partitions', 'null')
+FROM %s.capture_tables ct ORDER BY table_name`, ident.Quote(schema)))
 	if err != nil {
 		return nil, fmt.Errorf("read capture registry %s.capture_tables: %w", schema, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Captured, error) {
 		var c Captured
 		var name string
-		if err := r.Scan(&name, &c.Relid, &c.DeltaTable, &c.KeyColumns, &c.KeyTypes, &c.Keyless, &c.InstalledTxid, &c.InstalledSnapshot, &c.InstalledAt); err != nil {
+		if err := r.Scan(&name, &c.Relid, &c.DeltaTable, &c.KeyColumns, &c.KeyTypes, &c.Keyless, &c.InstalledTxid, &c.InstalledSnapshot, &c.InstalledAt,
+			&c.Columns, &c.Partitions); err != nil {
 			return c, err
 		}
 		t, err := ident.ParseKey(name)

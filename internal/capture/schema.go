@@ -23,11 +23,16 @@ CREATE TABLE IF NOT EXISTS %[1]s.capture_tables (
   keyless            boolean NOT NULL DEFAULT false,
   installed_txid     bigint NOT NULL,
   installed_snapshot text NOT NULL,
-  installed_at       timestamptz NOT NULL DEFAULT now()
+  installed_at       timestamptz NOT NULL DEFAULT now(),
+  columns            text[],
+  partitions         text[]
 );
-DO $pgferry$ BEGIN -- added in a later release; ALTER TABLE only when missing, as it locks the registry
+DO $pgferry$ BEGIN -- added in later releases; ALTER TABLE only when missing, as it locks the registry
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = %[3]s::pg_catalog.regclass AND attname = 'keyless') THEN
     ALTER TABLE %[1]s.capture_tables ADD COLUMN keyless boolean NOT NULL DEFAULT false;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = %[3]s::pg_catalog.regclass AND attname = 'columns') THEN
+    ALTER TABLE %[1]s.capture_tables ADD COLUMN columns text[], ADD COLUMN partitions text[];
   END IF;
 END $pgferry$;
 CREATE TABLE IF NOT EXISTS %[1]s.truncates (
@@ -99,6 +104,15 @@ func SchemaExists(ctx context.Context, q Querier, schema string) (bool, error) {
 // tables with statement-level capture carry TriggerName+"_ins", "_upd", "_del" and the row
 // trigger "_key" (old keys of rows whose key changed) instead.
 func TriggerName(schema string) string { return limitName(schema + sufRow) }
+
+// TriggerNames are the names of every trigger capture may create on a table with the capture
+// schema schema: either design's, and the TRUNCATE trigger.
+func TriggerNames(schema string) []string {
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	return append(captureTriggerNames(schema), TruncateTriggerName(schema))
+}
 
 // TruncateTriggerName is the name of the statement trigger that records TRUNCATE.
 func TruncateTriggerName(schema string) string { return limitName(schema + "_truncate") }

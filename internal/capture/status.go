@@ -15,17 +15,17 @@ import (
 type TableStatus struct {
 	Table          string    `json:"table"`
 	DeltaTable     string    `json:"delta_table"`
-	Key            []string  `json:"key"`
+	Key            []string  `json:"key_columns"`
 	Rows           int64     `json:"rows_waiting"`
 	OldestTxid     *int64    `json:"oldest_txid"`     // txid of the oldest waiting change, null when none waits
 	OldestAge      int64     `json:"oldest_age_xids"` // transactions since then
 	Bytes          int64     `json:"bytes"`           // delta table with its index
 	InstalledAt    time.Time `json:"installed_at"`
-	TriggerMissing bool      `json:"trigger_missing,omitempty"` // the row trigger was dropped: re-run install
-	TableMissing   bool      `json:"table_missing,omitempty"`   // the table was dropped or re-created
+	TriggerMissing bool      `json:"trigger_missing"` // the row trigger was dropped: re-run install
+	TableMissing   bool      `json:"table_missing"`   // the table was dropped or re-created
 	// PartitionsWithoutTruncate counts partitions created since install: their rows are
 	// captured, but a TRUNCATE naming them is not until install is run again.
-	PartitionsWithoutTruncate int `json:"partitions_without_truncate_trigger,omitempty"`
+	PartitionsWithoutTruncate int `json:"partitions_without_truncate_trigger"`
 }
 
 // Status is the capture state of the source.
@@ -39,6 +39,8 @@ type Status struct {
 	Bytes       int64         `json:"bytes"`
 	Truncates   int64         `json:"truncates"`
 	LastMark    string        `json:"last_mark,omitempty"`
+	// Drifts are the schema changes capture cannot follow (drift.go), one per table and change.
+	Drifts []Drift `json:"schema_changes"`
 }
 
 // GetStatus reads the capture state: tables captured, rows waiting, oldest waiting change, sizes.
@@ -60,6 +62,12 @@ func GetStatus(ctx context.Context, conn *pgx.Conn, schema string) (*Status, err
 	}
 	if st.Position, err = Position(ctx, conn, schema); err != nil {
 		return nil, err
+	}
+	if st.Drifts, err = DetectDrift(ctx, conn, schema); err != nil {
+		return nil, err
+	}
+	if st.Drifts == nil {
+		st.Drifts = []Drift{}
 	}
 	qs := ident.Quote(schema)
 	for _, c := range reg {

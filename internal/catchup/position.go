@@ -109,7 +109,7 @@ func ForkPosition(ctx context.Context, fork *pgx.Conn, captureSchema string) (Po
 // OrDefault is the schema name s, or pgferry's default when s is empty.
 func OrDefault(s string) string {
 	if s == "" {
-		return "pgferry"
+		return state.DefaultSchema
 	}
 	return s
 }

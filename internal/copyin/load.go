@@ -95,10 +95,11 @@ func (l *loader) closeConns() {
 	l.conns = nil
 }
 
-// chunkDone updates progress once a chunk committed.
-func (l *loader) chunkDone(ti int, rows int64) {
+// chunkDone updates progress once a chunk committed: the rows and bytes counted as loading
+// (fedRows, fedBytes) become committed rows.
+func (l *loader) chunkDone(ti int, rows, fedRows, fedBytes int64) {
 	name := l.h.Tables[ti].Name
-	l.prog.Add(name, rows, 0)
+	l.prog.Settle(name, fedRows, fedBytes, rows, fedBytes)
 	l.prog.End(name)
 	l.mu.Lock()
 	l.remaining[ti]--
@@ -116,7 +117,7 @@ func (l *loader) chunkDone(ti int, rows int64) {
 type frameSource struct {
 	ctx    context.Context
 	next   func() (*stream.Frame, error)
-	onData func(n int)
+	onData func(data []byte) // called with each data frame as it is fed to COPY
 
 	mu      sync.Mutex
 	closed  bool
@@ -171,7 +172,7 @@ func (s *frameSource) Read(p []byte) (int, error) {
 		s.cur, s.rest = f, f.Data
 		s.bytes += int64(len(f.Data))
 		if s.onData != nil {
-			s.onData(len(f.Data))
+			s.onData(f.Data)
 		}
 	}
 	n := copy(p, s.rest)
@@ -214,12 +215,13 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 	t := l.targets[ti]
 	name := t.name
 	l.prog.Begin(name)
-	src := &frameSource{ctx: ctx, next: next, onData: func(n int) { l.prog.Add(name, 0, int64(n)) }}
+	rc := progress.NewRowCounter(t.binary) // rows in flight, shown before the chunk commits
+	src := &frameSource{ctx: ctx, next: next, onData: func(b []byte) { l.prog.Loading(name, rc.Count(b), int64(len(b))) }}
 	defer func() {
 		src.close()
 		if err != nil {
 			_, fed, _ := src.result()
-			l.prog.Undo(name, 0, fed)
+			l.prog.Loading(name, -rc.Total(), -fed)
 			l.prog.End(name)
 		}
 	}()
@@ -267,7 +269,9 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 	if err := tx.Commit(ctx); err != nil {
 		return &errChunk{name, id, fmt.Errorf("commit: %w", err)}
 	}
-	l.chunkDone(ti, summary.Rows)
+	_, fed, _ := src.result()
+	src.close() // no more onData: rc is settled
+	l.chunkDone(ti, summary.Rows, rc.Total(), fed)
 	return nil
 }
 
@@ -465,7 +469,7 @@ func (l *loader) loadDirChunk(ctx context.Context, d *stream.Dir, c stream.DirCh
 			if ok, err := l.recorded(ctx, c); err != nil {
 				return err
 			} else if ok {
-				l.chunkDone(c.Table, 0)
+				l.chunkDone(c.Table, 0, 0, 0)
 				return nil
 			}
 		}

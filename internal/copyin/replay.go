@@ -89,15 +89,18 @@ func (l *loader) loadStreamChunk(ctx context.Context, ti, id int, next func() (*
 			if ok, err := l.recorded(ctx, stream.DirChunk{Name: name, Table: ti, Chunk: id}); err != nil {
 				return err
 			} else if ok {
-				l.chunkDone(ti, 0)
+				l.chunkDone(ti, 0, 0, 0)
 				return nil
 			}
 		}
 		err := l.loadChunk(ctx, ti, id, r.source())
 		if err != nil && r.overflowed() && retry.Transient(err) && ctx.Err() == nil {
-			// %v, not %w: the error must not look transient to the retry loop.
-			return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("lost the target connection in %s chunk %d after more than --retry-buffer (%d bytes) of it was read from the stream: %v", name, id, l.cfg.RetryBuffer, err),
-				"a stream cannot be replayed past --retry-buffer: re-run the whole pipeline (pgcopyout --target ... | pgcopyin); loaded chunks are kept and skipped")
+			// Permanent: the error must not look transient to the retry loop (its text may say
+			// "connection reset").
+			return retry.Permanent(cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("lost the target connection in %s chunk %d after more than --retry-buffer (%d bytes) of it was read from the stream: %v", name, id, l.cfg.RetryBuffer, err),
+				fmt.Sprintf("a stream cannot be replayed past --retry-buffer: re-run the copy with --target: 'pgcopyout --target TARGET ... | pgcopyin --target TARGET ...' "+
+					"(re-running scripts/migrate.sh does this): the chunks already committed are skipped and chunk %d of %s is loaded again whole; "+
+					"so that a lost connection costs only a retry, raise --retry-buffer above the chunk's size or lower pgcopyout's --split-size", id, name)))
 		}
 		return err
 	})

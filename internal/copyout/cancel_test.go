@@ -79,7 +79,7 @@ func TestPerChunkReleasesSnapshot(t *testing.T) {
 	db := pgtest.Source(t)
 	db.Exec(t, fixture(db))
 	cfg := baseConfig(db.URL)
-	db.Exec(t, registerAll)
+	registerAll(t, db)
 	cfg.SnapshotMode, cfg.Jobs = SnapshotPerChunk, 1
 	cfg.Filter.Tables = []string{`"App Data"."Order Items"`}
 	var mu sync.Mutex

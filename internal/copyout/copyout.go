@@ -21,7 +21,9 @@ outlives its chunk. Tables bigger than --split-size are cut into chunks of about
 copy stream for pgcopyin; its header records the snapshot's position for pgdelta's catch-up.
 
 Unless --one-off, every copied table must already be captured (pgtrig install) before the
-snapshot is taken; pgcopyout checks this inside the snapshot and refuses otherwise.
+snapshot is taken; pgcopyout checks this inside the snapshot and refuses otherwise. Before each
+chunk it checks the table's capture still holds (not re-created, same columns, capture triggers
+enabled), else stops with exit 3 naming the table and the repair (docs/runbook.md).
 
 The header names the source database (system identifier, database oid), so pgcopyin refuses to
 load the stream back into it; with --target, pgcopyout refuses that itself.

@@ -12,9 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/pgver"
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/retry"
 	"github.com/pgferry/pgferry/internal/stream"
@@ -113,62 +116,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer coord.release(context.Background())
 
-	tables, err := selectTables(ctx, conn, cfg.Filter, cfg.CaptureSchema, cfg.StateSchema)
+	var tables []*catalog.Table
+	var plans []*TablePlan
+	textOnly := map[string]bool{}
+	err = inSnapshot(ctx, cfg.Source, coord.snapshotID, func(pc *pgx.Conn) error {
+		var err error
+		tables, plans, textOnly, err = planCopy(ctx, cfg, pc, coord.version, stderr)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	if !cfg.OneOff {
-		if err := checkCapture(ctx, conn, cfg.CaptureSchema, tables); err != nil {
-			return err
-		}
-	}
-	var ts *targetState
-	if cfg.Target != "" {
-		if ts, err = readTargetState(ctx, cfg.Target, cfg.StateSchema); err != nil {
-			return err
-		}
-	}
-	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: !coord.version.TIDRangeScan(),
-		SplitBy: cfg.SplitBy, CtidOK: cfg.SnapshotMode == SnapshotShared}
-	plans := make([]*TablePlan, 0, len(tables))
-	for _, t := range tables {
-		var tp *TablePlan
-		if ts != nil && len(ts.plans[t.Key()]) > 0 {
-			tp = &TablePlan{Table: t} // the target's plan is reused as is
-		} else if tp, err = planner.Plan(ctx, conn, t); err != nil {
-			return err
-		}
-		if ts != nil {
-			restart, err := ts.apply(tp)
-			if err != nil {
-				return err
-			}
-			if restart {
-				if tp, err = planner.Plan(ctx, conn, t); err != nil {
-					return err
-				}
-				tp.Restart = true
-				fmt.Fprintf(stderr, "pgcopyout: table %s was split by ctid ranges and is only partly on the target: it is copied again whole (pgcopyin empties it first)\n", t.Key())
-			}
-		}
-		plans = append(plans, tp)
-	}
-
-	textOnly := map[string]bool{}
-	if cfg.Format != FormatText {
-		if textOnly, err = catalog.TextOnlyTables(ctx, conn, tables); err != nil {
-			return err
-		}
-		if cfg.Format == FormatBinary && len(textOnly) > 0 {
-			var names []string
-			for n := range textOnly {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			return cliutil.WithHint(cliutil.ExitUsage,
-				fmt.Errorf("--format binary: %d table(s) have columns binary COPY cannot carry between servers (composite, array, extension or reg* types): %s", len(names), strings.Join(names, ", ")),
-				"use --format auto (those tables go as text) or exclude them")
-		}
 	}
 	h := &stream.Header{
 		ServerVersion: coord.serverVersion, Position: coord.position, SnapshotMode: cfg.SnapshotMode,
@@ -241,29 +198,25 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			sharedLeft.Add(1)
 		}
 	}
-	var relMu sync.Mutex
-	release := func() {
-		relMu.Lock()
-		defer relMu.Unlock()
-		coord.release(ctx)
-	}
-	if cfg.SnapshotMode == SnapshotPerChunk && sharedLeft.Load() == 0 {
-		release()
-	}
-
 	pol := retry.Default
 	if cfg.Retry != nil {
 		pol = *cfg.Retry
 	}
-	cp := &copier{stderr: stderr, source: cfg.Source, snapshotID: coord.snapshotID, codec: codec, out: out, prog: prog, frameSize: cfg.FrameSize, retry: pol, netTimeout: cfg.NetTimeout,
+	shared := &sharedSnapshot{coord: coord, url: cfg.Source, oneOff: cfg.OneOff, schema: cfg.CaptureSchema, tables: tables,
+		stderr: stderr, retry: pol, ctidSnap: map[string]string{}}
+	defer shared.release(context.Background())
+	cp := &copier{stderr: stderr, source: cfg.Source, shared: shared, codec: codec, out: out, prog: prog, frameSize: cfg.FrameSize, retry: pol, netTimeout: cfg.NetTimeout,
 		hold: int(min(cfg.RetryBuffer, 1<<40))}
 	cp.chunkDone = func(j *job) {
 		if left[j.tp.Key()].Add(-1) == 0 {
 			prog.TableDone(j.tp.Key())
 		}
 		if j.shared && sharedLeft.Add(-1) == 0 && cfg.SnapshotMode == SnapshotPerChunk {
-			release()
+			shared.release(ctx)
 		}
+	}
+	if cfg.SnapshotMode == SnapshotPerChunk && sharedLeft.Load() == 0 {
+		shared.release(ctx)
 	}
 	prog.Start()
 	err = runWorkers(ctx, cp, jobs, cfg.Jobs)
@@ -328,4 +281,74 @@ func autoCodec(outDir string, stdout io.Writer) string {
 		}
 	}
 	return "lz4"
+}
+
+// planCopy selects the tables, checks capture (invariant 1), plans the chunks (reusing the
+// target's plan when resuming) and finds the tables binary COPY cannot carry, all on conn,
+// inside the copy's snapshot.
+func planCopy(ctx context.Context, cfg Config, conn *pgx.Conn, v pgver.Version, stderr io.Writer) ([]*catalog.Table, []*TablePlan, map[string]bool, error) {
+	tables, err := selectTables(ctx, conn, cfg.Filter, cfg.CaptureSchema, cfg.StateSchema)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !cfg.OneOff {
+		if err := checkCapture(ctx, conn, cfg.CaptureSchema, tables); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	var ts *targetState
+	if cfg.OutDir != "" && !cfg.PlanOnly {
+		// resuming an interrupted dump: its plan and its chunk files, whatever the target holds
+		// (pgcopyin -i skips the chunks the target has)
+		if ts, err = dirState(cfg.OutDir, stderr); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if ts == nil && cfg.Target != "" {
+		if ts, err = readTargetState(ctx, cfg.Target, cfg.StateSchema); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	planner := Planner{SplitSize: cfg.SplitSize, Jobs: cfg.Jobs, NoTIDRangeScan: !v.TIDRangeScan(),
+		SplitBy: cfg.SplitBy, CtidOK: cfg.SnapshotMode == SnapshotShared}
+	plans := make([]*TablePlan, 0, len(tables))
+	for _, t := range tables {
+		var tp *TablePlan
+		if ts != nil && len(ts.plans[t.Key()]) > 0 {
+			tp = &TablePlan{Table: t} // the target's plan is reused as is
+		} else if tp, err = planner.Plan(ctx, conn, t); err != nil {
+			return nil, nil, nil, err
+		}
+		if ts != nil {
+			restart, err := ts.apply(tp)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if restart {
+				if tp, err = planner.Plan(ctx, conn, t); err != nil {
+					return nil, nil, nil, err
+				}
+				tp.Restart = true
+				fmt.Fprintf(stderr, "pgcopyout: table %s was split by ctid ranges and is only partly on the target: it is copied again whole (pgcopyin empties it first)\n", t.Key())
+			}
+		}
+		plans = append(plans, tp)
+	}
+	textOnly := map[string]bool{}
+	if cfg.Format != FormatText {
+		if textOnly, err = catalog.TextOnlyTables(ctx, conn, tables); err != nil {
+			return nil, nil, nil, err
+		}
+		if cfg.Format == FormatBinary && len(textOnly) > 0 {
+			var names []string
+			for n := range textOnly {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return nil, nil, nil, cliutil.WithHint(cliutil.ExitUsage,
+				fmt.Errorf("--format binary: %d table(s) have columns binary COPY cannot carry between servers (composite, array, extension or reg* types): %s", len(names), strings.Join(names, ", ")),
+				"use --format auto (those tables go as text) or exclude them")
+		}
+	}
+	return tables, plans, textOnly, nil
 }

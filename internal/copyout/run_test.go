@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/capture"
+	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/pgtest"
@@ -51,11 +53,6 @@ INSERT INTO ul SELECT generate_series(1, 50);
 CREATE TABLE heap(a int, b text);
 INSERT INTO heap SELECT i, repeat('h', 50) FROM generate_series(1, 8000) i;
 CREATE TABLE empty(id int PRIMARY KEY);
-CREATE SCHEMA pgferry;
-CREATE TABLE pgferry.capture_tables(table_name text PRIMARY KEY, relid oid NOT NULL, delta_table text NOT NULL,
-  key_columns text[] NOT NULL, key_types text[] NOT NULL, installed_txid bigint NOT NULL, installed_snapshot text NOT NULL,
-  installed_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE pgferry.d_1(id int, txid bigint);
 CREATE SCHEMA st;
 CREATE TABLE st.copy_chunks(x int);
 ANALYZE;
@@ -63,10 +60,16 @@ ANALYZE;
 
 var fixtureTables = []string{"App Data.Order Items", "public.child", "public.empty", "public.ev_2024", "public.ev_2025", "public.heap", "public.parent", "public.ul"}
 
-// registerAll registers every fixture table in capture_tables, as pgtrig install would.
-const registerAll = `INSERT INTO pgferry.capture_tables(table_name, relid, delta_table, key_columns, key_types, installed_txid, installed_snapshot)
-SELECT n, 0, 'd_1', '{}', '{}', txid_current(), txid_current_snapshot()::text
-FROM unnest(ARRAY['App Data.Order Items', 'public.child', 'public.empty', 'public.ev', 'public.heap', 'public.parent', 'public.ul']) n`
+// registerAll installs capture of every fixture table (pgtrig install's engine), so the copy's
+// capture checks find them registered.
+func registerAll(t *testing.T, db *pgtest.DB) {
+	t.Helper()
+	conn := connect(t, db.URL)
+	f := catalog.Filter{Tables: []string{`"App Data"."Order Items"`, "public.child", "public.empty", "public.ev", "public.heap", "public.parent", "public.ul"}}
+	if _, err := capture.Install(context.Background(), conn, capture.InstallOptions{Filter: f}); err != nil {
+		t.Fatalf("install capture: %v", err)
+	}
+}
 
 // copied is a stream read back.
 type copied struct {
@@ -160,7 +163,7 @@ var positionRE = regexp.MustCompile(`^\d+:\d+:(\d+(,\d+)*)?$`)
 func TestRunCopiesEverySelectedTable(t *testing.T) {
 	db := pgtest.Source(t)
 	db.Exec(t, fixture(db))
-	db.Exec(t, registerAll)
+	registerAll(t, db)
 	conn := connect(t, db.URL)
 	for _, mode := range []string{SnapshotShared, SnapshotPerChunk} {
 		for _, codec := range []string{"lz4", "none", "zstd:3", "gzip"} {
@@ -282,7 +285,7 @@ func TestInvariantOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Exec(t, registerAll)
+	registerAll(t, db)
 	tables, err := selectTables(ctx, conn, cfg.Filter, "pgferry", "st")
 	if err != nil {
 		t.Fatal(err)

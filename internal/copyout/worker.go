@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/capture"
+	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/retry"
 	"github.com/pgferry/pgferry/internal/stream"
@@ -29,7 +31,7 @@ type job struct {
 type copier struct {
 	stderr     io.Writer
 	source     string
-	snapshotID string
+	shared     *sharedSnapshot
 	codec      stream.Codec
 	out        stream.FrameWriter
 	prog       *progress.Reporter
@@ -77,7 +79,7 @@ func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
 					conn = nil
 				}
 				if written {
-					return &partialError{table: j.tp.Key(), chunk: j.c.ID, err: err}
+					return retry.Permanent(&partialError{table: j.tp.Key(), chunk: j.c.ID, err: err})
 				}
 			}
 			return err
@@ -88,7 +90,8 @@ func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
 			}
 			var pe *partialError
 			if errors.As(err, &pe) {
-				return err
+				pe.est, pe.buffer = j.c.EstBytes, int64(cp.hold)
+				return cliutil.WithHint(cliutil.ExitFailure, pe, pe.hint())
 			}
 			return fmt.Errorf("copy table %s chunk %d: %w", j.tp.Key(), j.c.ID, err)
 		}
@@ -101,30 +104,40 @@ func (cp *copier) worker(ctx context.Context, jobs <-chan *job) error {
 var testHook func(point string, conn *pgx.Conn, j *job)
 
 // partialError is a failure after some of a chunk's frames were written: the chunk cannot be redone
-// within this stream. It does not unwrap, so it is never retried.
+// within this stream, so it is marked retry.Permanent (its message may well say "connection reset").
 type partialError struct {
-	table string
-	chunk int
-	err   error
+	table       string
+	chunk       int
+	err         error
+	est, buffer int64 // the chunk's estimated size, --retry-buffer
 }
 
 func (e *partialError) Error() string {
-	return fmt.Sprintf("copy table %s chunk %d: failed after part of it was streamed: %v; "+
-		"re-run pgcopyout with --target (chunks pgcopyin already committed are skipped)", e.table, e.chunk, e.err)
+	return fmt.Sprintf("copy table %s chunk %d: failed after part of it was streamed (more than --retry-buffer, %s, so it cannot be read again within this stream): %v",
+		e.table, e.chunk, progress.Bytes(e.buffer), e.err)
+}
+
+// hint says what to re-run, and how to make the next such loss cost only a retry.
+func (e *partialError) hint() string {
+	return fmt.Sprintf("re-run the copy with --target: 'pgcopyout --target TARGET ... | pgcopyin --target TARGET ...' "+
+		"(re-running scripts/migrate.sh does this): the chunks pgcopyin committed are skipped and chunk %d of %s is read again whole; "+
+		"so that a lost connection costs only a retry, raise --retry-buffer above the chunk's size (about %s) or lower --split-size",
+		e.chunk, e.table, progress.Bytes(e.est))
 }
 
 // copyChunk reads one chunk in its own transaction and writes its frames and end frame.
 func (cp *copier) copyChunk(ctx context.Context, conn *pgx.Conn, j *job, written *bool) error {
-	id := ""
-	if j.shared {
-		id = cp.snapshotID
-	}
-	snap, err := beginChunkTx(ctx, conn, id)
+	id, snap, err := cp.beginChunk(ctx, conn, j)
 	if err != nil {
 		return err
 	}
 	if testHook != nil {
 		testHook("begin", conn, j)
+	}
+	if !cp.shared.oneOff { // the table's capture still holds, as this chunk's snapshot sees it
+		if err := capture.CheckCopied(ctx, conn, cp.shared.schema, captureName(j.tp.Table)); err != nil {
+			return err
+		}
 	}
 	name := j.tp.Key()
 	cp.prog.Begin(name)
@@ -144,12 +157,41 @@ func (cp *copier) copyChunk(ctx context.Context, conn *pgx.Conn, j *job, written
 	if err := fc.release(); err != nil {
 		return err
 	}
+	if j.shared {
+		if err := cp.shared.checkCtid(j, id, true); err != nil {
+			return err
+		}
+	}
 	// The chunk's data is complete; its read-only transaction has nothing to commit.
 	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
 		conn.Close(context.Background())
 	}
 	*written = true
 	return cp.out.EndChunk(j.ti, j.c.ID, stream.ChunkSummary{Rows: fc.rows, Bytes: fc.bytes, Frames: int64(fc.seq), Snapshot: snap})
+}
+
+// beginChunk opens j's transaction and returns the exported snapshot it imported (shared chunks;
+// a lost one is renewed first) and the snapshot it reads under.
+func (cp *copier) beginChunk(ctx context.Context, conn *pgx.Conn, j *job) (id, snap string, err error) {
+	if !j.shared {
+		snap, err = beginChunkTx(ctx, conn, "")
+		return "", snap, err
+	}
+	id = cp.shared.current()
+	snap, err = beginChunkTx(ctx, conn, id)
+	if errors.Is(err, errSnapshotLost) {
+		if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+			return "", "", rerr
+		}
+		if id, err = cp.shared.renew(ctx, id); err != nil {
+			return "", "", err
+		}
+		snap, err = beginChunkTx(ctx, conn, id)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return id, snap, cp.shared.checkCtid(j, id, false)
 }
 
 // frameCutter receives COPY data from pgx (text, or binary when bin is set) and cuts it into

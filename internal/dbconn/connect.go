@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/pgver"
+	"github.com/pgferry/pgferry/internal/retry"
 )
 
 // PinnedSettings are the session settings every pgferry session starts with: those under which
@@ -109,19 +110,30 @@ func ParseConfig(connString string, opt Options) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
+// connectRetry retries opening a connection that was reset or refused (a proxy dropping it, a
+// server restarting) for a few seconds; an authentication failure is never retried.
+var connectRetry = retry.Policy{Attempts: 4, Base: 250 * time.Millisecond, Max: 2 * time.Second}
+
 // Connect opens one connection; failures are usage/connection errors (exit 2) with a hint.
 func Connect(ctx context.Context, connString string, r Role, opt Options) (*pgx.Conn, error) {
 	cfg, err := ParseConfig(connString, opt)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	var conn *pgx.Conn
+	err = connectRetry.Do(ctx, func(ctx context.Context) error {
+		conn, err = pgx.ConnectConfig(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("connect to %s: %w", r, redactErr(dropTLSRefusal(err))),
-			fmt.Sprintf("check --%s (or %s) and that the server is reachable", r, r.EnvVar()))
+		hint := fmt.Sprintf("check --%s (or %s) and that the server is reachable", r, r.EnvVar())
+		if retry.AuthFailure(err) { // not retried: after a restart that rotated the credentials
+			hint = fmt.Sprintf("the server refused the credentials (a restart may have rotated them): re-run with the new URL in --%s (or %s); what was done so far is kept and the re-run resumes", r, r.EnvVar())
+		}
+		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("connect to %s: %w", r, redactErr(dropTLSRefusal(err))), hint)
 	}
 	return conn, nil
 }

@@ -31,7 +31,7 @@ The same through a pipe, e.g. across machines:
      | pv -l | pgdelta apply --target "$DST"`,
 		Commands: []*cli.Command{
 			streamCommand(), applyCommand(), syncCommand(), positionCommand(),
-			statusCommand(), pruneCommand(), sequencesCommand(), targetsCommand(),
+			statusCommand(), pruneCommand(), sequencesCommand(), targetsCommand(), loSyncCommand(),
 		},
 	}
 	return cliutil.RunApp(app, args)

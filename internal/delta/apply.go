@@ -98,7 +98,20 @@ type stage struct {
 	onServer  bool // rows already copied in this transaction
 	truncated bool
 	touched   bool
+	// A table of 1,600 columns leaves no room for the flag column (wide): its present rows are
+	// staged without it (flagless) and its deletes apart, by their key alone (keysOnly).
+	flagless, keysOnly bool
+	idx                []int // the indexes of the table's columns the stage holds
 }
+
+// maxColumns is the most columns PostgreSQL allows in a table, a staging table included.
+const maxColumns = 1600
+
+// wide reports whether the table leaves no room for a staging table's extra column.
+func (t *targetTable) wide() bool { return len(t.cols) >= maxColumns }
+
+// keysSuffix names the stage of a wide table's deletes.
+const keysSuffix = "\x00keys"
 
 // Staging limits: a table's COPY buffer is sent at stageFlush bytes, all of them at totalFlush.
 const (
@@ -215,27 +228,60 @@ func stageKey(table string, rows bool) string {
 	return table
 }
 
-func (a *Applier) stageFor(ctx context.Context, t *targetTable, rows bool) (*stage, error) {
-	if o := a.stages[stageKey(t.name, !rows)]; o != nil && o.touched {
-		return nil, &DriftError{Table: t.name, Err: errors.New("one batch has both rows records and upserts or deletes for it")}
+func (a *Applier) stageFor(ctx context.Context, t *targetTable, rows, present bool) (*stage, error) {
+	others := []string{stageKey(t.name, !rows)}
+	if rows {
+		others = append(others, stageKey(t.name, false)+keysSuffix)
 	}
-	s := a.stages[stageKey(t.name, rows)]
+	for _, k := range others {
+		if o := a.stages[k]; o != nil && o.touched {
+			return nil, &DriftError{Table: t.name, Err: errors.New("one batch has both rows records and upserts or deletes for it")}
+		}
+	}
+	if rows && t.wide() {
+		return nil, &DriftError{Table: t.name, Err: fmt.Errorf("a table of %d columns without a key cannot be staged (PostgreSQL allows %d columns); give it a primary key", len(t.cols), maxColumns)}
+	}
+	key := stageKey(t.name, rows)
+	wide := !rows && t.wide()
+	if wide && !present {
+		key += keysSuffix
+	}
+	s := a.stages[key]
 	if s == nil {
 		a.stageSeq++
-		s = &stage{t: t, rows: rows, temp: fmt.Sprintf("pgferry_stage_%d", a.stageSeq)}
-		q := fmt.Sprintf(`CREATE TEMP TABLE %s ON COMMIT DELETE ROWS AS SELECT %s, %s FROM %s WITH NO DATA`,
-			s.temp, ident.QuoteList(t.cols), s.extra(), t.plain)
+		s = &stage{t: t, rows: rows, temp: fmt.Sprintf("pgferry_stage_%d", a.stageSeq), flagless: wide, keysOnly: wide && !present}
+		s.idx = t.key
+		if !s.keysOnly {
+			s.idx = make([]int, len(t.cols))
+			for i := range s.idx {
+				s.idx[i] = i
+			}
+		}
+		sel := s.columns()
+		if !s.flagless {
+			sel += ", " + s.extra()
+		}
+		q := fmt.Sprintf(`CREATE TEMP TABLE %s ON COMMIT DELETE ROWS AS SELECT %s FROM %s WITH NO DATA`, s.temp, sel, t.plain)
 		if _, err := a.tx.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("create staging table for %s: %w", t.name, err)
 		}
 		s.created = true
-		a.stages[stageKey(t.name, rows)] = s
+		a.stages[key] = s
 	}
 	if !s.touched {
 		s.touched = true
 		a.order = append(a.order, s)
 	}
 	return s, nil
+}
+
+// columns lists the quoted names of the table's columns the stage holds.
+func (s *stage) columns() string {
+	names := make([]string, len(s.idx))
+	for i, c := range s.idx {
+		names[i] = ident.Quote(s.t.cols[c])
+	}
+	return strings.Join(names, ", ")
 }
 
 // extra is the staging table's last column: the row's presence, or its count.
@@ -281,7 +327,7 @@ func (a *Applier) SetRows(ctx context.Context, table string, cols []string, vals
 	if err != nil {
 		return err
 	}
-	return a.stageLine(ctx, t, true, m, vals, strconv.AppendInt(nil, count, 10))
+	return a.stageLine(ctx, t, true, true, m, vals, strconv.AppendInt(nil, count, 10))
 }
 
 // UpsertMap and DeleteMap take a decoded JSON object.
@@ -403,20 +449,21 @@ func (a *Applier) stageKeyed(ctx context.Context, t *targetTable, m []int, vals 
 	if present {
 		tail = []byte("t")
 	}
-	return a.stageLine(ctx, t, false, m, vals, tail)
+	return a.stageLine(ctx, t, false, present, m, vals, tail)
 }
 
-// stageLine adds one COPY line to the table's stage: the mapped values, then tail.
-func (a *Applier) stageLine(ctx context.Context, t *targetTable, rows bool, m []int, vals [][]byte, tail []byte) error {
+// stageLine adds one COPY line to the table's stage: the mapped values, then tail (unless the
+// stage has no flag column).
+func (a *Applier) stageLine(ctx context.Context, t *targetTable, rows, present bool, m []int, vals [][]byte, tail []byte) error {
 	if a.tx == nil {
 		return errors.New("row outside a batch (no begin record before it)")
 	}
-	s, err := a.stageFor(ctx, t, rows)
+	s, err := a.stageFor(ctx, t, rows, present)
 	if err != nil {
 		return err
 	}
 	before := s.buf.Len()
-	for i := range t.cols {
+	for _, i := range s.idx {
 		if m[i] < 0 || vals[m[i]] == nil {
 			s.buf.WriteString(`\N`)
 		} else {
@@ -424,7 +471,11 @@ func (a *Applier) stageLine(ctx context.Context, t *targetTable, rows bool, m []
 		}
 		s.buf.WriteByte('\t')
 	}
-	s.buf.Write(tail)
+	if s.flagless {
+		s.buf.Truncate(s.buf.Len() - 1) // the last tab
+	} else {
+		s.buf.Write(tail)
+	}
 	s.buf.WriteByte('\n')
 	a.rows++
 	a.buffered += s.buf.Len() - before
@@ -472,16 +523,16 @@ func (a *Applier) sendStage(ctx context.Context, s *stage) error {
 	if s.buf.Len() == 0 {
 		return nil
 	}
-	cols := make([]string, len(s.t.cols))
-	for i, c := range s.t.cols {
-		cols[i] = ident.Quote(c)
-	}
 	n := s.buf.Len()
-	last := "pgferry_present__"
-	if s.rows {
-		last = "pgferry_count__"
+	cols := s.columns()
+	switch {
+	case s.flagless:
+	case s.rows:
+		cols += ", pgferry_count__"
+	default:
+		cols += ", pgferry_present__"
 	}
-	_, err := a.tx.Conn().PgConn().CopyFrom(ctx, &s.buf, fmt.Sprintf("COPY pg_temp.%s (%s, %s) FROM STDIN", s.temp, strings.Join(cols, ", "), last))
+	_, err := a.tx.Conn().PgConn().CopyFrom(ctx, &s.buf, fmt.Sprintf("COPY pg_temp.%s (%s) FROM STDIN", s.temp, cols))
 	if err != nil {
 		return fmt.Errorf("stage rows of %s: %w", s.t.name, err)
 	}
@@ -500,8 +551,8 @@ func (a *Applier) Truncate(ctx context.Context, table string) error {
 	if err != nil {
 		return err
 	}
-	for _, rows := range []bool{false, true} {
-		if s := a.stages[stageKey(t.name, rows)]; s != nil && s.touched {
+	for _, k := range []string{stageKey(t.name, false), stageKey(t.name, false) + keysSuffix, stageKey(t.name, true)} {
+		if s := a.stages[k]; s != nil && s.touched {
 			a.buffered -= s.buf.Len()
 			s.buf.Reset()
 			if s.onServer {
@@ -524,8 +575,17 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 			return err
 		}
 	}
+	// Deletes staged apart (wide tables) go first: every key of a table is deleted before its
+	// rows are inserted, so a unique constraint never sees an intermediate state.
 	for _, s := range a.order {
-		if !s.onServer {
+		if s.onServer && s.keysOnly {
+			if err := a.deleteStaged(ctx, s); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range a.order {
+		if !s.onServer || s.keysOnly {
 			continue
 		}
 		if s.rows {
@@ -535,24 +595,34 @@ func (a *Applier) applyStaged(ctx context.Context) error {
 			continue
 		}
 		t := s.t
-		var on []string
-		for _, k := range t.key {
-			q := ident.Quote(t.cols[k])
-			on = append(on, "t."+q+" = s."+q)
+		if err := a.deleteStaged(ctx, s); err != nil {
+			return err
 		}
-		del := fmt.Sprintf("DELETE FROM %s t USING pg_temp.%s s WHERE %s", t.sql, s.temp, strings.Join(on, " AND "))
-		if _, err := a.tx.Exec(ctx, del); err != nil {
-			return fmt.Errorf("delete changed keys of %s: %w", t.name, err)
-		}
-		cols := make([]string, len(t.cols))
-		for i, c := range t.cols {
-			cols[i] = ident.Quote(c)
+		cols := s.columns()
+		where := " WHERE pgferry_present__"
+		if s.flagless {
+			where = ""
 		}
 		// OVERRIDING SYSTEM VALUE (10+, so every supported target) keeps the source's identity values.
-		ins := fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_temp.%s WHERE pgferry_present__", t.plain, strings.Join(cols, ", "), strings.Join(cols, ", "), s.temp)
+		ins := fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_temp.%s%s", t.plain, cols, cols, s.temp, where)
 		if _, err := a.tx.Exec(ctx, ins); err != nil {
 			return fmt.Errorf("insert changed rows of %s: %w", t.name, err)
 		}
+	}
+	return nil
+}
+
+// deleteStaged deletes the target's rows of every key staged in s.
+func (a *Applier) deleteStaged(ctx context.Context, s *stage) error {
+	t := s.t
+	var on []string
+	for _, k := range t.key {
+		q := ident.Quote(t.cols[k])
+		on = append(on, "t."+q+" = s."+q)
+	}
+	del := fmt.Sprintf("DELETE FROM %s t USING pg_temp.%s s WHERE %s", t.sql, s.temp, strings.Join(on, " AND "))
+	if _, err := a.tx.Exec(ctx, del); err != nil {
+		return fmt.Errorf("delete changed keys of %s: %w", t.name, err)
 	}
 	return nil
 }

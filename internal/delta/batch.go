@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgferry/pgferry/internal/capture"
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/ident"
@@ -33,6 +34,8 @@ type captured struct {
 	cols    []string // stored columns in attnum order
 	keyless bool     // no key: keyCols are every stored column, the delta holds whole rows
 	exact   []bool   // keyless: per column, NOT NULL with an identity = (sameRowSQL)
+	relid   uint32   // the table's oid
+	parted  bool     // a partitioned table: partitions may be attached with rows (attach.go)
 }
 
 // BatchResult describes a batch read.
@@ -70,6 +73,9 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	if s.Equal(p) {
 		return res, nil
 	}
+	if err := stopOnDrift(ctx, tx, orDefault(r.CaptureSchema)); err != nil {
+		return res, err
+	}
 	tables, err := r.registry(ctx, tx)
 	if err != nil {
 		return res, err
@@ -78,6 +84,10 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	rd := &batchRead{pc: tx.Conn().PgConn(), out: out,
 		args: [][]byte{[]byte(strconv.FormatUint(p.Xmin, 10)), []byte(strconv.FormatUint(s.Xmax, 10)), []byte(res.To), []byte(from)}}
 	truncated, err := rd.truncated(ctx, orDefault(r.CaptureSchema))
+	if err != nil {
+		return res, err
+	}
+	attached, err := rd.attachedRows(ctx, tables, truncated, p.Xmin)
 	if err != nil {
 		return res, err
 	}
@@ -91,6 +101,11 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	for _, t := range tables {
 		switch {
 		case truncated[t.name]:
+		case attached[t.name] != nil:
+			err = rd.reloadAttached(ctx, t, attached[t.name])
+			if err == nil {
+				err = rd.keyedChanges(ctx, t)
+			}
 		case t.keyless:
 			err = rd.keylessChanges(ctx, t)
 		default:
@@ -111,6 +126,16 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 		}
 	}
 	return res, tx.Commit(ctx)
+}
+
+// stopOnDrift returns the *capture.DriftError (exit 3) of a schema change the capture cannot
+// follow, as the batch's snapshot sees it, so the batch stops before anything is read.
+func stopOnDrift(ctx context.Context, tx pgx.Tx, captureSchema string) error {
+	drifts, err := capture.DetectDrift(ctx, tx, captureSchema)
+	if err != nil {
+		return err
+	}
+	return capture.DriftFailure(captureSchema, drifts)
 }
 
 // batchOut writes one batch to its sink: begin on the first record, flush points every maxBatch.
@@ -233,7 +258,7 @@ LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), string
 func (r *Reader) registry(ctx context.Context, tx pgx.Tx) ([]*captured, error) {
 	cs := ident.Quote(orDefault(r.CaptureSchema))
 	v := pgver.Of(tx.Conn())
-	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT ct.table_name, ct.delta_table, ct.key_columns, c.relkind::text,
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT ct.table_name, ct.delta_table, ct.key_columns, c.relkind::text, c.oid,
   EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS has_children,
   quote_ident(n.nspname) || '.' || quote_ident(c.relname),
   (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND %[1]s),
@@ -250,10 +275,11 @@ ORDER BY ct.table_name`, v.StoredColumn("a"), catalog.IdentitySQL(v, "a"), cs))
 		var t captured
 		var kind string
 		var children bool
-		if err := rows.Scan(&t.name, &t.delta, &t.keyCols, &kind, &children, &t.from, &t.cols, &t.keyless, &t.exact); err != nil {
+		if err := rows.Scan(&t.name, &t.delta, &t.keyCols, &kind, &t.relid, &children, &t.from, &t.cols, &t.keyless, &t.exact); err != nil {
 			return nil, fmt.Errorf("read capture_tables: %w", err)
 		}
 		t.delta = cs + "." + ident.Quote(t.delta)
+		t.parted = kind == "p"
 		if kind == "r" && children {
 			t.from = "ONLY " + t.from
 		}

@@ -23,7 +23,7 @@ nothing of that batch is committed. A batch that starts after the target's posit
 and so is a stream whose begin record names this database as its source (exit 2, nothing written).
 
    pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" | pgdelta apply --target "$DST"`,
-		Flags: []cli.Flag{dbconn.Flag(dbconn.Target), stateSchemaFlag(),
+		Flags: []cli.Flag{dbconn.Flag(dbconn.Target), stateSchemaFlag(), captureSchemaFlag(),
 			&cli.BoolFlag{Name: "no-position-check", Usage: "apply batches even if they start after the target's recorded position (may lose changes)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -43,7 +43,7 @@ and so is a stream whose begin record names this database as its source (exit 2,
 				return err
 			}
 			a.NoCheck = c.Bool("no-position-check")
-			warnTriggers(ctx, conn, os.Stderr)
+			warnTriggers(ctx, conn, c.String("capture-schema"), os.Stderr)
 			err = ApplyInput(ctx, a, input)
 			if errors.Is(err, ErrNoInput) { // nothing to record: no batch was seen
 				return cliutil.WithHint(cliutil.ExitFailure, err, "the stream's producer failed before writing anything (e.g. a wrong password for 'pgdelta stream'); see its error above, and use 'set -o pipefail'")

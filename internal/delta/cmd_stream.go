@@ -17,7 +17,7 @@ import (
 func followFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "follow", EnvVars: []string{"PGFERRY_FOLLOW"}, Usage: "keep polling for new changes after catching up (stop with Ctrl-C)"},
-		&cli.BoolFlag{Name: "until-caught-up", EnvVars: []string{"PGFERRY_UNTIL_CAUGHT_UP"}, Usage: "stop at the first empty batch (the default without --follow)"},
+		&cli.BoolFlag{Name: "until-caught-up", EnvVars: []string{"PGFERRY_UNTIL_CAUGHT_UP"}, Usage: "stop at the first empty batch, or after a second batch with changes when the source never stops writing (the default without --follow)"},
 		&cli.Int64Flag{Name: "max-batch", EnvVars: []string{"PGFERRY_MAX_BATCH"}, Usage: "rows after which a big batch is committed in parts on the target (0 = one transaction per batch); the position still moves only at the batch's end"},
 		&cli.DurationFlag{Name: "max-interval", Value: time.Second, EnvVars: []string{"PGFERRY_MAX_INTERVAL"}, Usage: "longest wait between polls when idle (--follow)"},
 	}
@@ -35,6 +35,8 @@ func streamCommand() *cli.Command {
 		Description: `Reads snapshot batches: each batch holds the keys changed by transactions visible in a new
 snapshot and not in the previous one, with each key's current row (upsert) or its absence (delete).
 Without --follow it stops when caught up. The format is described in docs/delta-format.md.
+A schema change of a captured table that capture cannot follow stops it with exit 3, naming the
+table, the change and the repair, as 'pgdelta sync' does.
 
    pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" --follow | pgdelta apply --target "$DST"`,
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),

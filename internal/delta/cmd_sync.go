@@ -23,6 +23,11 @@ applies batches until caught up, or keeps following with --follow. Lost connecti
 It refuses a target that is the source (exit 2), registers the target on the source, and prunes
 only what every registered target has applied (see 'pgdelta targets'); a target whose position
 another target's pruning has already passed is refused before anything is written to it.
+Each batch first adds the TRUNCATE capture to partitions created since install, applies the rows
+of partitions attached since, and checks every captured table against what pgtrig install
+recorded: a table dropped or re-created, changed columns, a capture trigger dropped or disabled,
+or a partition detached stops it with exit 3, naming the table, the change and the repair
+(docs/runbook.md, "Schema changes during the migration").
 
    pgdelta sync --source "$SRC" --target "$DST" --follow &`,
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureSchemaFlag(), stateSchemaFlag(),

@@ -63,6 +63,9 @@ target's pruning may remove changes its catch-up needs (its 'pgdelta sync' then 
 				return err
 			}
 			if c.Bool("json") {
+				if regs == nil {
+					regs = []catchup.Registration{}
+				}
 				b, _ := json.Marshal(map[string]any{"targets": regs, "prune_horizon": horizon})
 				fmt.Println(string(b))
 				return nil

@@ -20,7 +20,7 @@ type Status struct {
 	KeysWaiting   int64   `json:"keys_waiting"` // captured changes not yet applied
 	TruncWaiting  int64   `json:"truncates_waiting"`
 	TablesWaiting int     `json:"tables_waiting"`
-	LagSeconds    float64 `json:"lag_seconds"`  // source time since the applied snapshot, 0 when caught up
+	LagSeconds    float64 `json:"lag_s"`        // source time since the applied snapshot, 0 when caught up
 	LagKnown      bool    `json:"lag_known"`    // false when nothing was applied yet and the copy's snapshot time is not recorded
 	RowsPerSec    float64 `json:"rows_per_sec"` // apply rate of the last batch
 	Batches       int64   `json:"batches"`      // batches applied so far

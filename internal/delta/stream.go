@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/capture"
 	"github.com/pgferry/pgferry/internal/retry"
 )
 
@@ -46,6 +47,7 @@ func Loop(ctx context.Context, from string, opt FollowOptions, batch BatchFunc, 
 	pos := from
 	interval := opt.MinInterval
 	lastEmit := time.Now()
+	applied := 0 // batches with changes in this run
 	for {
 		emitEmpty := !opt.Follow || time.Since(lastEmit) >= opt.Heartbeat
 		var res BatchResult
@@ -75,6 +77,13 @@ func Loop(ctx context.Context, from string, opt FollowOptions, batch BatchFunc, 
 		empty := res.Rows == 0 && res.Truncates == 0
 		if !empty {
 			interval = opt.MinInterval
+			applied++
+			// A source that never stops writing never gives an empty batch: without Follow, stop
+			// once a batch begun after the first one ended is applied (then every change
+			// committed before the first batch ended is on the target).
+			if !opt.Follow && applied >= 2 {
+				return pos, nil
+			}
 			continue
 		}
 		if !opt.Follow {
@@ -101,8 +110,7 @@ func SourceBatches(connect func(ctx context.Context) (*pgx.Conn, error), capture
 			}
 			conn = c
 		}
-		r := &Reader{Conn: conn, CaptureSchema: captureSchema, MaxBatch: maxBatch}
-		res, err := r.Batch(ctx, from, sink(), emitEmpty)
+		res, err := coverThenBatch(ctx, conn, captureSchema, maxBatch, from, sink(), emitEmpty, nil)
 		if err != nil {
 			if retry.Transient(err) {
 				conn.Close(context.Background())
@@ -114,4 +122,15 @@ func SourceBatches(connect func(ctx context.Context) (*pgx.Conn, error), capture
 		}
 		return res, err
 	}
+}
+
+// coverThenBatch adds the TRUNCATE capture to partitions created since install (before the
+// batch's snapshot, so a TRUNCATE of one is captured from here on), then reads one batch. Each
+// partition covered is said on log (may be nil).
+func coverThenBatch(ctx context.Context, conn *pgx.Conn, captureSchema string, maxBatch int64, from string, sink Sink, emitEmpty bool, log io.Writer) (BatchResult, error) {
+	if _, err := capture.CoverNewPartitions(ctx, conn, captureSchema, 0, log); err != nil {
+		return BatchResult{}, err
+	}
+	r := &Reader{Conn: conn, CaptureSchema: captureSchema, MaxBatch: maxBatch}
+	return r.Batch(ctx, from, sink, emitEmpty)
 }

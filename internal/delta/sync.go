@@ -74,7 +74,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
-	warnTriggers(ctx, dst, o.Log)
+	warnTriggers(ctx, dst, o.CaptureSchema, o.Log)
 	horizon := &horizonGuard{captureSchema: o.CaptureSchema}
 	reconnect := func(ctx context.Context) error {
 		if src == nil || src.IsClosed() {
@@ -100,8 +100,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 		if err := reconnect(ctx); err != nil {
 			return BatchResult{}, err
 		}
-		r := &Reader{Conn: src, CaptureSchema: o.CaptureSchema, MaxBatch: o.MaxBatch}
-		br, err := r.Batch(ctx, from, ap.AsSink(ctx), emitEmpty)
+		br, err := coverThenBatch(ctx, src, o.CaptureSchema, o.MaxBatch, from, ap.AsSink(ctx), emitEmpty, o.Log)
 		if err == nil {
 			err = horizon.check(ctx, src, from) // a registration forgotten or never made
 		}

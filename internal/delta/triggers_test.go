@@ -25,7 +25,7 @@ func TestWarnTriggers(t *testing.T) {
 	defer conn.Close(ctx)
 	warn := func() string {
 		var b bytes.Buffer
-		warnTriggers(ctx, conn, &b)
+		warnTriggers(ctx, conn, "pgferry", &b)
 		return b.String()
 	}
 	if w := warn(); w != "" {
@@ -46,5 +46,11 @@ func TestWarnTriggers(t *testing.T) {
 	w := warn()
 	if !strings.Contains(w, `public."Odd Name": set_at`) || !strings.Contains(w, "public.ev: ev_at") || !strings.Contains(w, "2 user trigger(s)") {
 		t.Fatalf("server %d: warning %q does not name exactly the two triggers", db.Cluster.Version, w)
+	}
+	// The capture triggers are told by the capture schema's names, not a fixed prefix.
+	var b bytes.Buffer
+	warnTriggers(ctx, conn, "mig", &b)
+	if !strings.Contains(b.String(), `public."Odd Name": pgferry_capture`) {
+		t.Fatalf("with --capture-schema mig, pgferry_capture is a user trigger, yet: %s", b.String())
 	}
 }

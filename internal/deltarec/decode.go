@@ -271,83 +271,18 @@ var opNames = []string{OpBegin, OpUpsert, OpDelete, OpTruncate, OpCommit, OpFlus
 // decode parses one JSON object line into raw (reset first). Column names are interned against
 // the previous line's.
 func decode(line []byte, raw *Raw) error {
-	prevCols := raw.Cols
-	prevTable, prevOp := raw.Table, raw.Op
+	prev := prevLine{cols: raw.Cols, table: raw.Table, op: raw.Op}
 	*raw = Raw{Cols: raw.Cols[:0], Vals: raw.Vals[:0], scratch: raw.scratch[:0], offs: raw.offs[:0]}
 	d := &raw.dec
 	*d = decoder{b: line, raw: raw}
 	if err := d.expect('{'); err != nil {
 		return err
 	}
-	var seen uint16
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
-	} else {
-		for {
-			k, _, scratch, err := d.str(raw.scratch)
-			raw.scratch = scratch
-			if err != nil {
-				return err
-			}
-			if err := d.expect(':'); err != nil {
-				return err
-			}
-			var bit uint16
-			switch string(k) {
-			case "op":
-				bit = 1
-				raw.Op, err = d.textField(prevOp)
-			case "from":
-				bit = 2
-				raw.From, err = d.textField("")
-			case "to":
-				bit = 4
-				raw.To, err = d.textField("")
-			case "at":
-				bit = 8
-				raw.At, err = d.textField("")
-			case "table":
-				bit = 16
-				raw.Table, err = d.textField(prevTable)
-			case "row":
-				bit = 32
-				raw.HasRow, err = d.object(prevCols)
-			case "key":
-				bit = 64
-				raw.HasKey, err = d.object(prevCols)
-			case "rows":
-				bit = 128
-				raw.Rows, raw.HasRows, err = d.integer(`"rows"`)
-			case "count":
-				bit = 256
-				raw.Count, raw.HasCount, err = d.integer(`"count"`)
-			case "source":
-				bit = 512
-				raw.Source, err = d.textField("")
-			default:
-				return d.fail(fmt.Sprintf("unknown field %q", k))
-			}
-			if err != nil {
-				return err
-			}
-			if seen&bit != 0 {
-				return d.fail(fmt.Sprintf("field %q given twice", k))
-			}
-			seen |= bit
-			d.ws()
-			if d.i >= len(d.b) {
-				return d.fail("unexpected end of line, want ',' or '}'")
-			}
-			if d.b[d.i] == '}' {
-				d.i++
-				break
-			}
-			if d.b[d.i] != ',' {
-				return d.fail(fmt.Sprintf("invalid character %q after a field, want ',' or '}'", d.b[d.i]))
-			}
-			d.i++
-		}
+	} else if err := d.fields(prev); err != nil {
+		return err
 	}
 	d.ws()
 	if d.i != len(d.b) {
@@ -368,6 +303,88 @@ func decode(line []byte, raw *Raw) error {
 		}
 	}
 	return nil
+}
+
+// prevLine is what decode interns against: the previous line's columns, table and op.
+type prevLine struct {
+	cols      []string
+	table, op string
+}
+
+// fields parses the "key": value pairs of a non-empty object up to and including its '}'.
+func (d *decoder) fields(prev prevLine) error {
+	raw := d.raw
+	var seen uint16
+	for {
+		k, _, scratch, err := d.str(raw.scratch)
+		raw.scratch = scratch
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':'); err != nil {
+			return err
+		}
+		bit, err := d.field(k, prev)
+		if err != nil {
+			return err
+		}
+		if seen&bit != 0 {
+			return d.fail(fmt.Sprintf("field %q given twice", k))
+		}
+		seen |= bit
+		d.ws()
+		if d.i >= len(d.b) {
+			return d.fail("unexpected end of line, want ',' or '}'")
+		}
+		if d.b[d.i] == '}' {
+			d.i++
+			return nil
+		}
+		if d.b[d.i] != ',' {
+			return d.fail(fmt.Sprintf("invalid character %q after a field, want ',' or '}'", d.b[d.i]))
+		}
+		d.i++
+	}
+}
+
+// field parses the value of field k into raw and returns the field's bit, to refuse repeats.
+func (d *decoder) field(k []byte, prev prevLine) (bit uint16, err error) {
+	raw := d.raw
+	switch string(k) {
+	case "op":
+		bit = 1
+		raw.Op, err = d.textField(prev.op)
+	case "from":
+		bit = 2
+		raw.From, err = d.textField("")
+	case "to":
+		bit = 4
+		raw.To, err = d.textField("")
+	case "at":
+		bit = 8
+		raw.At, err = d.textField("")
+	case "table":
+		bit = 16
+		raw.Table, err = d.textField(prev.table)
+	case "row":
+		bit = 32
+		raw.HasRow, err = d.object(prev.cols)
+	case "key":
+		bit = 64
+		raw.HasKey, err = d.object(prev.cols)
+	case "rows":
+		bit = 128
+		raw.Rows, raw.HasRows, err = d.integer(`"rows"`)
+	case "count":
+		bit = 256
+		raw.Count, raw.HasCount, err = d.integer(`"count"`)
+	case "source":
+		bit = 512
+		raw.Source, err = d.textField("")
+	default:
+		return 0, d.fail(fmt.Sprintf("unknown field %q", k))
+	}
+	return bit, err
 }
 
 // object parses {"col": "value"|null, ...} or null into raw.Cols and raw.offs.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgferry/pgferry/internal/capture"
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/copyin"
 	"github.com/pgferry/pgferry/internal/copyout"
@@ -68,26 +69,36 @@ CREATE TABLE c(id int PRIMARY KEY, at timestamptz);`
 const rows = `INSERT INTO a SELECT i, md5(i::text) || repeat('a', i % 50) FROM generate_series(1, 60000) i;
 INSERT INTO b SELECT i, repeat(md5(i::text), 4), i / 7.0 FROM generate_series(1, 30000) i;
 INSERT INTO c SELECT i, '2024-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 500) i;
-CREATE SCHEMA pgferry;
-CREATE TABLE pgferry.capture_tables(table_name text PRIMARY KEY, relid oid NOT NULL, delta_table text NOT NULL,
-  key_columns text[] NOT NULL, key_types text[] NOT NULL, installed_txid bigint NOT NULL, installed_snapshot text NOT NULL,
-  installed_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO pgferry.capture_tables(table_name, relid, delta_table, key_columns, key_types, installed_txid, installed_snapshot)
-SELECT n, 0, 'd_1', '{id}', '{int4}', txid_current(), txid_current_snapshot()::text FROM unnest(ARRAY['public.a', 'public.b', 'public.c']) n;`
+ANALYZE;`
 
-// pipeline runs pgcopyout | pgcopyin through the proxies, with a deadline: a hang fails the test.
-func pipeline(t *testing.T, src, dst *side, deadline time.Duration) (outErr, inErr string) {
-	t.Helper()
+// configs are the pipeline's settings through the proxies: short network bound, quick retries.
+func configs(src, dst *side) (copyout.Config, copyin.Config) {
 	pol := &retry.Policy{Attempts: 8, Base: 100 * time.Millisecond, Max: time.Second}
 	ocfg := copyout.Config{Source: src.url, Jobs: 3, SplitSize: 256 << 10, SplitBy: "key", Codec: "lz4", Format: copyout.FormatAuto,
 		SnapshotMode: copyout.SnapshotPerChunk, CaptureSchema: "pgferry", StateSchema: "pgferry", Progress: progress.None,
 		FrameSize: 32 << 10, Retry: pol, NetTimeout: netTimeout, RetryBuffer: 64 << 20, Filter: catalog.Filter{}}
 	icfg := copyin.Config{Target: dst.url, Jobs: 3, StateSchema: "pgferry", Progress: progress.None,
 		Retry: pol, NetTimeout: netTimeout, RetryBuffer: 64 << 20}
+	return ocfg, icfg
+}
+
+// pipeline runs pgcopyout | pgcopyin through the proxies, with a deadline: a hang fails the test.
+func pipeline(t *testing.T, src, dst *side, deadline time.Duration) (outErr, inErr string) {
+	t.Helper()
+	ocfg, icfg := configs(src, dst)
+	oerr, ierr, outLog, inLog := runPipeline(t, ocfg, icfg, deadline)
+	if oerr != nil || ierr != nil {
+		t.Fatalf("pipeline failed: pgcopyout: %v; pgcopyin: %v\n%s\n%s", oerr, ierr, outLog, inLog)
+	}
+	return outLog, inLog
+}
+
+// runPipeline runs pgcopyout | pgcopyin with cfgs and returns what each returned and wrote on stderr.
+func runPipeline(t *testing.T, ocfg copyout.Config, icfg copyin.Config, deadline time.Duration) (oerr, ierr error, outLog, inLog string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	pr, pw := io.Pipe()
-	var oerr, ierr error
 	var ob, ib syncBuffer
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -105,10 +116,7 @@ func pipeline(t *testing.T, src, dst *side, deadline time.Duration) (outErr, inE
 	if ctx.Err() != nil {
 		t.Fatalf("the pipeline hung: still running after %s\npgcopyout: %s\npgcopyin: %s", deadline, ob.String(), ib.String())
 	}
-	if oerr != nil || ierr != nil {
-		t.Fatalf("pipeline failed: pgcopyout: %v; pgcopyin: %v\n%s\n%s", oerr, ierr, ob.String(), ib.String())
-	}
-	return ob.String(), ib.String()
+	return oerr, ierr, ob.String(), ib.String()
 }
 
 type syncBuffer struct {
@@ -132,6 +140,14 @@ func setup(t *testing.T) (src, dst *side) {
 	src, dst = newSide(t, "source-tcp"), newSide(t, "target-tcp")
 	src.exec(t, schema+rows)
 	dst.exec(t, schema)
+	conn, err := connect(context.Background(), src.direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := capture.Install(context.Background(), conn, capture.InstallOptions{}); err != nil {
+		t.Fatalf("install capture: %v", err)
+	}
 	return src, dst
 }
 
@@ -232,12 +248,10 @@ func TestCopyChaos(t *testing.T) {
 // throttle limits the server-to-client bandwidth of p (KB/s) until stop, so the copy lasts long
 // enough for faults to land in it; it is not counted as a fault.
 func throttle(t *testing.T, p *Proxy, kbps int) (stop func()) {
-	name, err := p.add("bandwidth", "downstream", map[string]any{"rate": kbps})
+	stop, err := p.Throttle(kbps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
-	stop = func() { once.Do(func() { p.remove(name) }) }
 	t.Cleanup(stop)
 	return stop
 }

@@ -72,18 +72,44 @@ func (p *Proxy) ResetOnData(d time.Duration) error {
 // what it is sent, so only an application-level deadline notices (see dbconn's network timeout).
 func (p *Proxy) HalfOpen(d time.Duration) error {
 	p.Faults.Add(1)
-	up, err := p.add("timeout", "upstream", map[string]any{"timeout": 0})
+	unblock, err := p.block()
 	if err != nil {
 		return err
+	}
+	time.Sleep(d)
+	unblock()
+	return nil
+}
+
+// block stops passing bytes in both directions (dropping them) until unblock is called.
+func (p *Proxy) block() (unblock func(), err error) {
+	up, err := p.add("timeout", "upstream", map[string]any{"timeout": 0})
+	if err != nil {
+		return nil, err
 	}
 	down, err := p.add("timeout", "downstream", map[string]any{"timeout": 0})
 	if err != nil {
 		p.remove(up)
+		return nil, err
+	}
+	return func() { p.remove(down); p.remove(up) }, nil
+}
+
+// Stall stops passing bytes in both directions for d, then resets every connection, as a load
+// balancer that drops connections silently and resets them later. Unlike HalfOpen, no
+// connection is left behind with bytes lost in the middle of its stream.
+func (p *Proxy) Stall(d time.Duration) error {
+	p.Faults.Add(1)
+	unblock, err := p.block()
+	if err != nil {
 		return err
 	}
 	time.Sleep(d)
-	p.remove(down)
-	p.remove(up)
+	p.p.Stop() // closes every connection, then the toxics go
+	unblock()
+	if err := p.p.Start(); err != nil {
+		return fmt.Errorf("restart proxy %s: %w", p.p.Name, err)
+	}
 	return nil
 }
 
@@ -95,6 +121,17 @@ func (p *Proxy) Latency(d time.Duration, ms, jitter int) error {
 // Bandwidth limits the flow from the server to kbps KB/s for d.
 func (p *Proxy) Bandwidth(d time.Duration, kbps int) error {
 	return p.during(d, "bandwidth", "downstream", map[string]any{"rate": kbps})
+}
+
+// Throttle limits the flow from the server to kbps KB/s until the returned stop is called (not
+// counted as a fault: it makes a copy last long enough for faults to land in it).
+func (p *Proxy) Throttle(kbps int) (stop func(), err error) {
+	name, err := p.add("bandwidth", "downstream", map[string]any{"rate": kbps})
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { p.remove(name) }) }, nil
 }
 
 // during adds a toxic, waits d and removes it; it counts as one fault.

@@ -215,6 +215,16 @@ func (c *Cluster) run(tool string, args ...string) ([]byte, error) {
 // as the cluster's OS user, and returns its combined output.
 func (c *Cluster) Run(tool string, args ...string) ([]byte, error) { return c.run(tool, args...) }
 
+// Restart stops the server (mode "fast": sessions are ended, as in a maintenance restart;
+// "immediate": as in a crash) and starts it again with the same settings and port; it returns
+// once the server accepts connections.
+func (c *Cluster) Restart(mode string) error {
+	if out, err := c.run("pg_ctl", "restart", "-m", mode, "-w", "-t", "60", "-D", c.DataDir, "-l", filepath.Join(c.Dir, "server.log")); err != nil {
+		return fmt.Errorf("restart %s: %w\n%s", c.Name, err, out)
+	}
+	return nil
+}
+
 // Stop shuts the server down fast and removes its files.
 func (c *Cluster) Stop() {
 	if c == nil {

@@ -27,19 +27,21 @@ func TableDump(t testing.TB, url, table string, cols []string) []string {
 		t.Fatal(err)
 	}
 	if len(cols) == 0 {
-		// Types printed with floats compare by their binary form: an 11 server prints 17 digits,
-		// 12+ the shortest exact ones, for the same value.
-		rows, err := conn.Query(ctx, `SELECT CASE format_type(atttypid, NULL)
-			  WHEN 'double precision' THEN 'encode(float8send(' || quote_ident(attname) || '), ''hex'')'
-			  WHEN 'real' THEN 'encode(float4send(' || quote_ident(attname) || '), ''hex'')'
-			  WHEN 'point' THEN 'encode(point_send(' || quote_ident(attname) || '), ''hex'')'
-			  WHEN 'double precision[]' THEN 'encode(array_send(' || quote_ident(attname) || '), ''hex'')'
-			  ELSE quote_ident(attname) END
+		// Types printed with floats compare by their binary form (pgver.FloatSend): an 11
+		// server prints 17 digits, 12+ the shortest exact ones, for the same value.
+		rows, err := conn.Query(ctx, `SELECT quote_ident(attname), format_type(atttypid, NULL)
 			FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND `+pgver.Of(conn).StoredColumn("pg_attribute")+` ORDER BY attname`, table)
 		if err != nil {
 			t.Fatalf("pgtest: columns of %s: %v", table, err)
 		}
-		cols, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		var name, typ string
+		_, err = pgx.ForEachRow(rows, []any{&name, &typ}, func() error {
+			if f, ok := pgver.FloatSend[typ]; ok {
+				name = "encode(" + f + "(" + name + "), 'hex')"
+			}
+			cols = append(cols, name)
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,6 +71,8 @@ type table struct {
 	name              string
 	estRows, estBytes int64
 	rows, bytes       int64
+	loadRows          int64 // received, not yet committed (Loading, Settle)
+	loadBytes         int64
 	started, done     time.Time
 	active            int
 }
@@ -89,6 +91,9 @@ type Reporter struct {
 	order    []string
 	rows     int64
 	bytes    int64
+	loadRows int64
+	loadBy   int64
+	loading  bool // Loading was called: lines show received and committed apart
 	estRows  int64
 	estBytes int64
 	done     int
@@ -152,6 +157,26 @@ func (r *Reporter) Add(name string, rows, bytes int64) {
 	r.bytes += bytes
 }
 
+// Loading counts rows and bytes received for table but not yet committed (negative amounts
+// take them back when the unit of work fails): the meter moves before the first commit.
+func (r *Reporter) Loading(name string, rows, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.get(name)
+	t.loadRows += rows
+	t.loadBytes += bytes
+	r.loadRows += rows
+	r.loadBy += bytes
+	r.loading = true
+}
+
+// Settle moves a committed unit of work from in flight (fromRows, fromBytes as counted by
+// Loading) to done (rows, bytes as the commit reports them).
+func (r *Reporter) Settle(name string, fromRows, fromBytes, rows, bytes int64) {
+	r.Loading(name, -fromRows, -fromBytes)
+	r.Add(name, rows, bytes)
+}
+
 // Undo takes back rows and bytes counted for a unit of work that is being redone.
 func (r *Reporter) Undo(name string, rows, bytes int64) { r.Add(name, -rows, -bytes) }
 
@@ -180,7 +205,7 @@ func (r *Reporter) TableDone(name string) {
 	case Plain:
 		fmt.Fprintf(r.w, "%s: %s%s done: %d rows, %s in %s\n", r.tool, r.stamp(), t.name, t.rows, Bytes(t.bytes), el.Round(time.Millisecond))
 	case JSON:
-		r.json(map[string]any{"event": "table_done", "table": t.name, "rows": t.rows, "bytes": t.bytes, "seconds": el.Seconds()})
+		r.json(TableDoneEvent{Event: "table_done", Table: t.name, Rows: t.rows, Bytes: t.bytes, Elapsed: el.Seconds()})
 	}
 }
 
@@ -253,28 +278,42 @@ func (r *Reporter) stamp() string {
 	return r.now().UTC().Format("2006-01-02 15:04:05Z ")
 }
 
-// Snapshot is the state of the whole copy at one moment (the json progress record).
+// TableDoneEvent is the json progress record of a finished table.
+type TableDoneEvent struct {
+	Event   string  `json:"event"` // "table_done"
+	Table   string  `json:"table"`
+	Rows    int64   `json:"rows"`
+	Bytes   int64   `json:"bytes"`
+	Elapsed float64 `json:"elapsed_s"`
+}
+
+// Snapshot is the state of the whole copy at one moment (the json progress record). Rows and
+// Bytes are done (committed, for a loader); LoadingRows and LoadingBytes are received, in flight.
 type Snapshot struct {
-	Event      string        `json:"event"` // "progress", "done", "interrupted" or "failed"
-	Elapsed    float64       `json:"elapsed_s"`
-	Rows       int64         `json:"rows"`
-	Bytes      int64         `json:"bytes"`
-	EstRows    int64         `json:"est_rows"`
-	EstBytes   int64         `json:"est_bytes"`
-	RowsPerSec float64       `json:"rows_per_s"`
-	BytesPerS  float64       `json:"bytes_per_s"`
-	ETA        *float64      `json:"eta_s,omitempty"`
-	TablesDone int           `json:"tables_done"`
-	Tables     int           `json:"tables"`
-	Active     []TableStatus `json:"active,omitempty"`
+	Event        string        `json:"event"` // "progress", "done", "interrupted" or "failed"
+	Elapsed      float64       `json:"elapsed_s"`
+	Rows         int64         `json:"rows"`
+	Bytes        int64         `json:"bytes"`
+	LoadingRows  int64         `json:"loading_rows"`
+	LoadingBytes int64         `json:"loading_bytes"`
+	EstRows      int64         `json:"est_rows"`
+	EstBytes     int64         `json:"est_bytes"`
+	RowsPerSec   float64       `json:"rows_per_sec"`
+	BytesPerSec  float64       `json:"bytes_per_sec"`
+	ETA          *float64      `json:"eta_s"` // null when unknown, and in the final record
+	TablesDone   int           `json:"tables_done"`
+	Tables       int           `json:"tables"`
+	Active       []TableStatus `json:"active"`
+	loading      bool
 }
 
 // TableStatus is the progress of one table in flight.
 type TableStatus struct {
-	Table   string   `json:"table"`
-	Rows    int64    `json:"rows"`
-	EstRows int64    `json:"est_rows"`
-	ETA     *float64 `json:"eta_s,omitempty"`
+	Table       string   `json:"table"`
+	Rows        int64    `json:"rows"`
+	LoadingRows int64    `json:"loading_rows"`
+	EstRows     int64    `json:"est_rows"`
+	ETA         *float64 `json:"eta_s"`
 }
 
 // Status returns the current totals.
@@ -287,23 +326,27 @@ func (r *Reporter) Status() Snapshot {
 func (r *Reporter) status(final bool) Snapshot {
 	now := r.now()
 	el := now.Sub(r.start).Seconds()
-	s := Snapshot{Event: "progress", Elapsed: el, Rows: r.rows, Bytes: r.bytes, EstRows: r.estRows, EstBytes: r.estBytes,
-		TablesDone: r.done, Tables: len(r.tables)}
+	s := Snapshot{Event: "progress", Elapsed: el, Rows: r.rows, Bytes: r.bytes, LoadingRows: r.loadRows, LoadingBytes: r.loadBy,
+		EstRows: r.estRows, EstBytes: r.estBytes, TablesDone: r.done, Tables: len(r.tables), Active: []TableStatus{}, loading: r.loading}
 	if final {
 		s.Event = r.outcome
 		if s.Event == "" {
 			s.Event = "done"
 		}
 	}
+	rows, bytes := r.rows+r.loadRows, r.bytes+r.loadBy // received: the rate and ETA move from the first frame
+	if final {
+		rows, bytes = r.rows, r.bytes
+	}
 	if el > 0 {
-		s.RowsPerSec = float64(r.rows) / el
-		s.BytesPerS = float64(r.bytes) / el
+		s.RowsPerSec = float64(rows) / el
+		s.BytesPerSec = float64(bytes) / el
 	}
 	if !final {
 		// Rows first: estimated bytes are often on-disk sizes, not the bytes moved.
-		s.ETA = eta(r.rows, r.estRows, s.RowsPerSec)
+		s.ETA = eta(rows, r.estRows, s.RowsPerSec)
 		if s.ETA == nil {
-			s.ETA = eta(r.bytes, r.estBytes, s.BytesPerS)
+			s.ETA = eta(bytes, r.estBytes, s.BytesPerSec)
 		}
 	}
 	for _, name := range r.order {
@@ -311,9 +354,10 @@ func (r *Reporter) status(final bool) Snapshot {
 		if t.active <= 0 || !t.done.IsZero() {
 			continue
 		}
-		ts := TableStatus{Table: t.name, Rows: t.rows, EstRows: t.estRows}
+		ts := TableStatus{Table: t.name, Rows: t.rows, LoadingRows: t.loadRows, EstRows: t.estRows}
 		if tel := now.Sub(t.started).Seconds(); tel > 0 {
-			ts.ETA = eta(t.rows, t.estRows, float64(t.rows)/tel)
+			got := t.rows + t.loadRows
+			ts.ETA = eta(got, t.estRows, float64(got)/tel)
 		}
 		s.Active = append(s.Active, ts)
 	}
@@ -367,11 +411,22 @@ func (r *Reporter) json(v any) {
 // line is the one-line human form of s.
 func line(s Snapshot) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d tables, %d rows", s.TablesDone, s.Tables, s.Rows)
-	if s.EstRows > 0 && s.Event == "progress" {
+	running := s.Event == "progress"
+	if running && s.loading {
+		// A loader: what arrived, then how much of it is committed and how much is loading.
+		fmt.Fprintf(&b, "%d/%d tables, %d rows received", s.TablesDone, s.Tables, s.Rows+s.LoadingRows)
+	} else {
+		fmt.Fprintf(&b, "%d/%d tables, %d rows", s.TablesDone, s.Tables, s.Rows)
+	}
+	if s.EstRows > 0 && running {
 		fmt.Fprintf(&b, " of ~%d", s.EstRows)
 	}
-	fmt.Fprintf(&b, ", %s, %s/s", Bytes(s.Bytes), Bytes(int64(s.BytesPerS)))
+	if running && s.loading {
+		fmt.Fprintf(&b, " (%d committed, %d loading)", s.Rows, s.LoadingRows)
+		fmt.Fprintf(&b, ", %s, %s/s", Bytes(s.Bytes+s.LoadingBytes), Bytes(int64(s.BytesPerSec)))
+	} else {
+		fmt.Fprintf(&b, ", %s, %s/s", Bytes(s.Bytes), Bytes(int64(s.BytesPerSec)))
+	}
 	if s.ETA != nil {
 		fmt.Fprintf(&b, ", eta %s", (time.Duration(*s.ETA) * time.Second).Round(time.Second))
 	}
@@ -393,7 +448,7 @@ func line(s Snapshot) string {
 			}
 			b.WriteString(t.Table)
 			if t.EstRows > 0 {
-				fmt.Fprintf(&b, " %d%%", min(100, t.Rows*100/t.EstRows))
+				fmt.Fprintf(&b, " %d%%", min(100, (t.Rows+t.LoadingRows)*100/t.EstRows))
 			}
 		}
 		b.WriteString("]")

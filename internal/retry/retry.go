@@ -54,10 +54,31 @@ func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 	}
 }
 
+// Permanent marks err as never transient, whatever it wraps or says: a unit that cannot be
+// redone (part of it already left for good) fails at once.
+func Permanent(err error) error { return &permanentError{err: err} }
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// AuthFailure reports whether err is the server refusing the credentials (SQLSTATE class 28:
+// 28P01 wrong password, 28000 no such role, not permitted to log in, no pg_hba.conf entry), as
+// after a restart that rotated them: retrying cannot help, a new URL is needed.
+func AuthFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "28")
+	}
+	return err != nil && (strings.Contains(err.Error(), "(SQLSTATE 28P01)") || strings.Contains(err.Error(), "(SQLSTATE 28000)"))
+}
+
 // Transient reports whether err is a lost connection, a server restart, a lock timeout,
 // a deadlock or a serialization failure: faults after which redoing the unit is right.
 func Transient(err error) bool {
-	if err == nil {
+	var perm *permanentError
+	if err == nil || AuthFailure(err) || errors.As(err, &perm) {
 		return false
 	}
 	var pgErr *pgconn.PgError

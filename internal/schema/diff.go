@@ -37,7 +37,7 @@ Example:
    pgschema diff --source $SRC --target $DST --json | jq '.differences[]'`,
 		Flags: append([]cli.Flag{
 			dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureFlag(),
-			&cli.StringFlag{Name: "state-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: "pgferry's state schema on the target, ignored"},
+			cliutil.StateSchemaFlag("pgferry's state schema on the target, ignored"),
 			&cli.BoolFlag{Name: "json", Usage: "write the result as JSON"},
 			&cli.StringFlag{Name: "section", Value: "all", Usage: "all, or pre-data: leave out what pg_dump writes after the data (indexes, PRIMARY KEY, UNIQUE, EXCLUDE and FOREIGN KEY constraints, triggers), to check a target made with 'pgschema dump --section pre-data'"},
 		}, catalog.FilterFlags()...),
@@ -110,16 +110,16 @@ func (c Catalog) count() int {
 type Difference struct {
 	Kind   string `json:"kind"`
 	Name   string `json:"name"`
-	Change string `json:"change"` // "missing on target", "extra on target", "different"
+	Change string `json:"change"` // "missing_on_target", "extra_on_target", "different"
 	Source string `json:"source,omitempty"`
 	Target string `json:"target,omitempty"`
 }
 
 func (d Difference) String() string {
 	switch d.Change {
-	case "missing on target":
+	case "missing_on_target":
 		return fmt.Sprintf("%s %s: missing on target (source: %s)", d.Kind, d.Name, oneLine(d.Source))
-	case "extra on target":
+	case "extra_on_target":
 		return fmt.Sprintf("%s %s: extra on target (target: %s)", d.Kind, d.Name, oneLine(d.Target))
 	}
 	return fmt.Sprintf("%s %s: different\n  source: %s\n  target: %s", d.Kind, d.Name, oneLine(d.Source), oneLine(d.Target))
@@ -149,14 +149,14 @@ func Compare(src, dst Catalog) []Difference {
 			other, ok := b[name]
 			switch {
 			case !ok:
-				out = append(out, Difference{Kind: k, Name: name, Change: "missing on target", Source: def})
+				out = append(out, Difference{Kind: k, Name: name, Change: "missing_on_target", Source: def})
 			case other != def:
 				out = append(out, Difference{Kind: k, Name: name, Change: "different", Source: def, Target: other})
 			}
 		}
 		for name, def := range b {
 			if _, ok := a[name]; !ok {
-				out = append(out, Difference{Kind: k, Name: name, Change: "extra on target", Target: def})
+				out = append(out, Difference{Kind: k, Name: name, Change: "extra_on_target", Target: def})
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ func dumpCommand() *cli.Command {
 	flags := append([]cli.Flag{
 		dbconn.Flag(dbconn.Source),
 		&cli.StringFlag{Name: "pg-dump", Value: "pg_dump", EnvVars: []string{"PGFERRY_PG_DUMP"}, Usage: "pg_dump binary to run; its major version must be at least the server's"},
+		&cli.BoolFlag{Name: "capture-keys", EnvVars: []string{"PGFERRY_CAPTURE_KEYS"},
+			Usage: "with --keys: count as keys also the indexes catch-up finds rows by (a keyless table's unique key, the indexes of tables captured whole), read from the source's capture schema"},
 	}, filterFlags()...)
 	return &cli.Command{
 		Name:      "dump",
@@ -46,6 +49,15 @@ Example:
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
 			url := dbconn.Resolve(c.String("source"), dbconn.Source)
+			if c.Bool("capture-keys") {
+				if err := captureKeysFromSource(ctx, url, &o); err != nil {
+					var nc *NoCaptureError
+					if errors.As(err, &nc) {
+						return cliutil.WithHint(cliutil.ExitFailure, err, "install capture first ('pgtrig install'), or leave out --capture-keys")
+					}
+					return err
+				}
+			}
 			src, bootstrapPublic, err := PgDump(ctx, c.String("pg-dump"), url, dumpSections(o.Section)...)
 			if err != nil {
 				return err
@@ -68,8 +80,7 @@ var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)(?:\.(\d+))?`)
 func pgDumpMajor(ctx context.Context, bin string) (int, string, error) {
 	out, err := exec.CommandContext(ctx, bin, "--version").Output()
 	if err != nil {
-		return 0, "", cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("run %s --version: %w", bin, err),
-			"install the PostgreSQL client tools or point --pg-dump (PGFERRY_PG_DUMP) at pg_dump")
+		return 0, "", errorf(FixInstallPgDump, "run %s --version: %w", bin, err)
 	}
 	m := versionRE.FindStringSubmatch(string(out))
 	if m == nil {
@@ -118,9 +129,8 @@ func PgDump(ctx context.Context, bin, url string, sections ...string) ([]byte, s
 		return nil, "", err
 	}
 	if dumpMajor < serverMajor {
-		return nil, "", cliutil.WithHint(cliutil.ExitUsage,
-			fmt.Errorf("pg_dump is too old for the source: %s, server is %s", dumpVersion, majorString(serverMajor)),
-			fmt.Sprintf("install pg_dump %s or newer (e.g. postgresql-client-%s) and point --pg-dump (PGFERRY_PG_DUMP) at it", majorString(serverMajor), majorString(serverMajor)))
+		return nil, "", &Error{Fix: FixPgDumpTooOld, Need: majorString(serverMajor),
+			Err: fmt.Errorf("pg_dump is too old for the source: %s, server is %s", dumpVersion, majorString(serverMajor))}
 	}
 	// UTF8 output whatever the database encoding: apply's connections speak UTF8.
 	if len(sections) == 0 {
@@ -139,8 +149,7 @@ func PgDump(ctx context.Context, bin, url string, sections ...string) ([]byte, s
 			return nil, "", ctx.Err()
 		}
 		msg := strings.TrimSpace(stderr.String())
-		return nil, "", cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("run pg_dump: %w: %s", err, msg),
-			"pg_dump needs to read every schema object; run it as the owner of the objects or a role with pg_read_all_data")
+		return nil, "", errorf(FixPgDumpRights, "run pg_dump: %w: %s", err, msg)
 	}
 	return stdout.Bytes(), bootstrapPublic, nil
 }

@@ -22,7 +22,9 @@ type Options struct {
 	NoACL         bool
 	NoComments    bool
 	NotValid      bool
-	Keys          string // "all", "primary" or "secondary": which part of the indexes section
+	Keys          string          // "all", "primary" or "secondary": which part of the indexes section
+	KeyIndexes    map[string]bool // more index names --keys counts as keys (those capture finds rows by)
+	Validations   string          // "include" (or ""), "omit" or "only": what to write of VALIDATE CONSTRAINT
 	CaptureSchema string
 	Warn          io.Writer // notes about rewritten statements; nil discards them
 }
@@ -36,6 +38,8 @@ func filterFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "exclude-type", EnvVars: []string{"PGFERRY_EXCLUDE_TYPE"}, Usage: "leave out objects of this pg_dump type, e.g. 'TRIGGER', 'FK CONSTRAINT', 'PUBLICATION' (repeatable)"},
 		&cli.StringFlag{Name: "keys", Value: "all", EnvVars: []string{"PGFERRY_KEYS"},
 			Usage: "within the indexes section: all | primary (PRIMARY KEYs only: build them before catch-up) | secondary (the other indexes and UNIQUE/EXCLUDE constraints: after the first catch-up when chunks used several snapshots)"},
+		&cli.StringFlag{Name: "validations", Value: "include", EnvVars: []string{"PGFERRY_VALIDATIONS"},
+			Usage: "VALIDATE CONSTRAINT statements: include | omit (everything else) | only (just them, one a line, without settings: run them after the downtime)"},
 		&cli.BoolFlag{Name: "no-owner", EnvVars: []string{"PGFERRY_NO_OWNER"}, Usage: "leave out ALTER ... OWNER TO"},
 		&cli.BoolFlag{Name: "no-acl", EnvVars: []string{"PGFERRY_NO_ACL"}, Usage: "leave out GRANT and REVOKE"},
 		&cli.BoolFlag{Name: "no-comments", EnvVars: []string{"PGFERRY_NO_COMMENTS"}, Usage: "leave out COMMENT ON"},
@@ -45,8 +49,7 @@ func filterFlags() []cli.Flag {
 }
 
 func captureFlag() cli.Flag {
-	return &cli.StringFlag{Name: "capture-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"},
-		Usage: "pgferry's capture schema on the source; its objects and pgferry_* triggers are always left out"}
+	return cliutil.CaptureSchemaFlag("pgferry's capture schema on the source; its objects and pgferry_* triggers are always left out")
 }
 
 func optionsFromCLI(c *cli.Context) (Options, error) {
@@ -58,12 +61,17 @@ func optionsFromCLI(c *cli.Context) (Options, error) {
 		Section: c.String("section"), Filter: f, ExcludeTypes: c.StringSlice("exclude-type"),
 		NoOwner: c.Bool("no-owner"), NoACL: c.Bool("no-acl"), NoComments: c.Bool("no-comments"),
 		NotValid: c.Bool("not-valid"), CaptureSchema: c.String("capture-schema"), Warn: c.App.ErrWriter,
-		Keys: c.String("keys"),
+		Keys: c.String("keys"), Validations: c.String("validations"),
 	}
 	switch o.Keys {
 	case "", "all", "primary", "secondary":
 	default:
 		return o, cliutil.Usagef("bad --keys %q: want all, primary or secondary", o.Keys)
+	}
+	switch o.Validations {
+	case "", "include", "omit", "only":
+	default:
+		return o, cliutil.Usagef("bad --validations %q: want include, omit or only", o.Validations)
 	}
 	if _, err := sectionSet(o.Section); err != nil {
 		return o, err
@@ -74,33 +82,59 @@ func optionsFromCLI(c *cli.Context) (Options, error) {
 // FilterScript writes the parts of sc that o selects. Session settings and psql meta-commands
 // are always written, so every section runs under the settings pg_dump chose.
 func FilterScript(sc *Script, o Options, w io.Writer) error {
-	secs, err := sectionSet(o.Section)
+	body, insertAt, validates, err := filterBody(sc, o)
 	if err != nil {
 		return err
 	}
+	switch o.Validations {
+	case "only":
+		if len(validates) > 0 {
+			body = strings.Join(validates, "\n") + "\n"
+		} else {
+			body = ""
+		}
+	case "omit":
+	default:
+		if len(validates) > 0 {
+			block := "--\n-- pgschema: validate the foreign keys added NOT VALID above (does not block writes)\n--\n\n" + strings.Join(validates, "\n") + "\n\n"
+			body = body[:insertAt] + block + body[insertAt:]
+		}
+	}
+	_, err = io.WriteString(w, body)
+	return err
+}
+
+// filterBody writes the selected statements and returns them with the offset after the last
+// one and the VALIDATE CONSTRAINT statements that complete foreign keys added NOT VALID (with
+// --validations omit or only, also those of the input, which are then left out of the text).
+func filterBody(sc *Script, o Options) (string, int, []string, error) {
+	secs, err := sectionSet(o.Section)
+	if err != nil {
+		return "", 0, nil, err
+	}
 	if o.CaptureSchema == "" {
-		o.CaptureSchema = "pgferry"
+		o.CaptureSchema = cliutil.DefaultSchema
 	}
 	sections, err := classify(sc, o.Warn)
 	if err != nil {
-		return err
+		return "", 0, nil, err
 	}
 	fc := newFilterCtx(sc)
+	for n := range o.KeyIndexes {
+		fc.keys[n] = true
+	}
 	if tables := fc.tables(); len(tables) > 0 { // a script of indexes only creates no table to check the patterns on
 		if o.Filter, err = o.Filter.Resolve(tables); err != nil {
-			return err
+			return "", 0, nil, err
 		}
 	}
 	var out strings.Builder
 	insertAt := -1 // where VALIDATE statements go: after the last written statement
 	var validates []string
 	for _, e := range sc.Entries {
-		keep := true
-		if e.HasHeader {
-			keep = secs[sections[e]] && o.keepEntry(e, fc) && !isCaptureEntry(e, o.CaptureSchema)
-			if keep && sections[e] == Indexes && (o.Keys == "primary" || o.Keys == "secondary") {
-				keep = fc.isPrimary(e) == (o.Keys == "primary")
-			}
+		keep := !e.HasHeader || secs[sections[e]] && o.keepEntry(e, fc) && !isCaptureEntry(e, o.CaptureSchema)
+		if keep && e.HasHeader && sections[e] == Indexes && (o.Keys == "primary" || o.Keys == "secondary") {
+			keep = fc.isKey(e) == (o.Keys == "primary")
 		}
 		if keep {
 			out.WriteString(e.Lead)
@@ -110,13 +144,11 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 				out.WriteString(c.Text())
 				continue
 			}
-			if !keep {
+			if !keep || !o.keepChunk(e, c, secs, fc) {
 				continue
 			}
-			if !e.HasHeader && (!secs[chunkSection(c)] || !o.keepStmt(c.Stmt, fc) || isCaptureStmt(c.Stmt, o.CaptureSchema)) {
-				continue
-			}
-			if o.NoOwner && c.Stmt.Kind == sqlstmt.KOwner {
+			if c.Stmt.Kind == sqlstmt.KValidate && o.Validations != "" && o.Validations != "include" {
+				validates = append(validates, c.Piece.Text)
 				continue
 			}
 			text := c.Piece.Text
@@ -125,8 +157,7 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 			}
 			if o.NotValid && c.Stmt.Kind == sqlstmt.KForeignKey {
 				var v string
-				text, v = o.notValid(c)
-				if v != "" {
+				if text, v = o.notValid(c); v != "" {
 					validates = append(validates, v)
 				}
 			}
@@ -135,33 +166,36 @@ func FilterScript(sc *Script, o Options, w io.Writer) error {
 			insertAt = out.Len()
 		}
 	}
-	s := out.String()
-	if len(validates) > 0 {
-		block := "--\n-- pgschema: validate the foreign keys added NOT VALID above (does not block writes)\n--\n\n" + strings.Join(validates, "\n") + "\n\n"
-		if insertAt < 0 {
-			insertAt = len(s)
-		}
-		s = s[:insertAt] + block + s[insertAt:]
+	if insertAt < 0 {
+		insertAt = out.Len()
 	}
-	_, err = io.WriteString(w, s)
-	return err
+	return out.String(), insertAt, validates, nil
+}
+
+// keepChunk applies the filters to one statement of a kept entry: statements outside any
+// pg_dump header are filtered one by one, and --no-owner drops ALTER ... OWNER TO.
+func (o Options) keepChunk(e *Entry, c *Chunk, secs map[Section]bool, fc *filterCtx) bool {
+	if !e.HasHeader && (!secs[chunkSection(c)] || !o.keepStmt(c.Stmt, fc) || isCaptureStmt(c.Stmt, o.CaptureSchema)) {
+		return false
+	}
+	return !(o.NoOwner && c.Stmt.Kind == sqlstmt.KOwner)
 }
 
 // filterCtx holds what filtering learns from the whole script.
 type filterCtx struct {
 	indexTable map[string]ident.Table      // index name -> its table, for COMMENT ON INDEX and ALTER INDEX
 	parent     map[ident.Table]ident.Table // partition -> its parent
-	primary    map[string]bool             // names of PRIMARY KEY constraints (and so of their indexes)
+	keys       map[string]bool             // names of PRIMARY KEY constraints (and so of their indexes), and Options.KeyIndexes
 	concurrent map[ident.Table]bool        // materialized views with a unique index over plain columns
 	created    []ident.Table               // the tables the script creates
 }
 
 func newFilterCtx(sc *Script) *filterCtx {
-	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}, primary: map[string]bool{}, concurrent: map[ident.Table]bool{}}
+	fc := &filterCtx{indexTable: map[string]ident.Table{}, parent: map[ident.Table]ident.Table{}, keys: map[string]bool{}, concurrent: map[ident.Table]bool{}}
 	for _, e := range sc.Entries {
 		for _, c := range e.Chunks {
 			if c.Stmt.Kind == sqlstmt.KIndexConstraint && c.Stmt.Primary {
-				fc.primary[c.Stmt.Name] = true
+				fc.keys[c.Stmt.Name] = true
 			}
 			if c.Stmt.Kind == sqlstmt.KIndex && c.Stmt.Name != "" {
 				fc.indexTable[c.Stmt.Name] = c.Stmt.Table
@@ -213,16 +247,15 @@ END
 %[1]s;`, tag, ident.Literal(name), name)
 }
 
-// isPrimary reports whether an indexes-section entry is a primary key, its index attach or its comment.
-func (fc *filterCtx) isPrimary(e *Entry) bool {
+// isKey reports whether an indexes-section entry is a key (a primary key, or an index named in
+// Options.KeyIndexes), a key's partition index attach or its comment.
+func (fc *filterCtx) isKey(e *Entry) bool {
 	for _, c := range e.Chunks {
 		switch c.Stmt.Kind {
 		case sqlstmt.KIndexConstraint:
-			return c.Stmt.Primary
-		case sqlstmt.KIndexAttach:
-			return fc.primary[c.Stmt.Name]
-		case sqlstmt.KIndex:
-			return false
+			return c.Stmt.Primary || fc.keys[c.Stmt.Name]
+		case sqlstmt.KIndexAttach, sqlstmt.KIndex:
+			return fc.keys[c.Stmt.Name]
 		}
 	}
 	if e.Header.Type == "COMMENT" || e.Header.Type == "SECURITY LABEL" {
@@ -230,7 +263,7 @@ func (fc *filterCtx) isPrimary(e *Entry) bool {
 		for _, p := range []string{"CONSTRAINT ", "INDEX "} {
 			if rest, ok := strings.CutPrefix(n, p); ok {
 				rest, _, _ = strings.Cut(rest, " ON ")
-				return fc.primary[rest]
+				return fc.keys[rest]
 			}
 		}
 	}

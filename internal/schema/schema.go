@@ -3,6 +3,7 @@ package schema
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -47,13 +48,52 @@ Example (one migration):
 			applyCommand(),
 			rolesCommand(),
 			diffCommand(),
+			ownersCommand(),
 		},
+	}
+	for _, cmd := range app.Commands {
+		action := cmd.Action
+		cmd.Action = func(c *cli.Context) error { return present(action(c)) }
 	}
 	return app
 }
 
+// present gives the logic's typed errors their exit code and the hint saying what to do.
+func present(err error) error {
+	var se *Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Fix {
+	case FixIncomplete:
+		return cliutil.WithHint(cliutil.ExitFailure, err, "the input is not complete pg_dump SQL output; check that the dump was not truncated or edited")
+	case FixTruncated:
+		return cliutil.WithHint(cliutil.ExitFailure, err, "the dump looks truncated; dump it again")
+	case FixEmpty:
+		return cliutil.WithHint(cliutil.ExitFailure, err, "pipe the output of 'pg_dump --schema-only' (or 'pgschema dump') into this command")
+	case FixEdited:
+		return cliutil.WithHint(cliutil.ExitFailure, err, "the dump was edited by hand; fix the header comment or the statement so they agree")
+	case FixInstallPgDump:
+		return cliutil.WithHint(cliutil.ExitUsage, err, "install the PostgreSQL client tools or point --pg-dump (PGFERRY_PG_DUMP) at pg_dump")
+	case FixPgDumpTooOld:
+		return cliutil.WithHint(cliutil.ExitUsage, err, fmt.Sprintf("install pg_dump %s or newer (e.g. postgresql-client-%s) and point --pg-dump (PGFERRY_PG_DUMP) at it", se.Need, se.Need))
+	case FixPgDumpRights:
+		return cliutil.WithHint(cliutil.ExitFailure, err, "pg_dump needs to read every schema object; run it as the owner of the objects or a role with pg_read_all_data")
+	}
+	return err
+}
+
 // usageErr marks err as a usage error (exit 2).
 func usageErr(err error) error { return cliutil.WithCode(cliutil.ExitUsage, err) }
+
+// readScript reads a dump from stdin (refusing a terminal) and parses it.
+func readScript(c *cli.Context) (*Script, error) {
+	src, err := readAll(c)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(src)
+}
 
 // readAll reads stdin, refusing a terminal.
 func readAll(c *cli.Context) ([]byte, error) {
@@ -82,11 +122,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			src, err := readAll(c)
-			if err != nil {
-				return err
-			}
-			sc, err := Parse(src)
+			sc, err := readScript(c)
 			if err != nil {
 				return err
 			}

@@ -3,11 +3,9 @@ package schema
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 
-	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/sqllex"
 	"github.com/pgferry/pgferry/internal/sqlstmt"
 )
@@ -58,8 +56,7 @@ func Parse(src []byte) (*Script, error) {
 	}
 	pieces, err := sqllex.Split(string(src))
 	if err != nil {
-		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: %w", err),
-			"the input is not complete pg_dump SQL output; check that the dump was not truncated or edited")
+		return nil, errorf(FixIncomplete, "read dump: %w", err)
 	}
 	sc := &Script{}
 	cur := &Entry{}
@@ -78,9 +75,7 @@ func Parse(src []byte) (*Script, error) {
 			sc.Entries = append(sc.Entries, cur)
 		case sqllex.Statement:
 			if p.Unterminated {
-				return nil, cliutil.WithHint(cliutil.ExitFailure,
-					fmt.Errorf("read dump: line %d: the last statement has no terminating ';'", p.Line),
-					"the dump looks truncated; dump it again")
+				return nil, errorf(FixTruncated, "read dump: line %d: the last statement has no terminating ';'", p.Line)
 			}
 			statements++
 			cur.Chunks = append(cur.Chunks, &Chunk{Piece: p, Stmt: sqlstmt.Parse(p.Text)})
@@ -89,8 +84,7 @@ func Parse(src []byte) (*Script, error) {
 		}
 	}
 	if statements == 0 {
-		return nil, cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("read dump: %w (%d lines)", ErrEmpty, bytes.Count(src, []byte("\n"))),
-			"pipe the output of 'pg_dump --schema-only' (or 'pgschema dump') into this command")
+		return nil, errorf(FixEmpty, "read dump: %w (%d lines)", ErrEmpty, bytes.Count(src, []byte("\n")))
 	}
 	return sc, nil
 }

@@ -228,10 +228,8 @@ func mismatch(e *Entry, c *Chunk, got string) error {
 	if c != nil {
 		line = c.Piece.Line
 	}
-	return cliutil.WithHint(cliutil.ExitFailure,
-		fmt.Errorf("classify dump: line %d: pg_dump's header at line %d says %q is a %s, but it holds %s",
-			line, e.Header.Line, e.Header.Name, e.Header.Type, got),
-		"the dump was edited by hand; fix the header comment or the statement so they agree")
+	return errorf(FixEdited, "classify dump: line %d: pg_dump's header at line %d says %q is a %s, but it holds %s",
+		line, e.Header.Line, e.Header.Name, e.Header.Type, got)
 }
 
 // chunkSection is the section of a statement outside any pg_dump header (hand-written SQL).

@@ -70,6 +70,17 @@ type splitter struct {
 	start  int // start of the pending piece
 	line   int // line of the pending piece
 	kind   Kind
+	st     stmtState // of the statement being read
+}
+
+// stmtState is what the splitter tracks inside one statement, reset at each statement start.
+type stmtState struct {
+	in         bool
+	paren      int
+	beginDepth int
+	words      int
+	lead       [4]byte // first letters of CREATE/OR/REPLACE/FUNCTION/PROCEDURE in leading position
+	first      []string
 }
 
 // emit closes the pending piece at end.
@@ -83,20 +94,11 @@ func (sp *splitter) emit(end int) {
 func (sp *splitter) run() error {
 	sc := sp.sc
 	sp.kind, sp.line = Space, 1
-	// statement state, reset at each statement start
-	var (
-		inStmt     bool
-		paren      int
-		beginDepth int
-		words      int
-		lead       [4]byte // first letters of CREATE/OR/REPLACE/FUNCTION/PROCEDURE in leading position
-		first      []string
-	)
 	for {
 		tokStart, tokLine := sc.i, sc.line
 		tok, ok, err := sc.next()
 		if err != nil {
-			if !inStmt {
+			if !sp.st.in {
 				sp.emit(tokStart)
 				sp.kind, sp.line = Statement, tokLine
 			}
@@ -111,85 +113,104 @@ func (sp *splitter) run() error {
 		case TSpace, TLineComment, TBlockComment:
 			continue
 		}
-		if !inStmt {
+		if !sp.st.in {
 			sp.emit(tok.Pos)
 			sp.line = tok.Line
 			if tok.Kind == TBackslash {
-				sp.kind = Meta
-				end := strings.IndexByte(sp.src[sc.i:], '\n')
-				if end < 0 {
-					sc.i = len(sp.src)
-				} else {
-					sc.i += end + 1
-					sc.line++
-				}
-				sp.emit(sc.i)
-				sp.kind, sp.line = Space, sc.line
+				sp.metaCommand()
 				continue
 			}
-			inStmt, paren, beginDepth, words, lead, first = true, 0, 0, 0, [4]byte{}, first[:0]
+			sp.st = stmtState{in: true, first: sp.st.first[:0]}
 			sp.kind = Statement
 		}
-		switch tok.Kind {
-		case TWord:
-			w := strings.ToLower(tok.Text)
-			if len(first) < 4 {
-				first = append(first, w)
-			}
-			// The heuristic psql uses to keep BEGIN ATOMIC ... END bodies of
-			// CREATE [OR REPLACE] FUNCTION|PROCEDURE in one statement.
-			switch w {
-			case "create", "function", "procedure", "or", "replace":
-				if words < len(lead) {
-					lead[words] = w[0]
-				}
-			}
-			words++
-			if lead[0] == 'c' && (lead[1] == 'f' || lead[1] == 'p' || lead[1] == 'o' && lead[2] == 'r' && (lead[3] == 'f' || lead[3] == 'p')) && paren == 0 {
-				switch w {
-				case "begin":
-					beginDepth++
-				case "case":
-					if beginDepth >= 1 {
-						beginDepth++
-					}
-				case "end":
-					if beginDepth > 0 {
-						beginDepth--
-					}
-				}
-			}
-		case TPunct:
-			switch tok.Text {
-			case "(":
-				paren++
-			case ")":
-				if paren > 0 {
-					paren--
-				}
-			}
-		case TSemicolon:
-			if paren > 0 || beginDepth > 0 {
-				continue
-			}
-			inStmt = false
-			text := sp.src[sp.start:sc.i]
-			sp.emit(sc.i)
-			sp.kind, sp.line = Space, sc.line
-			sp.afterStatement(text, first)
-			if isCopyFromStdin(text, first) {
-				if err := sp.copyData(); err != nil {
-					return err
-				}
-			}
+		if err := sp.token(tok); err != nil {
+			return err
 		}
 	}
-	if inStmt {
+	if sp.st.in {
 		sp.pieces = append(sp.pieces, Piece{Kind: Statement, Text: sp.src[sp.start:], Line: sp.line, Unterminated: true})
 		return nil
 	}
 	sp.emit(len(sp.src))
 	return nil
+}
+
+// metaCommand reads a psql meta-command, which runs to the end of its line.
+func (sp *splitter) metaCommand() {
+	sc := sp.sc
+	sp.kind = Meta
+	end := strings.IndexByte(sp.src[sc.i:], '\n')
+	if end < 0 {
+		sc.i = len(sp.src)
+	} else {
+		sc.i += end + 1
+		sc.line++
+	}
+	sp.emit(sc.i)
+	sp.kind, sp.line = Space, sc.line
+}
+
+// token follows one significant token of a statement; a ';' that ends the statement emits it
+// (and reads the data of a COPY FROM stdin).
+func (sp *splitter) token(tok Token) error {
+	st := &sp.st
+	switch tok.Kind {
+	case TWord:
+		st.word(strings.ToLower(tok.Text))
+	case TPunct:
+		switch tok.Text {
+		case "(":
+			st.paren++
+		case ")":
+			if st.paren > 0 {
+				st.paren--
+			}
+		}
+	case TSemicolon:
+		if st.paren > 0 || st.beginDepth > 0 {
+			return nil
+		}
+		st.in = false
+		text := sp.src[sp.start:sp.sc.i]
+		sp.emit(sp.sc.i)
+		sp.kind, sp.line = Space, sp.sc.line
+		sp.afterStatement(text, st.first)
+		if isCopyFromStdin(text, st.first) {
+			return sp.copyData()
+		}
+	}
+	return nil
+}
+
+// word follows a word of the statement: the heuristic psql uses to keep BEGIN ATOMIC ... END
+// bodies of CREATE [OR REPLACE] FUNCTION|PROCEDURE in one statement.
+func (st *stmtState) word(w string) {
+	if len(st.first) < 4 {
+		st.first = append(st.first, w)
+	}
+	switch w {
+	case "create", "function", "procedure", "or", "replace":
+		if st.words < len(st.lead) {
+			st.lead[st.words] = w[0]
+		}
+	}
+	st.words++
+	lead := st.lead
+	if lead[0] != 'c' || !(lead[1] == 'f' || lead[1] == 'p' || lead[1] == 'o' && lead[2] == 'r' && (lead[3] == 'f' || lead[3] == 'p')) || st.paren != 0 {
+		return
+	}
+	switch w {
+	case "begin":
+		st.beginDepth++
+	case "case":
+		if st.beginDepth >= 1 {
+			st.beginDepth++
+		}
+	case "end":
+		if st.beginDepth > 0 {
+			st.beginDepth--
+		}
+	}
 }
 
 // afterStatement follows SET standard_conforming_strings, which changes how later strings lex.

@@ -62,6 +62,7 @@ type Stmt struct {
 	Parent     ident.Table // ALTER TABLE <parent> ATTACH PARTITION <Table>, CREATE TABLE <Table> PARTITION OF <parent>
 	Unique     bool        // CREATE UNIQUE INDEX
 	PlainKey   bool        // CREATE INDEX over plain columns only (no expression) and without WHERE
+	Owner      string      // ALTER ... OWNER TO <role>: the role (unquoted)
 }
 
 // words is a cursor over a statement's significant tokens.
@@ -172,9 +173,7 @@ func Parse(text string) Stmt {
 	case w.accept("alter", "index"):
 		w.alterIndex(&st)
 	case w.accept("alter"):
-		if isOwnerTo(w) {
-			st.Kind = KOwner
-		}
+		w.ownerTo(&st)
 	}
 	return st
 }
@@ -295,8 +294,8 @@ func (w *words) alterSequence(st *Stmt) {
 		w.i++
 	}
 	w.i = start
-	if st.Kind == KOther && isOwnerTo(w) {
-		st.Kind = KOwner
+	if st.Kind == KOther {
+		w.ownerTo(st)
 	}
 }
 
@@ -346,9 +345,7 @@ func (w *words) alterTable(st *Stmt) {
 			st.Name = n[0]
 		}
 	default:
-		if isOwnerTo(w) {
-			st.Kind = KOwner
-		}
+		w.ownerTo(st)
 	}
 }
 
@@ -366,8 +363,8 @@ func (w *words) alterIndex(st *Stmt) {
 	if w.accept("attach", "partition") {
 		st.Kind = KIndexAttach
 		st.AttachName = w.table()
-	} else if isOwnerTo(w) {
-		st.Kind = KOwner
+	} else {
+		w.ownerTo(st)
 	}
 }
 
@@ -407,13 +404,26 @@ func (w *words) plainKey() bool {
 	return true
 }
 
-// isOwnerTo reports whether the rest of an ALTER statement is "... OWNER TO role".
-func isOwnerTo(w *words) bool {
+// ownerTo marks st as ALTER ... OWNER TO when the rest of the statement is "... OWNER TO role", with the role.
+func (w *words) ownerTo(st *Stmt) {
 	for j := w.i; j+1 < len(w.t); j++ {
 		if w.t[j].Kind == sqllex.TWord && strings.EqualFold(w.t[j].Text, "owner") && w.t[j+1].Kind == sqllex.TWord && strings.EqualFold(w.t[j+1].Text, "to") {
 			// OWNER TO must be followed by a role and the end of the statement.
-			return j+3 >= len(w.t) || j+3 == len(w.t)-1 && w.t[j+3].Kind == sqllex.TSemicolon
+			if j+3 >= len(w.t) || j+3 == len(w.t)-1 && w.t[j+3].Kind == sqllex.TSemicolon {
+				st.Kind = KOwner
+				if j+2 < len(w.t) {
+					st.Owner = tokenName(w.t[j+2])
+				}
+			}
+			return
 		}
 	}
-	return false
+}
+
+// tokenName is a word or quoted identifier as the name it stands for.
+func tokenName(t sqllex.Token) string {
+	if t.Kind == sqllex.TQuotedIdent {
+		return unquoteIdent(t.Text)
+	}
+	return strings.ToLower(t.Text)
 }

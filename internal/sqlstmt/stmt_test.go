@@ -64,3 +64,21 @@ func TestParseIndexPlainKey(t *testing.T) {
 		}
 	}
 }
+
+// TestParseOwner checks that ALTER ... OWNER TO carries its role, unquoted, for every object kind.
+func TestParseOwner(t *testing.T) {
+	for sql, want := range map[string]string{
+		`ALTER TABLE public.t OWNER TO "App Owner";`:        "App Owner",
+		`ALTER FUNCTION public.f(a integer) OWNER TO App;`:  "app",
+		`ALTER INDEX public.i OWNER TO app_ix;`:             "app_ix",
+		`ALTER SEQUENCE public.s OWNER TO "s""q";`:          `s"q`,
+		`ALTER TYPE public.mood OWNER TO app;`:              "app",
+		`ALTER FOREIGN TABLE public.ft OWNER TO "Remote";`:  "Remote",
+		`ALTER TABLE public.t ALTER COLUMN owner TYPE int;`: "",
+	} {
+		st := Parse(sql)
+		if st.Owner != want || (want != "") != (st.Kind == KOwner) {
+			t.Errorf("%s: kind %s owner %q, want owner %q", sql, st.Kind, st.Owner, want)
+		}
+	}
+}

@@ -33,7 +33,10 @@ type DirWriter struct {
 	err   error
 }
 
-// NewDirWriter creates dir (it may exist, but must not hold a header.json) and writes header.json.
+// NewDirWriter creates dir and writes header.json. A dir holding the unfinished dump of an
+// interrupted run of the same dump (ResumeDir) is resumed: h must then skip the chunks whose
+// files are there (pgcopyout plans so from ReadUnfinishedDir), and the header written lists them
+// as present again.
 func NewDirWriter(dir string, h *Header) (*DirWriter, error) {
 	codec, err := prepareHeader(h)
 	if err != nil {
@@ -42,10 +45,17 @@ func NewDirWriter(dir string, h *Header) (*DirWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create directory: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, dirHeader)); err == nil {
-		return nil, fmt.Errorf("create stream directory: %s already holds a %s; use an empty directory", dir, dirHeader)
+	st, err := ReadUnfinishedDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	js, err := json.MarshalIndent(h, "", " ")
+	onDisk := h
+	if st != nil {
+		if onDisk, err = resumeDir(dir, st, h); err != nil {
+			return nil, err
+		}
+	}
+	js, err := json.MarshalIndent(onDisk, "", " ")
 	if err != nil {
 		return nil, fmt.Errorf("encode header: %w", err)
 	}

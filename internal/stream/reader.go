@@ -130,19 +130,7 @@ func (fr *frameReader) next() (*Frame, error) {
 	}
 	var fh frameHeader
 	if err := fh.parse(fr.hb[:]); err != nil {
-		// The header itself is damaged: its table and chunk cannot be trusted. Name the chunk of
-		// a chunk file, or the one open chunk of a stream, or list the open ones.
-		if k := fr.tr.only; k != nil {
-			return nil, fr.errAt(start, k.table, k.chunk, err)
-		}
-		ti, c, _ := fr.tr.firstOpen()
-		if len(fr.tr.open) == 1 {
-			return nil, fr.errAt(start, ti, c, err)
-		}
-		if len(fr.tr.open) > 1 {
-			return nil, fr.errAt(start, -1, -1, fmt.Errorf("%w; chunks in flight: %s", err, fr.tr.openList()))
-		}
-		return nil, fr.errAt(start, -1, -1, err)
+		return nil, fr.headerError(start, err)
 	}
 	ti, c := int(fh.Table), int(fh.Chunk)
 	if fh.Kind == KindEnd {
@@ -185,31 +173,65 @@ func (fr *frameReader) next() (*Frame, error) {
 			return nil, fr.errAt(start, ti, c, fmt.Errorf("%w: %s frame checksum mismatch", ErrCorrupt, fh.Kind))
 		}
 		if fh.Kind == KindEnd {
-			var t Totals
-			if err := strictJSON(stored, &t); err != nil {
-				return nil, fr.errAt(start, -1, -1, fmt.Errorf("%w: end frame: %v", ErrCorrupt, err))
-			}
-			if fh.Table != 0 || fh.Chunk != 0 || fh.Seq != 0 {
-				return nil, fr.errAt(start, -1, -1, fmt.Errorf("%w: end frame names a chunk", ErrCorrupt))
-			}
-			if err := fr.tr.finish(); err != nil {
-				return nil, fr.errAt(start, -1, -1, fmt.Errorf("%w: %v", ErrCorrupt, err))
-			}
-			if t != fr.tr.totals {
-				return nil, fr.errAt(start, -1, -1, fmt.Errorf("%w: end frame totals %+v, stream held %+v", ErrCorrupt, t, fr.tr.totals))
+			if err := fr.endFrame(start, &fh, stored); err != nil {
+				return nil, err
 			}
 			return f, nil
 		}
-		var s ChunkSummary
-		if err := strictJSON(stored, &s); err != nil {
-			return nil, fr.errAt(start, ti, c, fmt.Errorf("%w: chunk end frame: %v", ErrCorrupt, err))
+		if err := fr.chunkEndFrame(start, &fh, stored, f); err != nil {
+			return nil, err
 		}
-		if err := fr.tr.end(ti, c, fh.Seq, &s, false); err != nil {
-			return nil, fr.errAt(start, ti, c, fmt.Errorf("%w: %v", ErrCorrupt, err))
-		}
-		f.Summary = &s
 	}
 	return f, nil
+}
+
+// headerError is the error for a damaged frame header: its table and chunk cannot be trusted,
+// so it names the chunk of a chunk file, or the one open chunk of a stream, or lists the open ones.
+func (fr *frameReader) headerError(start int64, err error) error {
+	if k := fr.tr.only; k != nil {
+		return fr.errAt(start, k.table, k.chunk, err)
+	}
+	ti, c, _ := fr.tr.firstOpen()
+	if len(fr.tr.open) == 1 {
+		return fr.errAt(start, ti, c, err)
+	}
+	if len(fr.tr.open) > 1 {
+		return fr.errAt(start, -1, -1, fmt.Errorf("%w; chunks in flight: %s", err, fr.tr.openList()))
+	}
+	return fr.errAt(start, -1, -1, err)
+}
+
+// endFrame checks the end frame: it names no chunk, every chunk has ended, and its totals are
+// those of the stream.
+func (fr *frameReader) endFrame(start int64, fh *frameHeader, stored []byte) error {
+	var t Totals
+	if err := strictJSON(stored, &t); err != nil {
+		return fr.errAt(start, -1, -1, fmt.Errorf("%w: end frame: %v", ErrCorrupt, err))
+	}
+	if fh.Table != 0 || fh.Chunk != 0 || fh.Seq != 0 {
+		return fr.errAt(start, -1, -1, fmt.Errorf("%w: end frame names a chunk", ErrCorrupt))
+	}
+	if err := fr.tr.finish(); err != nil {
+		return fr.errAt(start, -1, -1, fmt.Errorf("%w: %v", ErrCorrupt, err))
+	}
+	if t != fr.tr.totals {
+		return fr.errAt(start, -1, -1, fmt.Errorf("%w: end frame totals %+v, stream held %+v", ErrCorrupt, t, fr.tr.totals))
+	}
+	return nil
+}
+
+// chunkEndFrame reads a chunk's end frame into f.Summary and closes the chunk.
+func (fr *frameReader) chunkEndFrame(start int64, fh *frameHeader, stored []byte, f *Frame) error {
+	ti, c := int(fh.Table), int(fh.Chunk)
+	var s ChunkSummary
+	if err := strictJSON(stored, &s); err != nil {
+		return fr.errAt(start, ti, c, fmt.Errorf("%w: chunk end frame: %v", ErrCorrupt, err))
+	}
+	if err := fr.tr.end(ti, c, fh.Seq, &s, false); err != nil {
+		return fr.errAt(start, ti, c, fmt.Errorf("%w: %v", ErrCorrupt, err))
+	}
+	f.Summary = &s
+	return nil
 }
 
 func strictJSON(b []byte, v any) error {

@@ -36,8 +36,7 @@ table at a time for at most --lock-timeout per try.
 }
 
 func captureSchemaFlag() cli.Flag {
-	return &cli.StringFlag{Name: "capture-schema", Value: capture.DefaultSchema, EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"},
-		Usage: "schema holding pgtrig's registry and delta tables"}
+	return cliutil.CaptureSchemaFlag("schema holding pgtrig's registry and delta tables")
 }
 
 func lockFlags() []cli.Flag {

@@ -37,7 +37,7 @@ yield, so install would time out), and long transactions. Exit 1 when an error b
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),
 			&cli.DurationFlag{Name: "long-tx", Value: capture.DefaultLongTx, EnvVars: []string{"PGFERRY_LONG_TX"}, Usage: "a transaction open longer than this is reported"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
-			&cli.BoolFlag{Name: "excluded", Usage: "check nothing: list the tables the filters leave out, one a line (with 'rows only' for --exclude-table-data), or with --json as an array"},
+			&cli.BoolFlag{Name: "excluded", Usage: "check nothing: list the tables the filters leave out, one a line (with 'rows only' for --exclude-table-data), or with --json as one object {\"excluded\": [...]}"},
 		}, catalog.FilterFlags()...),
 		Action: func(c *cli.Context) error {
 			f, err := catalog.FilterFromCLI(c)
@@ -83,7 +83,10 @@ func listExcluded(ctx context.Context, c *cli.Context, conn *pgx.Conn, f catalog
 	}
 	ex := f.Excluded(all)
 	if c.Bool("json") {
-		b, _ := json.Marshal(ex)
+		if ex == nil {
+			ex = []catalog.Excluded{}
+		}
+		b, _ := json.Marshal(map[string]any{"excluded": ex})
 		fmt.Println(string(b))
 		return nil
 	}

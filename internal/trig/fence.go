@@ -58,6 +58,15 @@ func printJSON(v any) {
 	fmt.Println(string(b))
 }
 
+// printResult prints v as JSON with --json, else text on a line of its own.
+func printResult(c *cli.Context, v any, text string) {
+	if c.Bool("json") {
+		printJSON(v)
+	} else {
+		fmt.Println(text)
+	}
+}
+
 // fenceError gives the fence's typed errors their hints.
 func fenceError(err error) error {
 	var nr *capture.FenceNotReadyError
@@ -94,11 +103,7 @@ fence position: a txid snapshot taken after the fence took effect, for 'pgtrig f
 				}
 				logf("fence up in %s since %s: every write to a captured table fails now; prove it with 'pgtrig fence wait --position %s'",
 					f.Schema, f.Since.Format(time.RFC3339), f.Position)
-				if c.Bool("json") {
-					printJSON(f)
-				} else {
-					fmt.Println(f.Position)
-				}
+				printResult(c, f, f.Position)
 				return nil
 			})
 		},
@@ -119,7 +124,7 @@ proving snapshot on stdout.`,
 		Flags: fenceFlags(
 			&cli.StringFlag{Name: "position", Required: true, Usage: "the position 'pgtrig fence up' printed"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long (0: no limit)"},
-			jsonFlag("the proof (position, proof, waited_seconds)")),
+			jsonFlag("the proof (position, proof, waited_s)")),
 		Action: func(c *cli.Context) error {
 			if c.Duration("timeout") < 0 {
 				return cliutil.Usagef("--timeout must not be negative")
@@ -131,11 +136,7 @@ proving snapshot on stdout.`,
 					return fenceError(err)
 				}
 				logf("fence proven: every transaction in progress when it went up has ended (waited %.1fs for %d transaction(s))", p.Waited, p.WaitedFor)
-				if c.Bool("json") {
-					printJSON(p)
-				} else {
-					fmt.Println(p.Proof)
-				}
+				printResult(c, p, p.Proof)
 				return nil
 			})
 		},

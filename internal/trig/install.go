@@ -19,7 +19,7 @@ func installCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "install",
 		Usage:     "capture changes on every selected table; prints the capture position",
-		UsageText: "pgtrig install --source URL [-n SCHEMA] [-t TABLE] [-T TABLE] [--lock-timeout 2s] [--retries 10] [--dry-run] [--json]",
+		UsageText: "pgtrig install --source URL [-n SCHEMA] [-t TABLE] [-T TABLE] [--lock-timeout 2s] [--retries 10] [--force] [--dry-run] [--json]",
 		Description: `Creates the capture schema, then for each table, in its own transaction: a delta table
 holding the key columns and txid_current(), a SECURITY DEFINER trigger function, an AFTER
 INSERT/UPDATE/DELETE row trigger (on a partitioned table's root, so every partition, also
@@ -29,6 +29,12 @@ two tables' locks and never stalls the application for long. Re-running installs
 is missing (and adds the TRUNCATE trigger to partitions created since), and upgrades in place
 trigger functions an older pgtrig made without the write fence check ('pgtrig fence').
 
+A table whose schema changed since its capture was installed (dropped and re-created, columns
+changed, a capture trigger dropped or disabled, a partition detached) is not re-captured: install
+exits 3 naming it, because changes made meanwhile were not captured. Repair it with --force -t
+TABLE, then copy it again (docs/runbook.md). When only the key changed and changes wait under the
+old key, capture keeps the old key (pgdelta still applies them) unless --force.
+
 Tables need a primary key or a unique index over NOT NULL columns; install refuses others
 (see 'pgtrig check') unless they are excluded. Progress goes to stderr; the capture
 position (a txid snapshot; catch-up from it covers every captured table) to stdout.
@@ -37,6 +43,7 @@ position (a txid snapshot; catch-up from it covers every captured table) to stdo
    pgtrig install --source "$SRC" --dry-run > capture.sql   # review first`,
 		Flags: append(append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result (position and tables) as one JSON object"},
+			&cli.BoolFlag{Name: "force", EnvVars: []string{"PGFERRY_FORCE"}, Usage: "re-capture tables whose schema changed since install (re-created, columns, disabled or dropped triggers, detached partitions, a new key), dropping the changes waiting in their delta tables: copy those tables again afterwards"},
 		}, lockFlags()...), catalog.FilterFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -52,29 +59,13 @@ position (a txid snapshot; catch-up from it covers every captured table) to stdo
 			}
 			ctx, cancel := cliutil.SignalContext()
 			defer cancel()
-			opt := capture.InstallOptions{Schema: c.String("capture-schema"), Filter: f, LockTimeout: lt, Retries: retries(c), Progress: os.Stderr}
+			opt := capture.InstallOptions{Schema: c.String("capture-schema"), Filter: f, LockTimeout: lt, Retries: retries(c), Progress: os.Stderr, Force: c.Bool("force")}
 			if c.Bool("dry-run") {
 				opt.DryRun = os.Stdout
 			}
-			// A lost connection rolls back only the table in flight; install is idempotent, so
-			// reconnect and carry on, a bounded number of times.
-			var res *capture.InstallResult
-			for attempt := 1; ; attempt++ {
-				conn, err := connect(ctx, c, dbconn.Source)
-				if err != nil {
-					return err
-				}
-				res, err = capture.Install(ctx, conn, opt)
-				lost := err != nil && conn.IsClosed() && ctx.Err() == nil
-				conn.Close(context.WithoutCancel(ctx))
-				if err == nil {
-					break
-				}
-				if !lost || attempt >= 3 {
-					return err
-				}
-				logf("connection lost (%v); reconnecting and resuming the install", err)
-				time.Sleep(time.Duration(attempt) * time.Second)
+			res, err := installReconnecting(ctx, c, opt)
+			if err != nil {
+				return err
 			}
 			if opt.DryRun != nil {
 				return nil
@@ -88,5 +79,24 @@ position (a txid snapshot; catch-up from it covers every captured table) to stdo
 			fmt.Println(res.Position)
 			return nil
 		},
+	}
+}
+
+// installReconnecting runs the install, reconnecting after a lost connection: it rolls back only
+// the table in flight and install is idempotent, so it carries on, a bounded number of times.
+func installReconnecting(ctx context.Context, c *cli.Context, opt capture.InstallOptions) (*capture.InstallResult, error) {
+	for attempt := 1; ; attempt++ {
+		conn, err := connect(ctx, c, dbconn.Source)
+		if err != nil {
+			return nil, err
+		}
+		res, err := capture.Install(ctx, conn, opt)
+		lost := err != nil && conn.IsClosed() && ctx.Err() == nil
+		conn.Close(context.WithoutCancel(ctx))
+		if err == nil || !lost || attempt >= 3 {
+			return res, err
+		}
+		logf("connection lost (%v); reconnecting and resuming the install", err)
+		time.Sleep(time.Duration(attempt) * time.Second)
 	}
 }

@@ -21,8 +21,10 @@ func statusCommand() *cli.Command {
 		Usage:     "show captured tables, rows waiting in each delta table, the oldest waiting change and sizes",
 		UsageText: "pgtrig status --source URL [--json]",
 		Description: `Reads the capture registry and every delta table. The oldest waiting change is shown as its
-txid and its age in transactions. Exit 1 when a captured table lost its trigger or was
-dropped (re-run install), or when no capture is installed.
+txid and its age in transactions. Exit 3 when a captured table's schema changed under the
+capture (dropped or re-created, columns changed, a capture trigger dropped or disabled by
+ALTER TABLE ... DISABLE TRIGGER, a partition detached): each is named on stderr with the repair
+(docs/runbook.md). Exit 1 when a partition lacks the TRUNCATE trigger, or no capture is installed.
 
    pgtrig status --source "$SRC" --json | jq '.rows_waiting'`,
 		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(), &cli.BoolFlag{Name: "json", Usage: "print the status as one JSON object"}},
@@ -77,6 +79,9 @@ func reportStatus(c *cli.Context, st *capture.Status) error {
 	}
 	if !st.Installed {
 		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("no capture schema %s on the source", st.Schema), "run 'pgtrig install' first")
+	}
+	if err := capture.DriftFailure(st.Schema, st.Drifts); err != nil {
+		return err
 	}
 	if broken > 0 {
 		return cliutil.WithHint(cliutil.ExitFailure, fmt.Errorf("%d captured table(s) lost all or part of their capture", broken),

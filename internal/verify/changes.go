@@ -217,23 +217,9 @@ func checkChanges(ctx context.Context, src, dst *side, pl *changePlan, limit int
 		r.Status, r.Note = StatusSame, "no key; unchanged since the proof"
 		return r, nil
 	}
-	kexpr := make([]string, len(pl.kcols))
-	for i, k := range pl.kcols {
-		kexpr[i] = ident.Quote(k) + "::text"
-	}
-	q := fmt.Sprintf("SELECT DISTINCT ARRAY[%s] FROM %s WHERE txid >= $1 AND NOT txid_visible_in_snapshot(txid, $2::text::txid_snapshot)",
-		strings.Join(kexpr, ", "), pl.delta)
-	var keys [][]string
-	err := src.inSnapshot(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, q, pl.proof.Xmin, pl.proof.String())
-		if err != nil {
-			return err
-		}
-		keys, err = pgx.CollectRows(rows, pgx.RowTo[[]string])
-		return err
-	})
+	keys, err := pl.capturedKeys(ctx, src.inSnapshot)
 	if err != nil {
-		return nil, fmt.Errorf("read the keys of %s captured since its proof: %w", pl.p.Name, err)
+		return nil, err
 	}
 	n = int64(len(keys))
 	ds, err := classify(ctx, pl.p, keys, src.inSnapshot, dst.inSnapshot)
@@ -245,6 +231,30 @@ func checkChanges(ctx context.Context, src, dst *side, pl *changePlan, limit int
 	}
 	r.setDiffs(ds)
 	return r, nil
+}
+
+// capturedKeys reads, through read (a snapshot or a fresh transaction), the distinct keys the
+// delta table holds changes of after the proof, as text in the order of kcols.
+func (pl *changePlan) capturedKeys(ctx context.Context, read func(context.Context, func(pgx.Tx) error) error) ([][]string, error) {
+	kexpr := make([]string, len(pl.kcols))
+	for i, k := range pl.kcols {
+		kexpr[i] = ident.Quote(k) + "::text"
+	}
+	q := fmt.Sprintf("SELECT DISTINCT ARRAY[%s] FROM %s WHERE txid >= $1 AND NOT txid_visible_in_snapshot(txid, $2::text::txid_snapshot)",
+		strings.Join(kexpr, ", "), pl.delta)
+	var keys [][]string
+	err := read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q, pl.proof.Xmin, pl.proof.String())
+		if err != nil {
+			return err
+		}
+		keys, err = pgx.CollectRows(rows, pgx.RowTo[[]string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the keys of %s captured since %s: %w", pl.p.Name, pl.proof, err)
+	}
+	return keys, nil
 }
 
 // addSanityChecks adds to every compared table its row counts from the statistics (a failure

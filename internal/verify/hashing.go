@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/ident"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 // Hash functions a row can be hashed with on the server.
@@ -71,19 +72,8 @@ func chooseHash(ctx context.Context, src, dst *side, want string) (string, error
 	return hashMD5, nil
 }
 
-// floatSend maps the types whose text form is made of floats to their binary send function.
-// Float output changed in PostgreSQL 12 (shortest exact digits instead of extra_float_digits'
-// 17), so an 11 source and a newer target print equal values differently; the binary forms of
-// these built-in types are the same on every version.
-var floatSend = map[string]string{
-	"double precision": "float8send", "real": "float4send",
-	"point": "point_send", "line": "line_send", "lseg": "lseg_send", "box": "box_send",
-	"path": "path_send", "polygon": "poly_send", "circle": "circle_send",
-	"double precision[]": "array_send", "real[]": "array_send", "point[]": "array_send",
-}
-
 // cmpExpr is the expression compared for a column, qualified by alias unless it is empty: its
-// text form, except types made of floats, whose IEEE bits are compared (see floatSend). reg*
+// text form, except types made of floats, whose IEEE bits are compared (see pgver.FloatSend). reg*
 // values compare by their text, the object's name: tables holding them are never read with
 // binary COPY (catalog.TextOnlyTables), whose form of them is the OID.
 func cmpExpr(c catalog.Column, alias string) string {
@@ -91,7 +81,7 @@ func cmpExpr(c catalog.Column, alias string) string {
 	if alias != "" {
 		q = alias + "." + q
 	}
-	if f, ok := floatSend[c.Type]; ok {
+	if f, ok := pgver.FloatSend[c.Type]; ok {
 		return f + "(" + q + ")"
 	}
 	return q

@@ -26,7 +26,7 @@ func writeReport(w io.Writer, rs []*Result, cfg Config) error {
 	for _, r := range rs {
 		status := r.Status
 		if status != StatusSame {
-			status = strings.ToUpper(status)
+			status = strings.ToUpper(strings.ReplaceAll(status, "_", " ")) // NOT COMPARABLE
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Table, r.Mode, status, num(r.SourceRows), num(r.TargetRows), details(r))
 	}

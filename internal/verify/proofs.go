@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/capture"
 	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/ident"
@@ -34,18 +36,24 @@ func proofPosition(ctx context.Context, src, dst *side, stateSchema string) (str
 	return catchup.Meet(s, a).String(), nil
 }
 
-// recordProofs writes a proof at pos for every table found the same and removes the proof of
-// every table found different. A failure is reported on diag: it does not change the verdict.
-func recordProofs(ctx context.Context, cfg Config, pos string, results []*Result, diag io.Writer) {
+// recordProofs writes a proof at pos for every table found the same, or different only in keys
+// with changes captured after pos (not applied yet: a cutover's changes mode compares exactly
+// those keys), and removes the proof of every other table found different. A failure is
+// reported on diag: it does not change the verdict.
+func recordProofs(ctx context.Context, cfg Config, src *side, pos string, results []*Result, diag io.Writer) {
 	if pos == "" {
 		return
 	}
+	pending, err := pendingOnly(ctx, src, cfg, pos, results)
+	if err != nil {
+		fmt.Fprintf(diag, "pgverify: warning: could not read the changes captured since %s (%v); tables found different get no proof\n", pos, err)
+	}
 	var same, differ []string
 	for _, r := range results {
-		switch r.Status {
-		case StatusSame:
+		switch {
+		case r.Status == StatusSame || pending[r]:
 			same = append(same, r.Table)
-		case StatusDiffer:
+		case r.Status == StatusDiffer:
 			differ = append(differ, r.Table)
 		}
 	}
@@ -58,7 +66,73 @@ func recordProofs(ctx context.Context, cfg Config, pos string, results []*Result
 		fmt.Fprintf(diag, "pgverify: warning: could not record the proofs on the target (%v); a cutover will verify in full\n", err)
 		return
 	}
-	fmt.Fprintf(diag, "pgverify: recorded proofs at %s for %d table(s) on the target\n", pos, len(same))
+	note := ""
+	if len(pending) > 0 {
+		note = fmt.Sprintf(" (%d of them differ only in keys with captured changes not applied yet, which a cutover compares)", len(pending))
+	}
+	fmt.Fprintf(diag, "pgverify: recorded proofs at %s for %d table(s) on the target%s\n", pos, len(same), note)
+}
+
+// pendingOnly returns the results found different whose every differing key has a change
+// captured after pos. It needs the whole list of differing keys (not truncated) of a table with
+// a key, captured by that key; the captured keys are read fresh, a superset of those the
+// snapshot saw.
+func pendingOnly(ctx context.Context, src *side, cfg Config, pos string, results []*Result) (map[*Result]bool, error) {
+	out := map[*Result]bool{}
+	var cands []*Result
+	for _, r := range results {
+		if r.Status == StatusDiffer && !r.Truncated && len(r.Diffs) > 0 && r.pair != nil && !r.pair.NoKey {
+			cands = append(cands, r)
+		}
+	}
+	if len(cands) == 0 {
+		return out, nil
+	}
+	proof, err := catchup.ParseSnapshot(pos)
+	if err != nil {
+		return out, err
+	}
+	cs := catchup.OrDefault(cfg.CaptureSchema)
+	reg, err := capture.LoadRegistry(ctx, src.exporter, cs)
+	if err != nil {
+		return out, err
+	}
+	byName := map[string]capture.Captured{}
+	for _, c := range reg {
+		byName[c.Table.Key()] = c
+	}
+	for _, r := range cands {
+		c, ok := byName[r.Table]
+		if !ok || c.Keyless {
+			continue
+		}
+		pl := &changePlan{p: r.pair, proof: proof, delta: ident.Quote(cs) + "." + ident.Quote(c.DeltaTable)}
+		if pl.matchKey(c.KeyColumns) != "" {
+			continue
+		}
+		keys, err := pl.capturedKeys(ctx, src.fresh)
+		if err != nil {
+			return out, err
+		}
+		if coversDiffs(keys, r.Diffs) {
+			out[r] = true
+		}
+	}
+	return out, nil
+}
+
+// coversDiffs reports whether every diff's key is among keys (text values in key order).
+func coversDiffs(keys [][]string, ds []Diff) bool {
+	have := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		have[strings.Join(k, "\x00")] = true
+	}
+	for _, d := range ds {
+		if !have[strings.Join(d.vals, "\x00")] {
+			return false
+		}
+	}
+	return true
 }
 
 // pruneHold keeps the source's delta rows the proofs need: pruning deletes only what every

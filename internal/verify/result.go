@@ -4,7 +4,7 @@ package verify
 const (
 	StatusSame          = "same"
 	StatusDiffer        = "differ"
-	StatusNotComparable = "not comparable"
+	StatusNotComparable = "not_comparable"
 	StatusError         = "error"
 )
 
@@ -14,15 +14,15 @@ type Result struct {
 	Mode        string  `json:"mode"`
 	Status      string  `json:"status"`
 	Reason      string  `json:"reason,omitempty"`
-	SourceRows  *int64  `json:"source_rows,omitempty"`
-	TargetRows  *int64  `json:"target_rows,omitempty"`
+	SourceRows  *int64  `json:"source_rows"`
+	TargetRows  *int64  `json:"target_rows"`
 	Hash        string  `json:"hash,omitempty"`
-	Missing     int     `json:"missing,omitempty"`
-	Extra       int     `json:"extra,omitempty"`
-	Changed     int     `json:"changed,omitempty"`
-	Duplicate   int     `json:"duplicate,omitempty"`
-	Truncated   bool    `json:"truncated,omitempty"` // more differing keys than --max-diffs
-	Rechecked   bool    `json:"rechecked,omitempty"`
+	Missing     int     `json:"missing"`
+	Extra       int     `json:"extra"`
+	Changed     int     `json:"changed"`
+	Duplicate   int     `json:"duplicate"`
+	Truncated   bool    `json:"truncated"` // more differing keys than --max-diffs
+	Rechecked   bool    `json:"rechecked"`
 	Proof       string  `json:"proof,omitempty"`        // changes mode: the position of the table's proof
 	ChangedKeys *int64  `json:"changed_keys,omitempty"` // changes mode: keys captured since the proof, compared
 	Note        string  `json:"note,omitempty"`         // changes mode: why a table was compared in full

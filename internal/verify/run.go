@@ -15,7 +15,7 @@ import (
 // records to fix), and returns the exit code; err is set for errors that stop the whole run.
 func Run(ctx context.Context, cfg Config, report, fix, diag io.Writer) (int, error) {
 	if cfg.StateSchema == "" {
-		cfg.StateSchema = "pgferry"
+		cfg.StateSchema = cliutil.DefaultSchema
 	}
 	if cfg.ChunkRows <= 0 {
 		cfg.ChunkRows = 250000
@@ -65,13 +65,18 @@ func Run(ctx context.Context, cfg Config, report, fix, diag io.Writer) (int, err
 		if err != nil {
 			return ExitError, asError(err)
 		}
-		recordProofs(ctx, cfg, pos, results, diag)
+		recordProofs(ctx, cfg, src, pos, results, diag)
 		hold.moveToProofs(ctx, diag)
 	}
 	if cfg.EmitFix {
 		if err := emitFix(ctx, src, dst, cfg.StateSchema, results, fix); err != nil {
 			return ExitError, asError(err)
 		}
+	}
+	if lo, err := largeObjects(ctx, cfg); err != nil { // after proofs and fixes: it is no table
+		return ExitError, asError(err)
+	} else if lo != nil {
+		results = append(results, lo)
 	}
 	if err := writeReport(report, results, cfg); err != nil {
 		return ExitError, asError(fmt.Errorf("write report: %w", err))

@@ -1,6 +1,22 @@
 # Shared by the bench-*.sh scripts that compare methods on two servers: the servers (two
 # throwaway clusters with identical settings, or existing ones) and the work directory's cleanup.
-# Source common.sh and cluster.sh first; set WORK (a temp dir) and KEEP (1 keeps both).
+# Set PROG, then source it (it sources common.sh and cluster.sh); set WORK (a temp dir) and KEEP
+# (1 keeps both).
+
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
+
+# bench_help prints the comment block after the script's first line: its --help.
+bench_help() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+# bench_usage_error ARG refuses an unknown argument (exit 2).
+bench_usage_error() { echo "$PROG: unknown argument $1 (see --help)" >&2; exit 2; }
+
+# bench_need TOOL... fails unless every tool is on PATH.
+bench_need() {
+  local t
+  for t in "$@"; do command -v "$t" >/dev/null || die "$t not found on PATH"; done
+}
 
 BENCH_CLUSTERS=()
 

@@ -10,6 +10,36 @@ case " ${PGOPTIONS:-} " in
   *) export PGOPTIONS="${PGOPTIONS:-} -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0" ;;
 esac
 
+# The timeouts only newer servers know (idle_session_timeout 14+, transaction_timeout 17+, which
+# ends the pre-data schema's one transaction) cannot go in PGOPTIONS for every server: an older
+# one refuses an unknown setting at connection start. psql and vacuumdb add them per server.
+declare -A PGFERRY_VOPTS=()
+# versioned_opts URL: sets VOPTS to the extra startup options for URL's server (cached).
+versioned_opts() {
+  local v
+  if [ -z "${PGFERRY_VOPTS[$1]+x}" ]; then
+    v=$(command psql -X -At -d "$1" -c "SELECT current_setting('server_version_num')" 2>/dev/null) || v=0
+    PGFERRY_VOPTS[$1]=""
+    [ "${v:-0}" -lt 140000 ] || PGFERRY_VOPTS[$1]+=" -c idle_session_timeout=0"
+    [ "${v:-0}" -lt 170000 ] || PGFERRY_VOPTS[$1]+=" -c transaction_timeout=0"
+  fi
+  VOPTS=${PGFERRY_VOPTS[$1]}
+}
+# with_versioned_opts PROGRAM ARGS...: runs PROGRAM with the options for its -d/--dbname URL.
+with_versioned_opts() {
+  local a prev= url=
+  for a in "$@"; do
+    case $prev in -d|--dbname) url=$a ;; esac
+    case $a in --dbname=*) url=${a#--dbname=} ;; esac
+    prev=$a
+  done
+  VOPTS=
+  case $PGOPTIONS in *" -c idle_session_timeout="*|*" -c transaction_timeout="*) ;; *) [ -z "$url" ] || versioned_opts "$url" ;; esac
+  PGOPTIONS="$PGOPTIONS$VOPTS" command "$@"
+}
+psql() { with_versioned_opts psql "$@"; }
+vacuumdb() { with_versioned_opts vacuumdb "$@"; }
+
 EXIT_OK=0
 EXIT_FAILURE=1
 EXIT_USAGE=2
@@ -23,11 +53,23 @@ die() { log "$1"; [ -n "${2:-}" ] && log "hint: $2"; exit "$EXIT_FAILURE"; }
 # usage_error prints a usage error and exits 2.
 usage_error() { log "$1"; log "hint: see '$PROG --help'"; exit "$EXIT_USAGE"; }
 
+# add_filter OPTION PATTERN adds a table filter given on the command line to FILTERS.
+add_filter() {
+  [ $# -ge 2 ] || usage_error "$1 needs a pattern"
+  FILTERS+=("$1" "$2")
+}
+
+# need_endpoints refuses a run without both --source and --target.
+need_endpoints() {
+  [ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
+  [ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
+}
+
 # need_bin fails with exit 2 unless every named program is on PATH.
 need_bin() {
   local b
   for b in "$@"; do
-    command -v "$b" >/dev/null 2>&1 || {
+    type -P "$b" >/dev/null 2>&1 || { # -P: a program, not the psql/vacuumdb wrappers above
       log "$b not found on PATH"
       log "hint: build the tools with 'go build -o ~/bin ./cmd/...' and put that directory on PATH"
       exit "$EXIT_USAGE"
