@@ -47,7 +47,8 @@ fi
 
 if [ "$default" = 1 ]; then
   go vet ./...
-  go test -count=1 -timeout 25m "$@" ./...
+  # -parallel 4: the end-to-end tests mostly wait on servers, writers and timers, not the CPU
+  go test -count=1 -timeout 25m -parallel 4 "$@" ./...
 fi
 [ "$matrix" = true ] || exit 0
 

@@ -89,7 +89,18 @@ func TestRoles(t *testing.T) {
 		CREATE TABLE s.t (id int); ALTER TABLE s.t OWNER TO %q;
 		GRANT SELECT ON s.t TO %q;
 		CREATE ROLE %q; ALTER TABLE s.t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON s.t TO %q USING (true);`, owner, reader, unused, reader, owner, owner, owner, reader, "pol_"+sfx, "pol_"+sfx))
+	// roles named only by a large object: its owner and a grantee
+	loOwner, loReader := "lo_owner_"+sfx, "lo_reader_"+sfx
+	src.Exec(t, fmt.Sprintf(`CREATE ROLE %[1]q; CREATE ROLE %[2]q;
+		DO $$DECLARE o oid := lo_from_bytea(0, 'x'); BEGIN
+		EXECUTE format('ALTER LARGE OBJECT %%s OWNER TO %%I', o, %[3]s); EXECUTE format('GRANT SELECT ON LARGE OBJECT %%s TO %%I', o, %[4]s); END$$`,
+		loOwner, loReader, "'"+loOwner+"'", "'"+loReader+"'"))
 	out := mustRun(t, "", "roles", "--source", src.URL)
+	for _, want := range []string{fmt.Sprintf(`CREATE ROLE %q NOLOGIN`, loOwner), fmt.Sprintf(`CREATE ROLE %q NOLOGIN`, loReader)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("roles output lacks the large object's role: %q:\n%s", want, out)
+		}
+	}
 	if strings.Contains(out, unused) || strings.Contains(out, "secret") || strings.Contains(out, "PASSWORD") {
 		t.Errorf("roles output:\n%s", out)
 	}

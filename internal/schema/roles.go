@@ -73,6 +73,7 @@ WITH acl AS (
   UNION ALL SELECT defaclrole, defaclacl, defaclnamespace FROM pg_default_acl
   UNION ALL SELECT c.relowner, a.attacl, c.relnamespace FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE a.attacl IS NOT NULL
   UNION ALL SELECT umuser, NULL, NULL FROM pg_user_mappings WHERE umuser <> 0
+  UNION ALL SELECT lomowner, lomacl, NULL FROM pg_largeobject_metadata
   %s
 ), filtered AS (
   SELECT * FROM acl WHERE nsp IS NULL OR nsp NOT IN (SELECT oid FROM pg_namespace WHERE nspname = $1 OR nspname IN ('pg_catalog', 'information_schema') OR nspname LIKE 'pg\_toast%%' OR nspname LIKE 'pg\_temp\_%%')
