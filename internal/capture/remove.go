@@ -34,7 +34,22 @@ func Remove(ctx context.Context, conn *pgx.Conn, schema string, opt RemoveOption
 		fmt.Fprintf(opt.Progress, "pgtrig: no capture schema %s: nothing to remove\n", schema)
 		return nil
 	}
-	// Cloned triggers on partitions go with their parent's trigger.
+	if err := removeTriggers(ctx, conn, schema, opt); err != nil {
+		return err
+	}
+	return removeSchema(ctx, conn, schema, opt)
+}
+
+// tabTrig is a table and the capture triggers on it.
+type tabTrig struct {
+	oid          uint32
+	quoted, name string
+	triggers     []string
+}
+
+// removeTriggers drops the capture triggers of each table with its registry row, one table per
+// transaction. Cloned triggers on partitions go with their parent's trigger.
+func removeTriggers(ctx context.Context, conn *pgx.Conn, schema string, opt RemoveOptions) error {
 	own := pgver.Of(conn).UserTrigger("t")
 	rows, err := conn.Query(ctx, `SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, array_agg(t.tgname::text ORDER BY t.tgname)
 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
@@ -43,11 +58,6 @@ WHERE pn.nspname = $1 AND `+own+`
 GROUP BY 1, 2, 3 ORDER BY 3`, schema)
 	if err != nil {
 		return fmt.Errorf("list capture triggers: %w", err)
-	}
-	type tabTrig struct {
-		oid          uint32
-		quoted, name string
-		triggers     []string
 	}
 	var todo []tabTrig
 	var tt tabTrig
@@ -75,9 +85,13 @@ GROUP BY 1, 2, 3 ORDER BY 3`, schema)
 			fmt.Fprintf(opt.Progress, "pgtrig: [%d/%d] %s: capture triggers dropped\n", i+1, len(todo), t.name)
 		}
 	}
+	return nil
+}
 
-	// pgtrig's own objects, then the schema (RESTRICT: anything else in it stops us).
-	rows, err = conn.Query(ctx, `SELECT c.relname::text, CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END
+// removeSchema drops pgtrig's own objects, then the schema (RESTRICT: anything else in it
+// stops it).
+func removeSchema(ctx context.Context, conn *pgx.Conn, schema string, opt RemoveOptions) error {
+	rows, err := conn.Query(ctx, `SELECT c.relname::text, CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname = $1 AND c.relkind IN ('r','p','S')
 UNION ALL

@@ -296,106 +296,123 @@ func (l *loader) runStream(parent context.Context, r *stream.Reader, input io.Re
 		}
 	})
 	defer stopRead()
-	sem := make(chan struct{}, n)
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		stopped bool // set once runStream stops waiting: no more workers may start
-	)
-	start := func(ti, id int, ch chan *stream.Frame) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return false
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			next := func() (*stream.Frame, error) {
-				select {
-				case f, ok := <-ch:
-					if !ok {
-						if err := context.Cause(ctx); err != nil {
-							return nil, err
-						}
-						return nil, errors.New("stream ended inside the chunk")
-					}
-					return f, nil
-				case <-ctx.Done():
-					return nil, context.Cause(ctx)
-				}
-			}
-			if err := l.loadStreamChunk(ctx, ti, id, next); err != nil {
-				cancel(l.streamChunkError(ctx, err))
-			}
-		}()
-		return true
-	}
+	d := &streamDispatch{l: l, ctx: ctx, cancel: cancel, sem: make(chan struct{}, n)}
 	r.DeferDecode() // each chunk's goroutine decompresses and verifies its own frames
 	// The reader runs on its own: a read blocked on a stalled pipe must not delay an interrupt.
 	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		open := map[chunkKey]chan *stream.Frame{}
-		defer func() {
-			for _, ch := range open {
-				close(ch)
-			}
-		}()
-		for {
-			f, err := r.Next()
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				cancel(streamError(err)) // no-op when a failure elsewhere came first (and closed the input)
-				return
-			}
-			k := chunkKey{f.Table, f.Chunk}
-			if l.done[f.Name][f.Chunk] {
-				f.Release() // loaded by an earlier run: the reader has verified it, nothing to do
-				continue
-			}
-			ch := open[k]
-			if ch == nil {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					f.Release()
-					return
-				}
-				ch = make(chan *stream.Frame, 2)
-				if !start(f.Table, f.Chunk, ch) {
-					f.Release()
-					return
-				}
-				open[k] = ch
-			}
-			select {
-			case ch <- f:
-			case <-ctx.Done():
-				f.Release()
-				return
-			}
-			if f.Kind == stream.KindChunkEnd {
-				close(ch)
-				delete(open, k)
-			}
-		}
-	}()
+	go d.read(r, readDone)
 	select {
 	case <-readDone:
 	case <-ctx.Done():
 	}
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
-	wg.Wait()
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+	d.wg.Wait()
 	if err := parent.Err(); err != nil {
 		return err // interrupted: in-flight chunks were rolled back
 	}
 	return context.Cause(ctx) // the first failure, or nil
+}
+
+// streamDispatch is the state runStream shares with its reader and chunk goroutines.
+type streamDispatch struct {
+	l      *loader
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sem    chan struct{} // one slot per chunk goroutine
+
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool // set once runStream stops waiting: no more workers may start
+}
+
+// start starts the goroutine loading chunk id of table ti from ch, unless runStream has stopped.
+func (d *streamDispatch) start(ti, id int, ch chan *stream.Frame) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.wg.Add(1)
+	go d.load(ti, id, ch)
+	return true
+}
+
+// load loads one chunk from the frames on ch and frees its slot; a failure cancels the run.
+func (d *streamDispatch) load(ti, id int, ch chan *stream.Frame) {
+	ctx := d.ctx
+	defer d.wg.Done()
+	defer func() { <-d.sem }()
+	next := func() (*stream.Frame, error) {
+		select {
+		case f, ok := <-ch:
+			if !ok {
+				if err := context.Cause(ctx); err != nil {
+					return nil, err
+				}
+				return nil, errors.New("stream ended inside the chunk")
+			}
+			return f, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	if err := d.l.loadStreamChunk(ctx, ti, id, next); err != nil {
+		d.cancel(d.l.streamChunkError(ctx, err))
+	}
+}
+
+// read reads the stream's frames and hands each to its chunk's goroutine, closing readDone when it stops.
+func (d *streamDispatch) read(r *stream.Reader, readDone chan struct{}) {
+	ctx, l := d.ctx, d.l
+	defer close(readDone)
+	open := map[chunkKey]chan *stream.Frame{}
+	defer func() {
+		for _, ch := range open {
+			close(ch)
+		}
+	}()
+	for {
+		f, err := r.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			d.cancel(streamError(err)) // no-op when a failure elsewhere came first (and closed the input)
+			return
+		}
+		k := chunkKey{f.Table, f.Chunk}
+		if l.done[f.Name][f.Chunk] {
+			f.Release() // loaded by an earlier run: the reader has verified it, nothing to do
+			continue
+		}
+		ch := open[k]
+		if ch == nil {
+			select {
+			case d.sem <- struct{}{}:
+			case <-ctx.Done():
+				f.Release()
+				return
+			}
+			ch = make(chan *stream.Frame, 2)
+			if !d.start(f.Table, f.Chunk, ch) {
+				f.Release()
+				return
+			}
+			open[k] = ch
+		}
+		select {
+		case ch <- f:
+		case <-ctx.Done():
+			f.Release()
+			return
+		}
+		if f.Kind == stream.KindChunkEnd {
+			close(ch)
+			delete(open, k)
+		}
+	}
 }
 
 // streamChunkError explains a chunk failure on a stream: the data is gone, so it is not retried.

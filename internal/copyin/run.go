@@ -135,85 +135,14 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg Config, h *stream.Header, 
 	}
 	defer tx.Rollback(context.Background())
 	if cfg.Truncate {
-		for _, t := range h.Tables {
-			for _, c := range t.Chunks {
-				if c.Skip {
-					return nil, cliutil.WithHint(cliutil.ExitFailure,
-						fmt.Errorf("--truncate with a stream that skips chunks (table %s chunk %d): truncating would lose them", t.Name, c.ID),
-						"re-run pgcopyout without --target to get every chunk, or drop --truncate to resume")
-				}
-			}
-		}
-		names := make([]string, len(targets))
-		for i, t := range targets {
-			names[i] = t.table.String()
-			if err := state.ClearTable(ctx, tx, cfg.StateSchema, t.name); err != nil {
-				return nil, err
-			}
-		}
-		if len(names) > 0 {
-			if _, err := tx.Exec(ctx, "TRUNCATE "+joinComma(names)); err != nil {
-				return nil, fmt.Errorf("truncate target tables: %w", err)
-			}
+		if err := truncateAll(ctx, tx, cfg, h, targets); err != nil {
+			return nil, err
 		}
 	}
 	for i, t := range h.Tables {
-		plan := make([]state.PlanChunk, len(t.Chunks))
-		for j, c := range t.Chunks {
-			plan[j] = state.PlanChunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper}
-		}
-		if t.Restart && !cfg.Truncate {
-			// pgcopyout found this table partly loaded under another snapshot (ctid chunks):
-			// empty it, but only when pgcopyin loaded what it holds.
-			d, err := state.DoneChunks(ctx, tx, cfg.StateSchema, t.Name)
-			if err != nil {
-				return nil, err
-			}
-			if len(d) > 0 {
-				if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+targets[i].table.String()); err != nil {
-					return nil, fmt.Errorf("empty table %s to load it again: %w", t.Name, err)
-				}
-				if err := state.ClearTable(ctx, tx, cfg.StateSchema, t.Name); err != nil {
-					return nil, err
-				}
-				fmt.Fprintf(stderr, "pgcopyin: table %s was partly loaded by ctid ranges under another snapshot: emptied, loading it again whole\n", t.Name)
-			}
-		}
-		stored, err := state.Plan(ctx, tx, cfg.StateSchema, t.Name)
+		d, err := prepareTable(ctx, tx, cfg, t, targets[i], stderr)
 		if err != nil {
 			return nil, err
-		}
-		d, err := state.DoneChunks(ctx, tx, cfg.StateSchema, t.Name)
-		if err != nil {
-			return nil, err
-		}
-		if !samePlan(stored, plan) {
-			if len(d) > 0 {
-				return nil, cliutil.WithHint(cliutil.ExitFailure,
-					fmt.Errorf("table %s: the stream's chunk plan differs from the plan of the %d chunks already loaded", t.Name, len(d)),
-					"run pgcopyout with --target pointing at this database so it reuses the stored plan, or load afresh with pgcopyin --truncate")
-			}
-			if err := state.ReplacePlan(ctx, tx, cfg.StateSchema, t.Name, plan); err != nil {
-				return nil, err
-			}
-		}
-		for _, c := range t.Chunks {
-			if c.Skip && !d[c.ID] {
-				return nil, cliutil.WithHint(cliutil.ExitFailure,
-					fmt.Errorf("table %s chunk %d: the stream skips it as already loaded, but the target has no record of it", t.Name, c.ID),
-					"re-run pgcopyout with --target pointing at this database (same --state-schema), or without --target")
-			}
-		}
-		if len(d) == 0 && !cfg.Truncate {
-			var nonEmpty bool
-			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM ONLY "+targets[i].table.String()+")").Scan(&nonEmpty); err != nil {
-				return nil, fmt.Errorf("check table %s is empty: %w", t.Name, err)
-			}
-			if nonEmpty {
-				return nil, cliutil.WithHint(cliutil.ExitFailure,
-					fmt.Errorf("table %s on the target already holds rows that pgcopyin did not load", t.Name),
-					"re-run with --truncate to empty the stream's tables first, or empty that table yourself")
-			}
 		}
 		done[t.Name] = d
 	}
@@ -229,6 +158,102 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg Config, h *stream.Header, 
 		fmt.Fprintf(stderr, "pgcopyin: resuming: %d of %d chunks already loaded are skipped\n", loaded, total)
 	}
 	return done, nil
+}
+
+// truncateAll empties every target table and its load state for --truncate, refusing a stream that skips chunks.
+func truncateAll(ctx context.Context, tx pgx.Tx, cfg Config, h *stream.Header, targets []*target) error {
+	for _, t := range h.Tables {
+		for _, c := range t.Chunks {
+			if c.Skip {
+				return cliutil.WithHint(cliutil.ExitFailure,
+					fmt.Errorf("--truncate with a stream that skips chunks (table %s chunk %d): truncating would lose them", t.Name, c.ID),
+					"re-run pgcopyout without --target to get every chunk, or drop --truncate to resume")
+			}
+		}
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.table.String()
+		if err := state.ClearTable(ctx, tx, cfg.StateSchema, t.name); err != nil {
+			return err
+		}
+	}
+	if len(names) > 0 {
+		if _, err := tx.Exec(ctx, "TRUNCATE "+joinComma(names)); err != nil {
+			return fmt.Errorf("truncate target tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// prepareTable checks and stores the plan of stream table t loading into tg, and returns its chunks already loaded.
+func prepareTable(ctx context.Context, tx pgx.Tx, cfg Config, t stream.Table, tg *target, stderr io.Writer) (map[int]bool, error) {
+	plan := make([]state.PlanChunk, len(t.Chunks))
+	for j, c := range t.Chunks {
+		plan[j] = state.PlanChunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper}
+	}
+	if t.Restart && !cfg.Truncate {
+		if err := restartTable(ctx, tx, cfg, t, tg, stderr); err != nil {
+			return nil, err
+		}
+	}
+	stored, err := state.Plan(ctx, tx, cfg.StateSchema, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := state.DoneChunks(ctx, tx, cfg.StateSchema, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !samePlan(stored, plan) {
+		if len(d) > 0 {
+			return nil, cliutil.WithHint(cliutil.ExitFailure,
+				fmt.Errorf("table %s: the stream's chunk plan differs from the plan of the %d chunks already loaded", t.Name, len(d)),
+				"run pgcopyout with --target pointing at this database so it reuses the stored plan, or load afresh with pgcopyin --truncate")
+		}
+		if err := state.ReplacePlan(ctx, tx, cfg.StateSchema, t.Name, plan); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range t.Chunks {
+		if c.Skip && !d[c.ID] {
+			return nil, cliutil.WithHint(cliutil.ExitFailure,
+				fmt.Errorf("table %s chunk %d: the stream skips it as already loaded, but the target has no record of it", t.Name, c.ID),
+				"re-run pgcopyout with --target pointing at this database (same --state-schema), or without --target")
+		}
+	}
+	if len(d) == 0 && !cfg.Truncate {
+		var nonEmpty bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM ONLY "+tg.table.String()+")").Scan(&nonEmpty); err != nil {
+			return nil, fmt.Errorf("check table %s is empty: %w", t.Name, err)
+		}
+		if nonEmpty {
+			return nil, cliutil.WithHint(cliutil.ExitFailure,
+				fmt.Errorf("table %s on the target already holds rows that pgcopyin did not load", t.Name),
+				"re-run with --truncate to empty the stream's tables first, or empty that table yourself")
+		}
+	}
+	return d, nil
+}
+
+// restartTable empties a table pgcopyout marked for a restart, when pgcopyin loaded what it holds.
+func restartTable(ctx context.Context, tx pgx.Tx, cfg Config, t stream.Table, tg *target, stderr io.Writer) error {
+	// pgcopyout found this table partly loaded under another snapshot (ctid chunks):
+	// empty it, but only when pgcopyin loaded what it holds.
+	d, err := state.DoneChunks(ctx, tx, cfg.StateSchema, t.Name)
+	if err != nil {
+		return err
+	}
+	if len(d) > 0 {
+		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+tg.table.String()); err != nil {
+			return fmt.Errorf("empty table %s to load it again: %w", t.Name, err)
+		}
+		if err := state.ClearTable(ctx, tx, cfg.StateSchema, t.Name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "pgcopyin: table %s was partly loaded by ctid ranges under another snapshot: emptied, loading it again whole\n", t.Name)
+	}
+	return nil
 }
 
 func samePlan(a []state.PlanChunk, b []state.PlanChunk) bool {

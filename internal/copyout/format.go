@@ -49,44 +49,14 @@ func (s *binScanner) feed(p []byte) (rows int64, lastEnd int, err error) {
 	for i < len(p) {
 		switch s.state {
 		case bsHeader:
-			need := 19
-			if len(s.hdr) >= 19 {
-				need += int(binary.BigEndian.Uint32(s.hdr[15:19]))
-			}
-			take := min(need-len(s.hdr), len(p)-i)
-			s.hdr = append(s.hdr, p[i:i+take]...)
-			i += take
-			if len(s.hdr) == 19 {
-				if !bytes.Equal(s.hdr[:11], binarySignature) {
-					return rows, lastEnd, fmt.Errorf("%w: bad signature", errBinaryFraming)
-				}
-				if ext := binary.BigEndian.Uint32(s.hdr[15:19]); ext > 1<<20 {
-					return rows, lastEnd, fmt.Errorf("%w: header extension of %d bytes", errBinaryFraming, ext)
-				}
-			}
-			if len(s.hdr) >= 19 && len(s.hdr) == 19+int(binary.BigEndian.Uint32(s.hdr[15:19])) {
-				s.state, s.hdr = bsCount, nil
+			if i, err = s.header(p, i); err != nil {
+				return rows, lastEnd, err
 			}
 		case bsCount, bsLen:
-			want := 2
-			if s.state == bsLen {
-				want = 4
+			var whole bool
+			if i, whole = s.integer(p, i); !whole {
+				continue
 			}
-			if s.have == 0 && len(p)-i >= want { // fast path: the whole integer is here
-				copy(s.part[:], p[i:i+want])
-				i += want
-				s.have = want
-			} else {
-				for s.have < want && i < len(p) {
-					s.part[s.have] = p[i]
-					s.have++
-					i++
-				}
-				if s.have < want {
-					continue
-				}
-			}
-			s.have = 0
 			if s.state == bsCount {
 				n := int16(binary.BigEndian.Uint16(s.part[:2]))
 				switch {
@@ -126,6 +96,54 @@ func (s *binScanner) feed(p []byte) (rows int64, lastEnd int, err error) {
 		}
 	}
 	return rows, lastEnd, nil
+}
+
+// header takes the file header's bytes from p[i:] and returns the offset after them; the state
+// moves on once the header (with its extension) is whole.
+func (s *binScanner) header(p []byte, i int) (int, error) {
+	need := 19
+	if len(s.hdr) >= 19 {
+		need += int(binary.BigEndian.Uint32(s.hdr[15:19]))
+	}
+	take := min(need-len(s.hdr), len(p)-i)
+	s.hdr = append(s.hdr, p[i:i+take]...)
+	i += take
+	if len(s.hdr) == 19 {
+		if !bytes.Equal(s.hdr[:11], binarySignature) {
+			return i, fmt.Errorf("%w: bad signature", errBinaryFraming)
+		}
+		if ext := binary.BigEndian.Uint32(s.hdr[15:19]); ext > 1<<20 {
+			return i, fmt.Errorf("%w: header extension of %d bytes", errBinaryFraming, ext)
+		}
+	}
+	if len(s.hdr) >= 19 && len(s.hdr) == 19+int(binary.BigEndian.Uint32(s.hdr[15:19])) {
+		s.state, s.hdr = bsCount, nil
+	}
+	return i, nil
+}
+
+// integer gathers the field count (2 bytes) or field length (4 bytes) into s.part from p[i:],
+// across calls; it returns the offset after what it took and whether the integer is whole.
+func (s *binScanner) integer(p []byte, i int) (int, bool) {
+	want := 2
+	if s.state == bsLen {
+		want = 4
+	}
+	if s.have == 0 && len(p)-i >= want { // fast path: the whole integer is here
+		copy(s.part[:], p[i:i+want])
+		s.have = 0
+		return i + want, true
+	}
+	for s.have < want && i < len(p) {
+		s.part[s.have] = p[i]
+		s.have++
+		i++
+	}
+	if s.have < want {
+		return i, false
+	}
+	s.have = 0
+	return i, true
 }
 
 func (s *binScanner) endField(rows *int64, lastEnd *int, i int) {

@@ -54,51 +54,9 @@ type Config struct {
 
 // Run copies the selected tables of the source into the stream on stdout (or cfg.OutDir).
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	if strings.EqualFold(strings.TrimSpace(cfg.Codec), "auto") {
-		cfg.Codec = autoCodec(cfg.OutDir, stdout)
-	}
-	codec, err := stream.ParseCodec(cfg.Codec)
+	codec, err := checkConfig(&cfg, stdout)
 	if err != nil {
-		return cliutil.Usagef("%v", err)
-	}
-	if cfg.Jobs < 1 {
-		return cliutil.Usagef("bad --jobs %d: want at least 1", cfg.Jobs)
-	}
-	switch cfg.SnapshotMode {
-	case "":
-		cfg.SnapshotMode = SnapshotShared
-	case SnapshotShared, SnapshotPerChunk:
-	default:
-		return cliutil.Usagef("bad --snapshot %q: want shared or per-chunk", cfg.SnapshotMode)
-	}
-	if cfg.SnapshotMode == SnapshotPerChunk && cfg.OneOff {
-		return cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("--snapshot per-chunk cannot be combined with --one-off: chunks read under different snapshots are only consistent after catch-up"),
-			"install capture (pgtrig install) for a per-chunk copy, or use --snapshot shared for a one-off copy")
-	}
-	switch cfg.Format {
-	case "":
-		cfg.Format = FormatAuto
-	case FormatAuto, FormatText, FormatBinary:
-	default:
-		return cliutil.Usagef("bad --format %q: want auto, text or binary", cfg.Format)
-	}
-	switch cfg.SplitBy {
-	case "", "auto":
-		cfg.SplitBy = ""
-	case "key", "ctid":
-	default:
-		return cliutil.Usagef("bad --split-by %q: want auto, key or ctid", cfg.SplitBy)
-	}
-	if cfg.FrameSize <= 0 {
-		cfg.FrameSize = 1 << 20
-	}
-	if cfg.FrameSize > stream.MaxFrameSize {
-		cfg.FrameSize = stream.MaxFrameSize
-	}
-	if cfg.OutDir == "" && !cfg.PlanOnly {
-		if err := cliutil.RefuseTerminal(stdout, "the copy stream"); err != nil {
-			return err
-		}
+		return err
 	}
 
 	conn, err := dbconn.Connect(ctx, cfg.Source, dbconn.Source, dbconn.Options{AppName: "pgferry-pgcopyout"})
@@ -127,20 +85,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h := &stream.Header{
-		ServerVersion: coord.serverVersion, Position: coord.position, SnapshotMode: cfg.SnapshotMode,
-		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(), Source: &srcID,
-	}
-	for _, tp := range plans {
-		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes, Format: stream.FormatText, Restart: tp.Restart}
-		if cfg.Format != FormatText && !textOnly[tp.Key()] {
-			st.Format = stream.FormatBinary
-		}
-		for _, c := range tp.Chunks {
-			st.Chunks = append(st.Chunks, stream.Chunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper, Skip: c.Skip})
-		}
-		h.Tables = append(h.Tables, st)
-	}
+	h := buildHeader(cfg, codec, coord, &srcID, plans, textOnly)
 	if cfg.PlanOnly {
 		h.Version = stream.Version
 		enc := json.NewEncoder(stdout)
@@ -148,56 +93,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return enc.Encode(h)
 	}
 
-	var out stream.FrameWriter
-	if cfg.OutDir != "" {
-		dw, err := stream.NewDirWriter(cfg.OutDir, h)
-		if err != nil {
-			return fmt.Errorf("create output directory: %w", err)
-		}
-		out = dw
-	} else {
-		w, err := stream.NewWriter(stdout, h)
-		if err != nil {
-			return err
-		}
-		out = w
+	out, err := openOutput(cfg, stdout, h)
+	if err != nil {
+		return err
 	}
 
-	// The work: every chunk not yet on the target, biggest first. In per-chunk mode the ctid
-	// chunks still share the exported snapshot and go first, so it can be released early.
-	var jobs []*job
-	left := map[string]*atomic.Int64{}
 	prog := progress.New(stderr, cfg.Progress, "pgcopyout")
-	for ti, tp := range plans {
-		n := int64(0)
-		for i := range tp.Chunks {
-			c := &tp.Chunks[i]
-			if c.Skip {
-				continue
-			}
-			n++
-			jobs = append(jobs, &job{ti: ti, tp: tp, c: c, shared: cfg.SnapshotMode == SnapshotShared || c.Kind == KindCtid,
-				binary: h.Tables[ti].Binary()})
-		}
-		if n > 0 {
-			frac := float64(n) / float64(len(tp.Chunks))
-			prog.AddTable(tp.Key(), int64(float64(tp.EstRows)*frac), int64(float64(tp.Bytes)*frac))
-		}
-		left[tp.Key()] = new(atomic.Int64)
-		left[tp.Key()].Store(n)
-	}
-	sort.SliceStable(jobs, func(a, b int) bool {
-		if jobs[a].shared != jobs[b].shared {
-			return jobs[a].shared
-		}
-		return jobs[a].c.EstBytes > jobs[b].c.EstBytes
-	})
-	var sharedLeft atomic.Int64
-	for _, j := range jobs {
-		if j.shared {
-			sharedLeft.Add(1)
-		}
-	}
+	jobs, left, sharedLeft := planJobs(cfg, plans, h, prog)
 	pol := retry.Default
 	if cfg.Retry != nil {
 		pol = *cfg.Retry
@@ -228,6 +130,132 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("finish stream: %w", err)
 	}
 	return nil
+}
+
+// checkConfig validates cfg and fills in its defaults, returning the parsed codec.
+func checkConfig(cfg *Config, stdout io.Writer) (stream.Codec, error) {
+	if strings.EqualFold(strings.TrimSpace(cfg.Codec), "auto") {
+		cfg.Codec = autoCodec(cfg.OutDir, stdout)
+	}
+	codec, err := stream.ParseCodec(cfg.Codec)
+	if err != nil {
+		return codec, cliutil.Usagef("%v", err)
+	}
+	if cfg.Jobs < 1 {
+		return codec, cliutil.Usagef("bad --jobs %d: want at least 1", cfg.Jobs)
+	}
+	switch cfg.SnapshotMode {
+	case "":
+		cfg.SnapshotMode = SnapshotShared
+	case SnapshotShared, SnapshotPerChunk:
+	default:
+		return codec, cliutil.Usagef("bad --snapshot %q: want shared or per-chunk", cfg.SnapshotMode)
+	}
+	if cfg.SnapshotMode == SnapshotPerChunk && cfg.OneOff {
+		return codec, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("--snapshot per-chunk cannot be combined with --one-off: chunks read under different snapshots are only consistent after catch-up"),
+			"install capture (pgtrig install) for a per-chunk copy, or use --snapshot shared for a one-off copy")
+	}
+	switch cfg.Format {
+	case "":
+		cfg.Format = FormatAuto
+	case FormatAuto, FormatText, FormatBinary:
+	default:
+		return codec, cliutil.Usagef("bad --format %q: want auto, text or binary", cfg.Format)
+	}
+	switch cfg.SplitBy {
+	case "", "auto":
+		cfg.SplitBy = ""
+	case "key", "ctid":
+	default:
+		return codec, cliutil.Usagef("bad --split-by %q: want auto, key or ctid", cfg.SplitBy)
+	}
+	if cfg.FrameSize <= 0 {
+		cfg.FrameSize = 1 << 20
+	}
+	if cfg.FrameSize > stream.MaxFrameSize {
+		cfg.FrameSize = stream.MaxFrameSize
+	}
+	if cfg.OutDir == "" && !cfg.PlanOnly {
+		if err := cliutil.RefuseTerminal(stdout, "the copy stream"); err != nil {
+			return codec, err
+		}
+	}
+	return codec, nil
+}
+
+// buildHeader describes the copy (snapshot, codec and every table's chunk plan) in a stream header.
+func buildHeader(cfg Config, codec stream.Codec, coord *coordinator, srcID *dbconn.Identity, plans []*TablePlan, textOnly map[string]bool) *stream.Header {
+	h := &stream.Header{
+		ServerVersion: coord.serverVersion, Position: coord.position, SnapshotMode: cfg.SnapshotMode,
+		Codec: codec.String(), Jobs: cfg.Jobs, CreatedAt: time.Now().UTC(), Source: srcID,
+	}
+	for _, tp := range plans {
+		st := stream.Table{Name: tp.Key(), Columns: tp.ColumnNames(), Key: tp.KeyColumns, EstRows: tp.EstRows, EstBytes: tp.Bytes, Format: stream.FormatText, Restart: tp.Restart}
+		if cfg.Format != FormatText && !textOnly[tp.Key()] {
+			st.Format = stream.FormatBinary
+		}
+		for _, c := range tp.Chunks {
+			st.Chunks = append(st.Chunks, stream.Chunk{ID: c.ID, Kind: c.Kind, Lower: c.Lower, Upper: c.Upper, Skip: c.Skip})
+		}
+		h.Tables = append(h.Tables, st)
+	}
+	return h
+}
+
+// openOutput starts the stream with header h, in cfg.OutDir or on stdout.
+func openOutput(cfg Config, stdout io.Writer, h *stream.Header) (stream.FrameWriter, error) {
+	if cfg.OutDir != "" {
+		dw, err := stream.NewDirWriter(cfg.OutDir, h)
+		if err != nil {
+			return nil, fmt.Errorf("create output directory: %w", err)
+		}
+		return dw, nil
+	}
+	w, err := stream.NewWriter(stdout, h)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// planJobs lists the chunks to copy in order, announces their tables to prog, and counts the
+// chunks left per table and under the shared snapshot.
+func planJobs(cfg Config, plans []*TablePlan, h *stream.Header, prog *progress.Reporter) ([]*job, map[string]*atomic.Int64, *atomic.Int64) {
+	// The work: every chunk not yet on the target, biggest first. In per-chunk mode the ctid
+	// chunks still share the exported snapshot and go first, so it can be released early.
+	var jobs []*job
+	left := map[string]*atomic.Int64{}
+	for ti, tp := range plans {
+		n := int64(0)
+		for i := range tp.Chunks {
+			c := &tp.Chunks[i]
+			if c.Skip {
+				continue
+			}
+			n++
+			jobs = append(jobs, &job{ti: ti, tp: tp, c: c, shared: cfg.SnapshotMode == SnapshotShared || c.Kind == KindCtid,
+				binary: h.Tables[ti].Binary()})
+		}
+		if n > 0 {
+			frac := float64(n) / float64(len(tp.Chunks))
+			prog.AddTable(tp.Key(), int64(float64(tp.EstRows)*frac), int64(float64(tp.Bytes)*frac))
+		}
+		left[tp.Key()] = new(atomic.Int64)
+		left[tp.Key()].Store(n)
+	}
+	sort.SliceStable(jobs, func(a, b int) bool {
+		if jobs[a].shared != jobs[b].shared {
+			return jobs[a].shared
+		}
+		return jobs[a].c.EstBytes > jobs[b].c.EstBytes
+	})
+	sharedLeft := new(atomic.Int64)
+	for _, j := range jobs {
+		if j.shared {
+			sharedLeft.Add(1)
+		}
+	}
+	return jobs, left, sharedLeft
 }
 
 // runWorkers runs n workers over jobs; the first failure stops the others.

@@ -126,9 +126,10 @@ func beginChunkTx(ctx context.Context, conn *pgx.Conn, snapshotID string) (strin
 	if snapshotID != "" {
 		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+ident.Literal(snapshotID)); err != nil {
 			var pe *pgconn.PgError
-			// 22023: no such snapshot (its holder's transaction ended); 55000: its holder's
-			// process is not running any more.
-			if errors.As(err, &pe) && (pe.Code == "22023" || pe.Code == "55000") {
+			// 22023 (before 17: "invalid snapshot identifier") and 42704 (17+: "snapshot does
+			// not exist"): its holder's transaction ended; 55000: its holder's process is not
+			// running any more.
+			if errors.As(err, &pe) && (pe.Code == "22023" || pe.Code == "42704" || pe.Code == "55000") {
 				return "", fmt.Errorf("import snapshot %s: %w: %w", snapshotID, errSnapshotLost, err)
 			}
 			return "", fmt.Errorf("import snapshot %s: %w", snapshotID, err)

@@ -229,23 +229,31 @@ func syncModel(t *testing.T, seed uint64) {
 	if err := longTx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The follower must catch up by itself.
+	// The follower must catch up by itself; then, so that following is exercised however few
+	// batches a slow machine needed so far, two more writes are each followed to the target.
 	srcConn, dstConn := connect(t, src.URL), connect(t, dst.URL)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := ReadStatus(ctx, srcConn, dstConn, "pgferry", "pgferry")
-		if err != nil {
-			t.Fatal(err)
+	for round := 0; round < 3; round++ {
+		if round > 0 {
+			if _, err := srcConn.Exec(ctx, fmt.Sprintf(`UPDATE "App Data"."Accts" SET note = 'round %d' WHERE id = 9999`, round)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if st.CaughtUp {
-			break
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, err := ReadStatus(ctx, srcConn, dstConn, "pgferry", "pgferry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.CaughtUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				fcancel()
+				<-done
+				t.Fatalf("follower did not catch up: %+v (sync: %v)", st, syncErr)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			fcancel()
-			<-done
-			t.Fatalf("follower did not catch up: %+v (sync: %v)", st, syncErr)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	fcancel()
 	<-done
@@ -256,7 +264,7 @@ func syncModel(t *testing.T, seed uint64) {
 		t.Fatalf("only %d batches: the test did not exercise following", res.Batches)
 	}
 	pgtest.RequireSameData(t, src.URL, dst.URL, "pgferry")
-	if got := pgtest.TableDump(t, dst.URL, `"App Data"."Accts"`, []string{"id", "note"}); !contains(got, "9999\tlate2") {
+	if got := pgtest.TableDump(t, dst.URL, `"App Data"."Accts"`, []string{"id", "note"}); !contains(got, "9999\tround 2") {
 		t.Fatal("the late-committing transaction's row is missing on the target")
 	}
 	if res.Pruned == 0 {
