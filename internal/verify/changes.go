@@ -109,12 +109,8 @@ func planChanges(ctx context.Context, src, dst *side, pairs []*pair, cfg Config)
 		return nil, fmt.Errorf("look for the capture registry: %w", err)
 	}
 	if exists {
-		reg, err := capture.LoadRegistry(ctx, src.exporter, catchup.OrDefault(cfg.CaptureSchema))
-		if err != nil {
+		if f.capture, err = capturedByName(ctx, src.exporter, cfg.CaptureSchema); err != nil {
 			return nil, err
-		}
-		for _, c := range reg {
-			f.capture[c.Table.Key()] = c
 		}
 		if _, f.horizon, err = catchup.ListTargets(ctx, src.exporter, cfg.CaptureSchema); err != nil {
 			return nil, err
@@ -131,6 +127,19 @@ func planChanges(ctx context.Context, src, dst *side, pairs []*pair, cfg Config)
 			pl.full = p.Reason
 		}
 		out = append(out, pl)
+	}
+	return out, nil
+}
+
+// capturedByName reads the source's capture registry, by table name.
+func capturedByName(ctx context.Context, conn *pgx.Conn, captureSchema string) (map[string]capture.Captured, error) {
+	reg, err := capture.LoadRegistry(ctx, conn, catchup.OrDefault(captureSchema))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]capture.Captured, len(reg))
+	for _, c := range reg {
+		out[c.Table.Key()] = c
 	}
 	return out, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/capture"
 	"github.com/pgferry/pgferry/internal/catchup"
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/ident"
@@ -93,13 +92,9 @@ func pendingOnly(ctx context.Context, src *side, cfg Config, pos string, results
 		return out, err
 	}
 	cs := catchup.OrDefault(cfg.CaptureSchema)
-	reg, err := capture.LoadRegistry(ctx, src.exporter, cs)
+	byName, err := capturedByName(ctx, src.exporter, cs)
 	if err != nil {
 		return out, err
-	}
-	byName := map[string]capture.Captured{}
-	for _, c := range reg {
-		byName[c.Table.Key()] = c
 	}
 	for _, r := range cands {
 		c, ok := byName[r.Table]
