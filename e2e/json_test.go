@@ -343,6 +343,10 @@ INSERT INTO logs SELECT 'm' || g FROM generate_series(1, 200) g; INSERT INTO ski
 	mustExec(t, m.src, `CREATE INDEX orders_note ON orders(note)`)
 	out, _ = jsonRun(t, 1, "pgschema", "diff", src, dst, "--json")
 	add("pgschema diff --json", out)
+	mustExec(t, m.srcSuper, `CREATE PUBLICATION everything FOR ALL TABLES`)
+	out, _ = jsonRun(t, 1, "pgschema", "preflight", src, dst, "--json")
+	add("pgschema preflight --json", out)
+	mustExec(t, m.srcSuper, `DROP PUBLICATION everything`)
 
 	out, _ = jsonRun(t, 0, "pgtrig", "fence", "up", src, "--json")
 	add("pgtrig fence up --json", out)

@@ -45,8 +45,7 @@ while [ $# -gt 0 ]; do
     *) usage_error "unknown argument $1" ;;
   esac
 done
-[ -n "$SOURCE" ] || usage_error "no source: pass --source URL or set PGFERRY_SOURCE"
-[ -n "$TARGET" ] || usage_error "no target: pass --target URL or set PGFERRY_TARGET"
+need_endpoints
 STATE_SCHEMA=${PGFERRY_STATE_SCHEMA:-pgferry}
 CAPTURE_SCHEMA=${PGFERRY_CAPTURE_SCHEMA:-pgferry}
 need_bin psql pgtrig

@@ -11,7 +11,8 @@ Usage: scripts/migrate.sh --source URL --target URL [options]
 
 Moves a live database to the target up to the point where only the cutover is left:
 
-  1. preflight   tools present, both servers reachable, 'pgtrig check' on the source, and
+  1. preflight   tools present, both servers reachable, 'pgtrig check' on the source,
+                 'pgschema preflight' (what the target's role cannot create), and
                  'pgschema diff --section pre-data' when the target already holds tables
                  (a target whose pre-data schema matches skips the schema step)
   2. roles       'pgschema roles' applied to the target (best effort: errors are warnings)
@@ -160,26 +161,18 @@ target_user_tables() {
 }
 
 # check_target_objects: what the schema creates on the target that the target's role cannot
-# (extensions neither installed there nor trusted, event triggers: superuser only) stops the
-# migration here, before anything changes on either side, each named with its remedy.
+# (extensions neither installed there nor creatable by it, event triggers, publications of all
+# tables: 'pgschema preflight') stops the migration here, before anything changes on either side,
+# each named with its remedy; warnings (subscriptions, not migrated) are shown and the run goes on.
 check_target_objects() {
-  local exts evts bad
-  exts=$(psql_q "$SOURCE" "SELECT coalesce(string_agg(quote_literal(extname), ','), '') FROM pg_extension WHERE extname <> 'plpgsql'")
-  evts=$(psql_q "$SOURCE" "SELECT coalesce(string_agg(quote_literal(evtname), ','), '') FROM pg_event_trigger")
-  case ",${PGFERRY_EXCLUDE_TYPE:-}," in *",EVENT TRIGGER,"*) evts= ;; esac
-  bad=$(psql_q "$TARGET" "WITH me AS (SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user)
-    SELECT format('extension %s: %s', e, CASE WHEN a.name IS NULL
-        THEN 'not available on the target server; hint: have it installed there (ask the provider), or drop it on the source if nothing uses it'
-        ELSE 'only a superuser can create it (not a trusted extension); hint: have an administrator run CREATE EXTENSION ' || quote_ident(e) || ' in the target database, then re-run' END)
-      FROM unnest(ARRAY[$exts]::text[]) e LEFT JOIN pg_available_extensions a ON a.name = e
-      WHERE NOT EXISTS (SELECT FROM pg_extension x WHERE x.extname = e)
-        AND (a.name IS NULL OR NOT ((SELECT su FROM me) OR EXISTS (SELECT FROM pg_available_extension_versions v WHERE v.name = e AND v.trusted)))
-    UNION ALL
-    SELECT format('event trigger %s: only a superuser can create it, and %s is none; hint: export PGFERRY_EXCLUDE_TYPE=''EVENT TRIGGER'' (pgschema leaves event triggers out) and have an administrator create it on the target after the cutover', quote_ident(t), current_user)
-      FROM unnest(ARRAY[$evts]::text[]) t WHERE NOT (SELECT su FROM me)")
-  [ -n "$bad" ] || return 0
-  printf '%s\n' "$bad" | sed "s/^/$PROG: preflight: /" >&2
-  die "preflight: the target's role cannot create the objects above; nothing was changed on either side" "apply the remedies above, then re-run"
+  local rc=0 line
+  pgschema preflight --source "$SOURCE" --target "$TARGET" >"$STATE_DIR/preflight.txt" 2>"$STATE_DIR/preflight.err" || rc=$?
+  while IFS= read -r line; do log "preflight: $line"; done <"$STATE_DIR/preflight.txt"
+  case $rc in
+    0) ;;
+    1) die "preflight: the target's role cannot create the objects above; nothing was changed on either side" "apply the remedies above, then re-run" ;;
+    *) cat "$STATE_DIR/preflight.err" >&2; exit "$rc" ;;
+  esac
 }
 
 preflight() {

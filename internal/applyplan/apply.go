@@ -30,6 +30,9 @@ type Step struct {
 	Kind    sqlstmt.Kind
 	Tables  []string // keys of the tables it touches; empty for a barrier
 	Barrier bool     // runs alone, after everything before it
+
+	uniqueIndex string   // MarkUnique: the unique index it creates ("schema.name"), held back on a mixed table
+	onIndexes   []string // MarkUnique: the indexes it works on, held back with them
 }
 
 // Plan is a script cut into steps.
@@ -48,6 +51,8 @@ type Plan struct {
 	Settings []string
 	// Tool is the program running the plan, named in log lines and application_name.
 	Tool string
+	// Held are the steps RunGated held back (MarkUnique), in the order it met them.
+	Held []Step
 }
 
 func (p *Plan) appName() string { return "pgferry-" + p.Tool }
@@ -330,7 +335,7 @@ func (p *Plan) RunGated(ctx context.Context, url string, jobs int, gate *Gate) e
 			w.close()
 		}
 	}()
-	sc := &scheduler{p: p, ctx: ctx, gate: gate, workers: workers,
+	sc := &scheduler{p: p, ctx: ctx, gate: gate, workers: workers, heldIndexes: map[string]bool{},
 		free: append([]*worker(nil), workers...), state: make([]stepState, len(p.Steps))}
 	sc.cond = sync.NewCond(&sc.mu)
 	// wake the scheduler when the context is cancelled or the gate opens a table
@@ -398,6 +403,8 @@ type scheduler struct {
 	firstErr *StepError
 	state    []stepState
 	first    int // every step before it is done
+
+	heldIndexes map[string]bool // indexes held back (MarkUnique)
 }
 
 // run starts steps until all are done, one fails or the context ends, then waits for the
@@ -453,7 +460,9 @@ func (sc *scheduler) startReady() bool {
 		for _, t := range s.Tables { // after the check: a step may name a table twice
 			held[t] = true
 		}
-		if ok {
+		if ok && sc.holdBack(s) {
+			sc.state[i], started = stepDone, true
+		} else if ok {
 			sc.start(i, s)
 			started = true
 		}

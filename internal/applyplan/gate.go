@@ -9,14 +9,33 @@ import (
 // Gate holds back the statements on tables that are not ready yet: pgcopyin opens a table once
 // its rows are loaded, so its index builds overlap the copy of the tables still loading.
 type Gate struct {
-	mu   sync.Mutex
-	open map[string]bool
-	all  bool
-	wake func()
+	mu    sync.Mutex
+	open  map[string]bool
+	mixed map[string]bool // tables whose rows were read under several snapshots (Mix)
+	all   bool
+	wake  func()
 }
 
 // NewGate returns a gate with every table closed.
-func NewGate() *Gate { return &Gate{open: map[string]bool{}} }
+func NewGate() *Gate { return &Gate{open: map[string]bool{}, mixed: map[string]bool{}} }
+
+// Mix marks table key as read under several snapshots, before Open: its unique indexes that are
+// not its key are held back (Plan.MarkUnique).
+func (g *Gate) Mix(key string) {
+	g.mu.Lock()
+	g.mixed[key] = true
+	g.mu.Unlock()
+}
+
+// mixedTable reports whether Mix marked table key.
+func (g *Gate) mixedTable(key string) bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mixed[key]
+}
 
 // Open lets the statements on table key (unquoted schema.name) run.
 func (g *Gate) Open(key string) {

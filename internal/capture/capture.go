@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultSchema is the source schema holding the capture registry and delta tables.
-const DefaultSchema = "pgferry"
+const DefaultSchema = ident.DefaultSchema
 
 // DefaultLockTimeout bounds how long one try waits for a table lock.
 const DefaultLockTimeout = 2 * time.Second

@@ -23,6 +23,7 @@ const (
 	DriftTriggerMissing  = "trigger_missing"    // a capture trigger was dropped
 	DriftTriggerDisabled = "trigger_disabled"   // ALTER TABLE ... DISABLE TRIGGER (USER, ALL or by name)
 	DriftDetached        = "partition_detached" // a partition captured at install was detached or dropped
+	DriftNewTable        = "new_table"          // a table the migration selects, created after install, not captured (newtables.go)
 )
 
 // Drift is one change of a captured table's schema that capture or catch-up cannot follow.
@@ -75,10 +76,14 @@ func DriftFailure(schema string, drifts []Drift) error {
 		return nil
 	}
 	e := &DriftError{Schema: schema, Drifts: drifts}
-	var gone, other []string
+	var gone, created, other, parted []string
 	for _, t := range e.Tables() {
 		if slices.ContainsFunc(drifts, func(d Drift) bool { return d.Table == t && d.Kind == DriftDropped }) {
 			gone = append(gone, t)
+		} else if !slices.ContainsFunc(drifts, func(d Drift) bool { return d.Table == t && d.Kind != DriftDetached }) {
+			parted = append(parted, t) // only partitions removed: pgdelta follows them
+		} else if slices.ContainsFunc(drifts, func(d Drift) bool { return d.Table == t && d.Kind == DriftNewTable }) {
+			created = append(created, t)
 		} else {
 			other = append(other, t)
 		}
@@ -89,6 +94,13 @@ func DriftFailure(schema string, drifts []Drift) error {
 	}
 	if len(gone) > 0 {
 		hint = append(hint, fmt.Sprintf("for %s, gone for good: 'pgtrig install --force' forgets it (drop it on the target too)", strings.Join(gone, ", ")))
+	}
+	if len(created) > 0 {
+		hint = append(hint, NewTableHint(schema, created))
+	}
+	if len(parted) > 0 {
+		hint = append(hint, fmt.Sprintf("for %s, partitions detached or dropped: no repair; the next batch of 'pgdelta sync' (or 'pgdelta apply', then 'pgdelta prune') "+
+			"applies them to the target and forgets them here", strings.Join(parted, ", ")))
 	}
 	return cliutil.WithHint(ExitSchemaChanged, e, strings.Join(hint, "; "))
 }
@@ -143,7 +155,8 @@ type catalogView struct {
 // DetectDrift compares every captured table (only those named in only, when set) with the
 // catalog as q's snapshot sees it: dropped or re-created tables, changed columns, capture
 // triggers dropped or disabled (on the table or on any partition), and partitions detached or
-// dropped since install. It reads the registry and the catalog in one query each.
+// dropped since install. It reads the registry and the catalog in one query each. Without only
+// (a full check) it also reports tables created since install that it should capture (newtables.go).
 func DetectDrift(ctx context.Context, q Querier, schema string, only ...string) ([]Drift, error) {
 	if schema == "" {
 		schema = DefaultSchema
@@ -162,6 +175,13 @@ func DetectDrift(ctx context.Context, q Querier, schema string, only ...string) 
 	var out []Drift
 	for i, c := range reg {
 		out = append(out, compareCapture(schema, c, views[i])...)
+	}
+	if len(only) == 0 {
+		created, err := detectNewTables(ctx, q, schema, reg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, created...)
 	}
 	return out, nil
 }
@@ -217,7 +237,7 @@ func compareCapture(schema string, c Captured, v catalogView) []Drift {
 		for _, p := range c.Partitions {
 			if !now[p] {
 				_, key, _ := strings.Cut(p, " ")
-				out = append(out, d(DriftDetached, "partition %s detached or dropped: the target still holds its rows", key))
+				out = append(out, d(DriftDetached, "partition %s detached or dropped: the target still holds its rows until the next batch of pgdelta sync or apply removes it there (--partition-removed)", key))
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/pgver"
+	"github.com/pgferry/pgferry/internal/retry"
 )
 
 // UncapturableError lists selected tables whose changes cannot be captured, each with the reason.
@@ -80,6 +80,10 @@ func Install(ctx context.Context, conn *pgx.Conn, opt InstallOptions) (*InstallR
 	if opt.DryRun != nil {
 		return res, nil
 	}
+	// Recorded only now: a table created since the listing is not known, so it shows as new if selected.
+	if err := recordSelection(ctx, conn, opt.Schema, selectionInstall, opt.Filter, in.known); err != nil {
+		return nil, err
+	}
 	if res.Tables, err = LoadRegistry(ctx, conn, opt.Schema); err != nil {
 		return nil, err
 	}
@@ -121,6 +125,7 @@ type installRun struct {
 	trig     map[trigKey]bool
 	unfenced []string
 	views    map[string]catalogView // the catalog's view of each registered table (drift.go)
+	known    []uint32               // every table listed, partitions too: none of them is ever a new table (newtables.go)
 }
 
 // prepareInstall plans the tables, creates the capture schema and reads what is already installed.
@@ -132,6 +137,9 @@ func prepareInstall(ctx context.Context, conn *pgx.Conn, opt *InstallOptions) (*
 	}
 	if opt.Filter, err = opt.Filter.Resolve(all); err != nil {
 		return nil, err
+	}
+	for _, t := range all {
+		in.known = append(in.known, t.OID)
 	}
 	if in.specs, err = planInstall(ctx, conn, all, opt.Filter, in.ver); err != nil {
 		return nil, err
@@ -158,6 +166,9 @@ func prepareInstall(ctx context.Context, conn *pgx.Conn, opt *InstallOptions) (*
 			in.reg[c.Table.Key()] = c
 			in.views[c.Table.Key()] = views[i]
 		}
+	}
+	if err := in.skipIgnored(ctx, conn, *opt); err != nil {
+		return nil, err
 	}
 	if in.trig, err = existingTriggers(ctx, conn, opt.Schema); err != nil {
 		return nil, err
@@ -528,35 +539,31 @@ func runTable(ctx context.Context, conn *pgx.Conn, dry, progress io.Writer,
 		fmt.Fprintf(dry, "-- %s\nBEGIN;\n%sCOMMIT;\n", name, sql)
 		return nil
 	}
-	wait := base
-	for attempt := 0; ; attempt++ {
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	pol := retry.Policy{Attempts: retries + 1, Base: base, Max: 30 * time.Second, Jitter: 0.5, Retryable: lockConflict,
+		OnRetry: func(attempt int, _ error, wait time.Duration) {
+			fmt.Fprintf(progress, "pgtrig: %s: lock not granted within %s, try %d of %d again in %s\n", name, lockTimeout, attempt+1, retries+1, wait.Round(10*time.Millisecond))
+		}}
+	err := pol.Do(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, sql)
 			return err
 		})
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !lockConflict(err) {
-			return permanentError(name, err)
-		}
-		if attempt >= retries {
-			return cliutil.WithHint(cliutil.ExitFailure,
-				fmt.Errorf("lock %s: not granted within %s after %d tries: %w", name, lockTimeout, attempt+1, err),
-				"a long transaction or an anti-wraparound vacuum holds the table ('pgtrig check' shows them); re-run later, or raise --lock-timeout / --retries")
-		}
-		d := wait + time.Duration(rand.Int64N(int64(wait)/2+1))
-		fmt.Fprintf(progress, "pgtrig: %s: lock not granted within %s, try %d of %d again in %s\n", name, lockTimeout, attempt+2, retries+1, d.Round(10*time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
-		wait = min(wait*2, 30*time.Second)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !lockConflict(err):
+		return permanentError(name, err)
 	}
+	tries := 1
+	if gu := (*retry.GaveUpError)(nil); errors.As(err, &gu) {
+		tries, err = gu.Attempts, gu.Err
+	}
+	return cliutil.WithHint(cliutil.ExitFailure,
+		fmt.Errorf("lock %s: not granted within %s after %d tries: %w", name, lockTimeout, tries, err),
+		"a long transaction or an anti-wraparound vacuum holds the table ('pgtrig check' shows them); re-run later, or raise --lock-timeout / --retries")
 }
 
 func lockConflict(err error) bool {

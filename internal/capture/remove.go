@@ -15,7 +15,7 @@ import (
 
 // ownObject matches the names of the objects pgtrig creates inside the capture schema.
 // targets and prune_horizon are pgdelta's registry of the targets following the source.
-var ownObject = regexp.MustCompile(`^(capture_tables|truncates|marks|fence|targets|prune_horizon|capture_truncate|d_[0-9]+|f_[0-9]+(_[iudk])?)$`)
+var ownObject = regexp.MustCompile(`^(capture_tables|capture_selections|truncates|marks|fence|targets|prune_horizon|capture_truncate|d_[0-9]+|f_[0-9]+(_[iudk])?)$`)
 
 // Remove drops every trigger that calls a function of the capture schema (one table per
 // transaction, lock-safely, like Install), then pgtrig's own objects and the schema itself.

@@ -10,7 +10,7 @@ import (
 	"github.com/pgferry/pgferry/internal/ident"
 )
 
-// baseDDL creates the capture schema, the registry, the truncate log, the marks table, the write
+// baseDDL creates the capture schema, the registry, the selections (newtables.go), the truncate log, the marks table, the write
 // fence (a sequence: fence.go) and the shared TRUNCATE trigger function (%[2]s: the fence check;
 // %[3]s: the registry's name as a literal). Every statement is idempotent; none locks an application table.
 const baseDDL = `CREATE SCHEMA IF NOT EXISTS %[1]s;
@@ -35,6 +35,16 @@ DO $pgferry$ BEGIN -- added in later releases; ALTER TABLE only when missing, as
     ALTER TABLE %[1]s.capture_tables ADD COLUMN columns text[], ADD COLUMN partitions text[];
   END IF;
 END $pgferry$;
+CREATE TABLE IF NOT EXISTS %[1]s.capture_selections (
+  kind               text NOT NULL CHECK (kind IN ('install', 'ignore')),
+  schemas            text[] NOT NULL DEFAULT '{}',
+  exclude_schemas    text[] NOT NULL DEFAULT '{}',
+  tables             text[] NOT NULL DEFAULT '{}',
+  exclude_tables     text[] NOT NULL DEFAULT '{}',
+  exclude_table_data text[] NOT NULL DEFAULT '{}',
+  known_tables       oid[] NOT NULL DEFAULT '{}',
+  recorded_at        timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS %[1]s.truncates (
   table_name     text NOT NULL,
   txid           bigint NOT NULL,

@@ -81,8 +81,9 @@ func Report(w io.Writer, tool string, err error) int {
 	return code
 }
 
-// SignalContext returns a context cancelled on SIGINT or SIGTERM.
-func SignalContext() (context.Context, context.CancelFunc) {
+// signalContext returns a context cancelled on SIGINT or SIGTERM; RunApp hands it to every action
+// as c.Context, so no action sets up signals of its own.
+func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
@@ -124,7 +125,8 @@ func version() string {
 // RunApp runs a urfave/cli app with pgferry's conventions: usage errors exit 2 with one line and a
 // hint naming the (sub)command's help, never the help itself on stdout (where it would land in a
 // pipe); runtime errors exit 1; messages on stderr prefixed with the tool name; --version; and
-// deferred cleanup always runs.
+// deferred cleanup always runs. Every action gets one context, c.Context, cancelled on SIGINT or
+// SIGTERM.
 func RunApp(app *cli.App, args []string) int {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if app.ErrWriter == nil {
@@ -141,8 +143,10 @@ func RunApp(app *cli.App, args []string) int {
 	}
 	app.EnableBashCompletion = false
 	app.HideHelpCommand = true
+	ctx, cancel := signalContext()
+	defer cancel()
 	stop := startProfile(app.Name)
-	err := app.Run(args)
+	err := app.RunContext(ctx, args)
 	stop()
 	if err != nil && !errors.As(err, new(*ExitError)) && isCLIUsageError(err) {
 		err = usageError(err, app.Name)

@@ -1,19 +1,19 @@
 package cliutil
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
 
-// DefaultSchema is the name of pgferry's capture schema on the source and of its state schema on
-// the target when no flag names others (capture.DefaultSchema and state.DefaultSchema agree).
-const DefaultSchema = "pgferry"
+	"github.com/pgferry/pgferry/internal/ident"
+)
 
 // CaptureSchemaFlag is --capture-schema (PGFERRY_CAPTURE_SCHEMA): pgferry's capture schema on the
 // source; usage says what the tool does with it.
 func CaptureSchemaFlag(usage string) *cli.StringFlag {
-	return &cli.StringFlag{Name: "capture-schema", Value: DefaultSchema, EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}, Usage: usage}
+	return &cli.StringFlag{Name: "capture-schema", Value: ident.DefaultSchema, EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}, Usage: usage}
 }
 
 // StateSchemaFlag is --state-schema (PGFERRY_STATE_SCHEMA): pgferry's state schema on the target;
 // usage says what the tool does with it.
 func StateSchemaFlag(usage string) *cli.StringFlag {
-	return &cli.StringFlag{Name: "state-schema", Value: DefaultSchema, EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: usage}
+	return &cli.StringFlag{Name: "state-schema", Value: ident.DefaultSchema, EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: usage}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/pgferry/pgferry/internal/dbconn"
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/retry"
-	"github.com/pgferry/pgferry/internal/state"
 	"github.com/pgferry/pgferry/internal/stream"
 )
 
@@ -35,6 +34,10 @@ of the rest; statements on other tables wait for the end of the load. A failed s
 the statements not yet started (not the load), and pgcopyin exits 1 at the end. An index that
 already exists (built by an earlier, killed run: a build commits whole or not at all) counts as
 done. It pays when cores are spare; where the copy alone keeps every core busy it gains nothing.
+A table whose chunks were read under several snapshots (--snapshot per-chunk, a resumed copy, a
+renewed shared snapshot) is not yet a state the source had: its unique indexes and constraints
+other than its key wait; pgcopyin names them and the command that builds them after the first
+catch-up ('pgschema apply --skip-existing < FILE').
 
 Examples:
    pgcopyout --source "$SRC" -j 8 | pv | pgcopyin --target "$DST" -j 8
@@ -58,7 +61,7 @@ type Config struct {
 	ParallelWorkers    string // max_parallel_maintenance_workers: auto or a number
 	MaintenanceWorkMem string
 
-	NetTimeout  time.Duration // see dbconn.Options.NetTimeout; 0 = none
+	NetTimeout  time.Duration // see dbconn.Options.NetTimeout: 0 = the process's --net-timeout, negative = none
 	RetryBuffer int64         // bytes of a chunk kept to retry it after a lost connection (0 = none)
 	Retry       *retry.Policy // nil = retry.Default
 }
@@ -77,7 +80,7 @@ func App() *cli.App {
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel target connections (at least the stream's jobs, so interleaved chunks never wait)", DefaultText: "the stream's jobs", EnvVars: []string{"PGFERRY_JOBS"}},
 			&cli.StringFlag{Name: "input-dir", Aliases: []string{"i"}, Usage: "read the directory form written by pgcopyout -o DIR instead of stdin", EnvVars: []string{"PGFERRY_INPUT_DIR"}},
 			&cli.BoolFlag{Name: "truncate", Usage: "empty the stream's tables on the target (and forget their copy state) before loading", EnvVars: []string{"PGFERRY_TRUNCATE"}},
-			&cli.StringFlag{Name: "state-schema", Value: state.DefaultSchema, Usage: "pgferry state schema on the target", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
+			cliutil.StateSchemaFlag("pgferry state schema on the target"),
 			&cli.StringFlag{Name: "indexes", Usage: "index script ('pgschema dump --section indexes') to run as tables finish loading: a loaded table's index builds overlap the copy of the others", EnvVars: []string{"PGFERRY_INDEXES"}},
 			&cli.IntFlag{Name: "index-jobs", Usage: "connections for --indexes", DefaultText: "-j, else the stream's jobs", EnvVars: []string{"PGFERRY_INDEX_JOBS"}},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto (a line on a terminal), plain, json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
@@ -100,9 +103,12 @@ func action(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return cliutil.Usagef("unexpected argument %q: pgcopyin reads the stream from stdin or -i DIR", c.Args().First())
 	}
-	pm, err := progress.ParseMode(c.String("progress"))
-	if err != nil {
-		return cliutil.WithCode(cliutil.ExitUsage, err)
+	r := cliutil.NewFlagReader(c)
+	pm := cliutil.ReadFlag(r, "progress", progress.ParseMode)
+	netTimeout := cliutil.ReadFlag(r, "net-timeout", dbconn.ParseNetTimeout)
+	keep := cliutil.ReadFlag(r, "retry-buffer", cliutil.SizeAtLeast(0))
+	if r.Err != nil {
+		return r.Err
 	}
 	if c.Int("jobs") < 0 {
 		return cliutil.Usagef("bad -j %d: want at least 1", c.Int("jobs"))
@@ -112,14 +118,6 @@ func action(c *cli.Context) error {
 	}
 	if c.String("indexes") == "" && (c.IsSet("index-jobs") || c.IsSet("parallel-workers") || c.IsSet("maintenance-work-mem")) {
 		return cliutil.Usagef("--index-jobs, --parallel-workers and --maintenance-work-mem tune --indexes, which is not given")
-	}
-	netTimeout, err := dbconn.ParseNetTimeout(c.String("net-timeout"))
-	if err != nil {
-		return cliutil.WithCode(cliutil.ExitUsage, err)
-	}
-	keep, err := cliutil.ParseSize(c.String("retry-buffer"))
-	if err != nil || keep < 0 {
-		return cliutil.Usagef("bad --retry-buffer %q", c.String("retry-buffer"))
 	}
 	cfg := Config{
 		NetTimeout: netTimeout, RetryBuffer: keep,
@@ -136,7 +134,6 @@ func action(c *cli.Context) error {
 		stream.GrowPipe(os.Stdin)
 	}
 	stream.LimitProcs(max(cfg.Jobs, 4))
-	ctx, cancel := cliutil.SignalContext()
-	defer cancel()
+	ctx := c.Context
 	return Run(ctx, cfg, stdin, c.App.ErrWriter)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgferry/pgferry/internal/applyplan"
@@ -34,7 +36,7 @@ type indexBuild struct {
 
 // prepareIndexes reads and plans the script before anything is loaded, so a bad script or bad
 // settings fail first; it returns nil when there is no script.
-func prepareIndexes(ctx context.Context, cfg Config, jobs int, stderr io.Writer) (*indexBuild, error) {
+func prepareIndexes(ctx context.Context, cfg Config, h *stream.Header, stderr io.Writer) (*indexBuild, error) {
 	if cfg.Indexes == "" {
 		return nil, nil
 	}
@@ -50,6 +52,15 @@ func prepareIndexes(ctx context.Context, cfg Config, jobs int, stderr io.Writer)
 	plan.Log, plan.SlowAfter = stderr, 10*time.Second
 	// A re-run finds the indexes a killed run built (each build commits whole or not at all).
 	plan.SkipExisting = true
+	keys := map[string][]string{}
+	for _, t := range h.Tables {
+		keys[t.Name] = t.Key
+	}
+	plan.MarkUnique(func(table string, cols []string) bool {
+		k, ok := keys[table]
+		return !ok || len(k) > 0 && slices.Equal(k, cols)
+	})
+	jobs := cfg.indexJobs(h)
 	if err := plan.Configure(ctx, cfg.Target, jobs, cfg.ParallelWorkers, cfg.MaintenanceWorkMem, stderr); err != nil {
 		return nil, err
 	}
@@ -86,11 +97,34 @@ func (b *indexBuild) run(ctx context.Context) {
 	}()
 }
 
-// loaded opens a table whose every chunk is on the target.
-func (b *indexBuild) loaded(table string) {
-	if b != nil {
-		b.gate.Open(table)
+// loaded opens a table whose every chunk is on the target; mixed: they were read under several
+// snapshots, so its unique indexes other than its key wait for the first catch-up (MarkUnique).
+func (b *indexBuild) loaded(table string, mixed bool) {
+	if b == nil {
+		return
 	}
+	if mixed {
+		b.gate.Mix(table)
+	}
+	b.gate.Open(table)
+}
+
+// heldBack says which statements waited for the first catch-up and how to run them then.
+func (b *indexBuild) heldBack() {
+	if len(b.plan.Held) == 0 {
+		return
+	}
+	var tables []string
+	for _, s := range b.plan.Held {
+		for _, t := range s.Tables {
+			if !slices.Contains(tables, t) {
+				tables = append(tables, t)
+			}
+		}
+	}
+	fmt.Fprintf(b.stderr, "pgcopyin: held back %d unique index statements of %s on %s: their rows were copied under several snapshots, "+
+		"which is not yet a state the source had; after the first catch-up ('pgdelta sync --until-caught-up') build them with "+
+		"'pgschema apply --target TARGET --skip-existing < %s'\n", len(b.plan.Held), b.path, strings.Join(tables, ", "), b.path)
 }
 
 // finish waits for the statements once the load has ended: after a failed load it stops them
@@ -120,6 +154,7 @@ func (b *indexBuild) finish(loadErr error) error {
 		return b.err
 	}
 	fmt.Fprintf(b.stderr, "pgcopyin: %d statements of %s applied, the last %s after the load began\n",
-		len(b.plan.Steps), b.path, b.ended.Sub(b.start).Round(100*time.Millisecond))
+		len(b.plan.Steps)-len(b.plan.Held), b.path, b.ended.Sub(b.start).Round(100*time.Millisecond))
+	b.heldBack()
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pgferry/pgferry/internal/retry"
 	"github.com/pgferry/pgferry/internal/state"
 	"github.com/pgferry/pgferry/internal/stream"
+	"github.com/pgferry/pgferry/internal/workpool"
 )
 
 // loader loads chunks with a pool of target connections.
@@ -31,12 +32,21 @@ type loader struct {
 	idx     *indexBuild // nil without --indexes
 
 	mu        sync.Mutex
-	conns     []*pgx.Conn // idle connections
-	remaining []int       // chunks left to load per table index
+	conns     []*pgx.Conn                // idle connections
+	remaining []int                      // chunks left to load per table index
+	snapshots map[string]map[string]bool // per table, the snapshots its loaded chunks were read under
 }
 
-func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]map[int]bool, idx *indexBuild, stderr io.Writer) *loader {
-	l := &loader{cfg: cfg, h: h, targets: targets, done: done, idx: idx, stderr: stderr, prog: newProgress(cfg, h, stderr)}
+// newLoader plans the load; snaps are the snapshots of each table's chunks loaded before (state.ChunkSnapshots).
+func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]map[int]bool, snaps map[string][]string, idx *indexBuild, stderr io.Writer) *loader {
+	l := &loader{cfg: cfg, h: h, targets: targets, done: done, idx: idx, stderr: stderr, prog: newProgress(cfg, h, stderr),
+		snapshots: map[string]map[string]bool{}}
+	for t, list := range snaps {
+		l.snapshots[t] = map[string]bool{}
+		for _, s := range list {
+			l.snapshots[t][s] = true
+		}
+	}
 	l.jobs = cfg.Jobs
 	if l.jobs == 0 {
 		l.jobs = h.Jobs
@@ -50,7 +60,7 @@ func newLoader(cfg Config, h *stream.Header, targets []*target, done map[string]
 		}
 		if l.remaining[i] == 0 {
 			l.prog.TableDone(t.Name)
-			idx.loaded(t.Name)
+			idx.loaded(t.Name, len(l.snapshots[t.Name]) > 1)
 		}
 	}
 	return l
@@ -95,19 +105,24 @@ func (l *loader) closeConns() {
 	l.conns = nil
 }
 
-// chunkDone updates progress once a chunk committed: the rows and bytes counted as loading
-// (fedRows, fedBytes) become committed rows.
-func (l *loader) chunkDone(ti int, rows, fedRows, fedBytes int64) {
+// chunkDone updates progress once a chunk read under snapshot committed: the rows and bytes
+// counted as loading (fedRows, fedBytes) become committed rows.
+func (l *loader) chunkDone(ti int, snapshot string, rows, fedRows, fedBytes int64) {
 	name := l.h.Tables[ti].Name
 	l.prog.Settle(name, fedRows, fedBytes, rows, fedBytes)
 	l.prog.End(name)
 	l.mu.Lock()
 	l.remaining[ti]--
 	last := l.remaining[ti] == 0
+	if l.snapshots[name] == nil {
+		l.snapshots[name] = map[string]bool{}
+	}
+	l.snapshots[name][snapshot] = true
+	mixed := len(l.snapshots[name]) > 1
 	l.mu.Unlock()
 	if last {
 		l.prog.TableDone(name)
-		l.idx.loaded(name)
+		l.idx.loaded(name, mixed)
 	}
 }
 
@@ -271,7 +286,7 @@ func (l *loader) loadChunk(ctx context.Context, ti, id int, next func() (*stream
 	}
 	_, fed, _ := src.result()
 	src.close() // no more onData: rc is settled
-	l.chunkDone(ti, summary.Rows, rc.Total(), fed)
+	l.chunkDone(ti, summary.Snapshot, summary.Rows, rc.Total(), fed)
 	return nil
 }
 
@@ -445,32 +460,9 @@ func (l *loader) runDir(ctx context.Context, d *stream.Dir) error {
 			todo = append(todo, c)
 		}
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan stream.DirChunk)
-	var wg sync.WaitGroup
-	for w := 0; w < max(l.jobs, 1); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				if err := l.loadDirChunk(ctx, d, c); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-feed:
-	for _, c := range todo {
-		select {
-		case work <- c:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	return context.Cause(ctx)
+	return workpool.ForEach(ctx, l.jobs, todo, func(ctx context.Context, c stream.DirChunk) error { // the first failure stops the others
+		return l.loadDirChunk(ctx, d, c)
+	})
 }
 
 func (l *loader) loadDirChunk(ctx context.Context, d *stream.Dir, c stream.DirChunk) error {
@@ -483,10 +475,10 @@ func (l *loader) loadDirChunk(ctx context.Context, d *stream.Dir, c stream.DirCh
 		attempt++
 		if attempt > 1 {
 			// A commit whose reply was lost may have happened: never load a chunk twice.
-			if ok, err := l.recorded(ctx, c); err != nil {
+			if snap, ok, err := l.recorded(ctx, c); err != nil {
 				return err
 			} else if ok {
-				l.chunkDone(c.Table, 0, 0, 0)
+				l.chunkDone(c.Table, snap, 0, 0, 0)
 				return nil
 			}
 		}
@@ -530,14 +522,17 @@ type permanent struct{ err error }
 func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
 
-// recorded reports whether chunk c is already in copy_chunks.
-func (l *loader) recorded(ctx context.Context, c stream.DirChunk) (bool, error) {
+// recorded reports whether chunk c is already in copy_chunks, and the snapshot it was read under.
+func (l *loader) recorded(ctx context.Context, c stream.DirChunk) (string, bool, error) {
 	conn, err := l.conn(ctx)
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	defer l.release(conn)
-	var ok bool
-	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+quoteSchema(l.cfg.StateSchema)+".copy_chunks WHERE table_name = $1 AND chunk = $2)", c.Name, c.Chunk).Scan(&ok)
-	return ok, err
+	var snap string
+	err = conn.QueryRow(ctx, "SELECT snapshot FROM "+quoteSchema(l.cfg.StateSchema)+".copy_chunks WHERE table_name = $1 AND chunk = $2", c.Name, c.Chunk).Scan(&snap)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	return snap, err == nil, err
 }

@@ -86,10 +86,10 @@ func (l *loader) loadStreamChunk(ctx context.Context, ti, id int, next func() (*
 		attempt++
 		if attempt > 1 {
 			// A commit whose reply was lost may have happened: never load a chunk twice.
-			if ok, err := l.recorded(ctx, stream.DirChunk{Name: name, Table: ti, Chunk: id}); err != nil {
+			if snap, ok, err := l.recorded(ctx, stream.DirChunk{Name: name, Table: ti, Chunk: id}); err != nil {
 				return err
 			} else if ok {
-				l.chunkDone(ti, 0, 0, 0)
+				l.chunkDone(ti, snap, 0, 0, 0)
 				return nil
 			}
 		}

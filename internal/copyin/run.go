@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 		h = sr.Header()
 	}
 
-	idx, err := prepareIndexes(ctx, cfg, cfg.indexJobs(h), stderr)
+	idx, err := prepareIndexes(ctx, cfg, h, stderr)
 	if err != nil {
 		return err
 	}
@@ -71,8 +71,12 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	snaps, err := state.ChunkSnapshots(ctx, ctl, cfg.StateSchema)
+	if err != nil {
+		return err
+	}
 
-	l := newLoader(cfg, h, targets, done, idx, stderr)
+	l := newLoader(cfg, h, targets, done, snaps, idx, stderr)
 	idx.run(ctx)
 	l.prog.Start()
 	if dir != nil {

@@ -49,8 +49,8 @@ func App() *cli.App {
 		&cli.StringFlag{Name: "output-dir", Aliases: []string{"o"}, Usage: "write the directory form (one file per chunk plus header.json) instead of stdout", EnvVars: []string{"PGFERRY_OUTPUT_DIR"}},
 		&cli.StringFlag{Name: "snapshot", Value: "shared", Usage: "shared: one snapshot for the whole copy; per-chunk: each key-range chunk takes its own (needs capture; does not hold back vacuum for the whole copy)", EnvVars: []string{"PGFERRY_SNAPSHOT"}},
 		&cli.BoolFlag{Name: "one-off", Usage: "a copy with no catch-up: do not require capture to be installed", EnvVars: []string{"PGFERRY_ONE_OFF"}},
-		&cli.StringFlag{Name: "capture-schema", Value: "pgferry", Usage: "capture schema on the source (not copied)", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}},
-		&cli.StringFlag{Name: "state-schema", Value: "pgferry", Usage: "pgferry state schema on the target (not copied from the source either)", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}},
+		cliutil.CaptureSchemaFlag("capture schema on the source (not copied)"),
+		cliutil.StateSchemaFlag("pgferry state schema on the target (not copied from the source either)"),
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto (a line on a terminal), plain, json or none", EnvVars: []string{"PGFERRY_PROGRESS"}},
 		&cli.BoolFlag{Name: "plan", Usage: "print the stream header (tables and chunks) as JSON on stdout and copy nothing", EnvVars: []string{"PGFERRY_PLAN"}},
 		&cli.StringFlag{Name: "frame-size", Value: "1MB", Usage: "uncompressed bytes per data frame", EnvVars: []string{"PGFERRY_FRAME_SIZE"}, Hidden: true},
@@ -77,25 +77,14 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return cliutil.WithCode(cliutil.ExitUsage, err)
 	}
-	split, err := cliutil.ParseSize(c.String("split-size"))
-	if err != nil {
-		return cliutil.WithCode(cliutil.ExitUsage, err)
-	}
-	frame, err := cliutil.ParseSize(c.String("frame-size"))
-	if err != nil || frame < 1 {
-		return cliutil.Usagef("bad --frame-size %q", c.String("frame-size"))
-	}
-	pm, err := progress.ParseMode(c.String("progress"))
-	if err != nil {
-		return cliutil.WithCode(cliutil.ExitUsage, err)
-	}
-	netTimeout, err := dbconn.ParseNetTimeout(c.String("net-timeout"))
-	if err != nil {
-		return cliutil.WithCode(cliutil.ExitUsage, err)
-	}
-	hold, err := cliutil.ParseSize(c.String("retry-buffer"))
-	if err != nil || hold < 0 {
-		return cliutil.Usagef("bad --retry-buffer %q", c.String("retry-buffer"))
+	r := cliutil.NewFlagReader(c)
+	split := cliutil.ReadFlag(r, "split-size", cliutil.ParseSize)
+	frame := cliutil.ReadFlag(r, "frame-size", cliutil.SizeAtLeast(1))
+	pm := cliutil.ReadFlag(r, "progress", progress.ParseMode)
+	netTimeout := cliutil.ReadFlag(r, "net-timeout", dbconn.ParseNetTimeout)
+	hold := cliutil.ReadFlag(r, "retry-buffer", cliutil.SizeAtLeast(0))
+	if r.Err != nil {
+		return r.Err
 	}
 	cfg := Config{
 		Source: dbconn.Resolve(c.String("source"), dbconn.Source), Target: c.String("target"),
@@ -110,7 +99,6 @@ func action(c *cli.Context) error {
 			stream.LimitProcs(cfg.Jobs) // compressing would need every CPU; moving bytes does not
 		}
 	}
-	ctx, stop := cliutil.SignalContext()
-	defer stop()
+	ctx := c.Context
 	return Run(ctx, cfg, c.App.Writer, c.App.ErrWriter)
 }

@@ -41,6 +41,31 @@ func holderPID(t *testing.T, url string) int {
 	return pid
 }
 
+// killHolder terminates the session holding the exported snapshot and waits until its backend
+// has exited (its transaction ended, the snapshot file gone): pg_terminate_backend only signals
+// it, and on a loaded host the backend can outlive any fixed sleep, every chunk begun meanwhile
+// importing the old snapshot.
+func killHolder(t *testing.T, url string) {
+	t.Helper()
+	pid := holderPID(t, url)
+	terminate(t, url, pid)
+	conn := connect(t, url)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var alive bool
+		if err := conn.QueryRow(context.Background(), "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)", pid).Scan(&alive); err != nil {
+			t.Errorf("wait for the holder's backend to exit: %v", err)
+			return
+		}
+		if !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the holder's backend %d still runs 20 s after pg_terminate_backend", pid)
+			return
+		}
+	}
+}
+
 // TestLostSnapshotHolder: the connection holding the shared snapshot is killed mid-copy; the
 // unfinished chunks go on under a new snapshot, each chunk records the snapshot it was read
 // under (so catch-up starts at the oldest) and every row arrives once.
@@ -54,11 +79,21 @@ func TestLostSnapshotHolder(t *testing.T) {
 	cfg.Retry = &retry.Policy{Attempts: 3, Base: 10 * time.Millisecond}
 	cfg.Filter.Tables = tables
 	var begun atomic.Int64
+	killed := make(chan struct{})
 	testHook = func(point string, conn *pgx.Conn, j *job) {
-		if point == "begin" && begun.Add(1) == 2 {
+		if point != "begin" {
+			return
+		}
+		switch n := begun.Add(1); {
+		case n == 2:
+			defer close(killed)
 			db.Exec(t, "SELECT txid_current()") // a transaction since: the next snapshot differs
-			terminate(t, db.URL, holderPID(t, db.URL))
-			time.Sleep(100 * time.Millisecond) // the holder's backend exits
+			killHolder(t, db.URL)
+		case n > 2:
+			// A chunk begun during the kill imported the old snapshot (valid: it is held by its
+			// importer now); it waits, so the other worker cannot take every chunk left before
+			// the holder is gone and leave none to begin after.
+			<-killed
 		}
 	}
 	defer func() { testHook = nil }()
@@ -75,6 +110,7 @@ func TestLostSnapshotHolder(t *testing.T) {
 			snaps[s.Snapshot]++
 		}
 	}
+	t.Logf("chunks by snapshot: %v", snaps)
 	if len(snaps) != 2 {
 		t.Errorf("chunks were read under %d snapshots, want 2 (the lost one and its successor): %v", len(snaps), snaps)
 	}
@@ -104,8 +140,7 @@ func TestLostSnapshotHolderCtid(t *testing.T) {
 	var begun atomic.Int64
 	testHook = func(point string, conn *pgx.Conn, j *job) {
 		if point == "begin" && begun.Add(1) == 2 {
-			terminate(t, db.URL, holderPID(t, db.URL))
-			time.Sleep(100 * time.Millisecond)
+			killHolder(t, db.URL)
 		}
 	}
 	defer func() { testHook = nil }()

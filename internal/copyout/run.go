@@ -8,7 +8,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/pgferry/pgferry/internal/progress"
 	"github.com/pgferry/pgferry/internal/retry"
 	"github.com/pgferry/pgferry/internal/stream"
+	"github.com/pgferry/pgferry/internal/workpool"
 )
 
 // Snapshot modes.
@@ -48,7 +48,7 @@ type Config struct {
 	FrameSize     int  // uncompressed bytes per data frame (about)
 	PlanOnly      bool // print the header (the plan) as JSON and copy nothing
 	Retry         *retry.Policy
-	NetTimeout    time.Duration // see dbconn.Options.NetTimeout; 0 = none
+	NetTimeout    time.Duration // see dbconn.Options.NetTimeout: 0 = the process's --net-timeout, negative = none
 	RetryBuffer   int64         // a chunk is held back until it ends or outgrows this (0 = none), so a lost connection before then retries it
 }
 
@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		shared.release(ctx)
 	}
 	prog.Start()
-	err = runWorkers(ctx, cp, jobs, cfg.Jobs)
+	err = workpool.Run(ctx, cfg.Jobs, jobs, cp.worker) // the first failure stops the others
 	prog.Finish(err)
 	if err != nil {
 		return err
@@ -256,44 +256,6 @@ func planJobs(cfg Config, plans []*TablePlan, h *stream.Header, prog *progress.R
 		}
 	}
 	return jobs, left, sharedLeft
-}
-
-// runWorkers runs n workers over jobs; the first failure stops the others.
-func runWorkers(ctx context.Context, cp *copier, jobs []*job, n int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan *job)
-	if n > len(jobs) {
-		n = len(jobs)
-	}
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cp.worker(ctx, ch); err != nil {
-				once.Do(func() { first = err; cancel() })
-				for range ch { // drain so the feeder never blocks
-				}
-			}
-		}()
-	}
-feed:
-	for _, j := range jobs {
-		select {
-		case ch <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(ch)
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
 }
 
 // autoCodec picks --codec auto: no compression into a pipe, lz4 into a file or directory.

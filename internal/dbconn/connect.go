@@ -3,6 +3,7 @@ package dbconn
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +21,10 @@ import (
 // pgferry reads (PostgreSQL raises an error instead, as pg_dump relies on); and no timeouts, so
 // settings that ALTER ROLE or ALTER DATABASE impose on the application cannot end the snapshot
 // holder idling in its transaction for hours (startup settings override those). Tools set their
-// own lock_timeout or statement_timeout through Options.Extra where they want one.
+// own lock_timeout or statement_timeout through Options.Extra where they want one. jit off: the
+// catalog queries (the drift check's recursive partition trees above all) are estimated past
+// jit_above_cost, and compiling one took 0.6 s (up to 9 s on a loaded host) against its 20 ms
+// run, in every catch-up batch and copy chunk (docs/benchmarks.md, "Cutover", run 7).
 var PinnedSettings = map[string]string{
 	"DateStyle":          "ISO",
 	"IntervalStyle":      "postgres",
@@ -31,12 +35,14 @@ var PinnedSettings = map[string]string{
 	"row_security":       "off",
 	"statement_timeout":  "0",
 	"lock_timeout":       "0",
+	"jit":                "off",
 
 	"idle_in_transaction_session_timeout": "0",
 }
 
 // versionedSettings are pinned like PinnedSettings on the servers that know them; an older server
-// refuses an unknown setting at connection start, so they are SET once connected.
+// refuses an unknown setting at connection start, so they are SET once connected, and sent at
+// connection start once the server's version is known (pinAtStartup).
 var versionedSettings = []struct {
 	name, value string
 	since       func(pgver.Version) bool
@@ -45,37 +51,60 @@ var versionedSettings = []struct {
 	{"transaction_timeout", "0", pgver.Version.TransactionTimeout},
 }
 
-// pinVersioned sets versionedSettings on a new connection, by its server's version, unless
-// Options.Extra sets them.
-func pinVersioned(extra map[string]string) func(context.Context, *pgconn.PgConn) error {
+// afterConnect sets versionedSettings on a new connection, by its server's version, unless its
+// startup parameters (params: Options.Extra, pinAtStartup) carry them, and remembers that
+// version for the next connection to key's server; on a watched connection it learns its
+// backend's pid from the server itself (what pgconn reports is a pooler's, if one is in
+// between), in the same round trip.
+func afterConnect(params map[string]string, key string) func(context.Context, *pgconn.PgConn) error {
 	return func(ctx context.Context, c *pgconn.PgConn) error {
-		v, err := pgver.Parse(c.ParameterStatus("server_version"))
-		if err != nil {
-			return nil // a proxy that hides the version: keep the server's settings
-		}
 		var sql []string
-		for _, s := range versionedSettings {
-			if _, set := extra[s.name]; !set && s.since(v) {
-				sql = append(sql, "SET "+s.name+" = "+s.value)
+		if v, err := pgver.Parse(c.ParameterStatus("server_version")); err == nil { // else a proxy hides it: keep the server's settings
+			serverVersions.Store(key, v)
+			for _, s := range versionedSettings {
+				if _, set := params[s.name]; !set && s.since(v) {
+					sql = append(sql, "SET "+s.name+" = "+s.value)
+				}
 			}
+		}
+		w := watchedConn(c.Conn())
+		if w != nil {
+			sql = append(sql, "SELECT pg_catalog.pg_backend_pid()")
 		}
 		if len(sql) == 0 {
 			return nil
 		}
-		if err := c.Exec(ctx, strings.Join(sql, "; ")).Close(); err != nil {
+		res, err := c.Exec(ctx, strings.Join(sql, "; ")).ReadAll()
+		if err != nil {
 			return fmt.Errorf("pin session settings: %w", err)
+		}
+		if w != nil {
+			w.pid.Store(c.PID())
+			if last := res[len(res)-1]; len(last.Rows) == 1 {
+				if pid, err := strconv.ParseUint(string(last.Rows[0][0]), 10, 32); err == nil {
+					w.pid.Store(uint32(pid)) // what the watchdog's probe asks the server about
+				}
+			}
 		}
 		return nil
 	}
 }
 
+// libpqOnly are connection-string parameters of libpq's TCP tuning that pgx does not know: a URL
+// that carries them for psql and pg_dump (see docs/runbook.md, "Network faults") works with the
+// tools too, which bound their connections themselves (--net-timeout).
+var libpqOnly = []string{"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
+
 // Options tune a connection.
 type Options struct {
 	AppName string            // application_name shown in pg_stat_activity
 	Extra   map[string]string // more runtime parameters (e.g. lock_timeout)
-	// NetTimeout, when set, takes a connection on which no byte moved for that long while a
-	// reply is awaited for lost (TCP_USER_TIMEOUT and a watchdog): only for connections whose
-	// every statement streams (the copy's chunks), never one that runs long silent statements.
+	// NetTimeout bounds a connection on which no byte moves while a reply is awaited or a write
+	// is stuck (a watchdog, TCP_USER_TIMEOUT as a backstop): after that long the server is asked
+	// on a side connection whether the backend still works on the statement (a long UPDATE, a
+	// lock wait: the wait goes on) or not (the connection is failed with ErrNetTimeout and its
+	// backend ended). 0 takes the process's --net-timeout (SetNetTimeout, DefaultNetTimeout
+	// unless set); negative turns it off.
 	NetTimeout time.Duration
 }
 
@@ -86,6 +115,9 @@ func ParseConfig(connString string, opt Options) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, cliutil.WithHint(cliutil.ExitUsage, fmt.Errorf("parse connection string: %w", redactErr(err)),
 			"use a URL such as postgres://user:pass@host:5432/db?sslmode=require")
+	}
+	for _, k := range libpqOnly {
+		delete(cfg.RuntimeParams, k) // pgx would send them to the server, which refuses them
 	}
 	for k, v := range PinnedSettings {
 		cfg.RuntimeParams[k] = v
@@ -98,11 +130,13 @@ func ParseConfig(connString string, opt Options) (*pgx.ConnConfig, error) {
 	for k, v := range opt.Extra {
 		cfg.RuntimeParams[k] = v
 	}
-	cfg.AfterConnect = pinVersioned(opt.Extra)
+	pinAtStartup(cfg, opt.Extra)
+	cfg.AfterConnect = afterConnect(cfg.RuntimeParams, serverKey(&cfg.Config))
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
-	cfg.DialFunc = netDialer(cfg.ConnectTimeout, opt.NetTimeout)
+	timeout := effectiveNetTimeout(opt)
+	cfg.DialFunc = netDialer(cfg.ConnectTimeout, timeout, newProber(&cfg.Config, timeout))
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 5 * time.Second}
 	}
@@ -111,8 +145,10 @@ func ParseConfig(connString string, opt Options) (*pgx.ConnConfig, error) {
 }
 
 // connectRetry retries opening a connection that was reset or refused (a proxy dropping it, a
-// server restarting) for a few seconds; an authentication failure is never retried.
-var connectRetry = retry.Policy{Attempts: 4, Base: 250 * time.Millisecond, Max: 2 * time.Second}
+// server restarting) for a few seconds, or that the role's timeouts ended before the pinned
+// settings arrived; an authentication failure is never retried.
+var connectRetry = retry.Policy{Attempts: 4, Base: 250 * time.Millisecond, Max: 2 * time.Second,
+	Retryable: func(err error) bool { return retry.Transient(err) || lostPinRace(err) }}
 
 // Connect opens one connection; failures are usage/connection errors (exit 2) with a hint.
 func Connect(ctx context.Context, connString string, r Role, opt Options) (*pgx.Conn, error) {
@@ -122,7 +158,13 @@ func Connect(ctx context.Context, connString string, r Role, opt Options) (*pgx.
 	}
 	var conn *pgx.Conn
 	err = connectRetry.Do(ctx, func(ctx context.Context) error {
+		sent := pinAtStartup(cfg, opt.Extra) // what an attempt that lost the pin race learnt
 		conn, err = pgx.ConnectConfig(ctx, cfg)
+		if err != nil && sent && unknownSetting(err) { // an older server than the last one there
+			serverVersions.Delete(serverKey(&cfg.Config))
+			pinAtStartup(cfg, opt.Extra)
+			conn, err = pgx.ConnectConfig(ctx, cfg)
+		}
 		return err
 	})
 	if err != nil {

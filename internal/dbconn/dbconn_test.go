@@ -3,11 +3,16 @@ package dbconn
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pgferry/pgferry/internal/pgver"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -140,5 +145,101 @@ func TestDropTLSRefusal(t *testing.T) {
 	}
 	if !errors.Is(dropTLSRefusal(err), err) {
 		t.Error("the original error must stay in the chain")
+	}
+}
+
+// TestConnectSurvivesIdleSessionTimeout: when the server's first ReadyForQuery reaches pgferry
+// later than the role's 20 ms idle_session_timeout (a slow link here; a loaded host in CI), the
+// server ends the session before the SETs pinned after connecting arrive; Connect then connects
+// again with the settings at startup, and the session lives on.
+func TestConnectSurvivesIdleSessionTimeout(t *testing.T) {
+	db := pgtest.NewDB(t, "target")
+	if db.Cluster.Version < 140000 {
+		t.Skip("no idle_session_timeout before PostgreSQL 14")
+	}
+	role := "idle_" + db.Name
+	db.Exec(t, `CREATE ROLE "`+role+`" LOGIN; ALTER ROLE "`+role+`" SET idle_session_timeout = '20ms'`)
+	t.Cleanup(func() { db.Cluster.Exec(context.Background(), "postgres", `DROP ROLE IF EXISTS "`+role+`"`) })
+	dir := slowSocket(t, filepath.Join(db.Cluster.SockDir, fmt.Sprintf(".s.PGSQL.%d", db.Cluster.Port)), db.Cluster.Port)
+	url := fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d&sslmode=disable", role, db.Name, dir, db.Cluster.Port)
+	ctx := context.Background()
+	conn, err := Connect(ctx, url, Target, Options{NetTimeout: -1})
+	if err != nil {
+		t.Fatalf("connect through a slow link as a role with a 20 ms idle_session_timeout: %v", err)
+	}
+	defer conn.Close(ctx)
+	time.Sleep(100 * time.Millisecond)
+	var got string
+	if err := conn.QueryRow(ctx, "SHOW idle_session_timeout").Scan(&got); err != nil || got != "0" {
+		t.Fatalf("idle_session_timeout = %q, %v; want 0", got, err)
+	}
+}
+
+// slowSocket serves a Unix socket (in a directory of its own, named for port) that forwards to
+// the server's socket upstream and delays every piece of the server's replies by 60 ms.
+func slowSocket(t *testing.T, upstream string, port int) string {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("unix", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := s.Read(buf)
+					time.Sleep(60 * time.Millisecond)
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return dir
+}
+
+// TestConnectForgetsNewerServer: when the server at an address is older than the one last seen
+// there (it refuses a setting sent at startup), Connect forgets that version and connects again.
+func TestConnectForgetsNewerServer(t *testing.T) {
+	db := pgtest.Source(t)
+	if db.Cluster.Version >= 170000 {
+		t.Skip("needs a server before PostgreSQL 17, which refuses transaction_timeout")
+	}
+	cfg, err := ParseConfig(db.URL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverVersions.Store(serverKey(&cfg.Config), pgver.Version(170000))
+	ctx := context.Background()
+	conn, err := Connect(ctx, db.URL, Source, Options{})
+	if err != nil {
+		t.Fatalf("connect after a newer server was seen at the same address: %v", err)
+	}
+	defer conn.Close(ctx)
+	var got string
+	if err := conn.QueryRow(ctx, "SELECT coalesce(current_setting('transaction_timeout', true), 'unknown')").Scan(&got); err != nil || got != "unknown" {
+		t.Errorf("transaction_timeout = %q, %v; want unknown", got, err)
+	}
+	if v, _ := serverVersions.Load(serverKey(&cfg.Config)); v != pgver.Version(db.Cluster.Version) {
+		t.Errorf("remembered version %v, want %d", v, db.Cluster.Version)
 	}
 }

@@ -34,15 +34,31 @@ The same through a pipe, e.g. across machines:
 			statusCommand(), pruneCommand(), sequencesCommand(), targetsCommand(), loSyncCommand(),
 		},
 	}
+	dbconn.AddNetTimeoutFlag(app)
 	return cliutil.RunApp(app, args)
 }
 
 func captureSchemaFlag() cli.Flag {
-	return &cli.StringFlag{Name: "capture-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_CAPTURE_SCHEMA"}, Usage: "schema holding pgtrig's capture tables on the source"}
+	return cliutil.CaptureSchemaFlag("schema holding pgtrig's capture tables on the source")
+}
+
+func partitionRemovedFlag() cli.Flag {
+	return &cli.StringFlag{Name: "partition-removed", Value: PartitionFollow, EnvVars: []string{"PGFERRY_PARTITION_REMOVED"},
+		Usage: "a partition the source DROPs: 'follow' detaches and drops it on the target too, 'keep' detaches it and keeps its table and rows there " +
+			"(a DETACHed one is detached on the target either way); the target's parent returns what the source's returns"}
+}
+
+// partitionRemoved reads --partition-removed (a usage error, exit 2, when unknown).
+func partitionRemoved(c *cli.Context) (string, error) {
+	v, err := ParsePartitionRemoved(c.String("partition-removed"))
+	if err != nil {
+		return "", cliutil.Usagef("--partition-removed: %v", err)
+	}
+	return v, nil
 }
 
 func stateSchemaFlag() cli.Flag {
-	return &cli.StringFlag{Name: "state-schema", Value: "pgferry", EnvVars: []string{"PGFERRY_STATE_SCHEMA"}, Usage: "schema holding pgferry's state on the target"}
+	return cliutil.StateSchemaFlag("schema holding pgferry's state on the target")
 }
 
 // urlOf is the connection string of side r: its flag, else its variable, else DATABASE_URL.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ type Sink interface {
 	Delete(table string, cols []string, vals [][]byte) error
 	Rows(table string, cols []string, vals [][]byte, count int64) error
 	Truncate(table string) error
+	RemovePartition(table, partition string, dropped bool) error
 	FlushPoint() error
 	Commit(to string, rows int64) error
 }
@@ -70,6 +72,11 @@ type Applier struct {
 	Rows     int64  // rows committed by this Applier
 	LastTo   string // position of the last committed batch
 	OnCommit func(to string, rows int64, took time.Duration)
+	// PartitionRemoved is what a partition dropped on the source becomes on the target:
+	// PartitionFollow ("" too) or PartitionKeep (detach.go). Log, if set, says each removal done.
+	PartitionRemoved string
+	Log              io.Writer
+	missing          map[string]bool // partitions removed on the source and missing on the target: their records are skipped
 }
 
 type targetTable struct {
@@ -199,6 +206,7 @@ func (a *Applier) Begin(ctx context.Context, from, to, at string) error {
 		return err
 	}
 	a.from, a.to, a.rows, a.started = from, to, 0, time.Now()
+	a.missing = nil
 	a.at = time.Time{}
 	if at != "" {
 		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
@@ -303,6 +311,10 @@ func (a *Applier) Delete(ctx context.Context, table string, cols []string, vals 
 }
 
 func (a *Applier) stageRecord(ctx context.Context, table string, cols []string, vals [][]byte, present bool) error {
+	if a.missing[table] { // the last changes of a removed partition the target does not have
+		a.rows++
+		return nil
+	}
 	t, err := a.table(ctx, table)
 	if err != nil {
 		return err
@@ -761,6 +773,9 @@ func (s applySink) Delete(t string, c []string, v [][]byte) error {
 func (s applySink) Rows(t string, c []string, v [][]byte, n int64) error {
 	return s.a.SetRows(s.ctx, t, c, v, n)
 }
-func (s applySink) Truncate(t string) error            { return s.a.Truncate(s.ctx, t) }
+func (s applySink) Truncate(t string) error { return s.a.Truncate(s.ctx, t) }
+func (s applySink) RemovePartition(t, p string, dropped bool) error {
+	return s.a.RemovePartition(s.ctx, t, p, dropped)
+}
 func (s applySink) FlushPoint() error                  { return s.a.FlushPoint(s.ctx) }
 func (s applySink) Commit(to string, rows int64) error { return s.a.Commit(s.ctx, to, rows) }

@@ -17,14 +17,19 @@ type attachedPart struct {
 
 // attachCandidatesSQL lists the leaf partitions below $1 that became partitions in a transaction
 // newer than the xid of $2 (a 64-bit txid): ax is the newest pg_inherits xmin on the path
-// from the root, so attaching a sub-partitioned table counts for its leaves too.
+// from the root, so attaching a sub-partitioned table counts for its leaves too. A partition
+// whose DETACH CONCURRENTLY is pending (its pg_inherits row rewritten) is left out: it counts as
+// detached (capture.RemovedPartitions).
 const attachCandidatesSQL = `WITH RECURSIVE p(relid, ax) AS (
-  SELECT inhrelid, xmin FROM pg_catalog.pg_inherits WHERE inhparent = $1::text::oid
+  SELECT i.inhrelid, i.xmin FROM pg_catalog.pg_inherits i WHERE i.inhparent = $1::text::oid AND ` + notPending + `
   UNION ALL SELECT i.inhrelid, CASE WHEN age(i.xmin) < age(p.ax) THEN i.xmin ELSE p.ax END
-  FROM pg_catalog.pg_inherits i JOIN p ON i.inhparent = p.relid)
+  FROM pg_catalog.pg_inherits i JOIN p ON i.inhparent = p.relid WHERE ` + notPending + `)
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), p.ax::text
 FROM p JOIN pg_catalog.pg_class c ON c.oid = p.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND age(p.ax) < age(($2::text::bigint % 4294967296)::text::xid)`
+
+// notPending is true for a pg_inherits row i that no DETACH CONCURRENTLY has marked (14+).
+const notPending = `NOT coalesce((to_jsonb(i) ->> 'inhdetachpending')::boolean, false)`
 
 // attachedRows finds the partitions attached to captured partitioned tables since fromXmin.
 // ATTACH PARTITION of a table that holds rows fires no trigger: rows older than the attach

@@ -43,8 +43,9 @@ type BatchResult struct {
 	From, To  string
 	Rows      int64 // upsert + delete records
 	Truncates int
-	Emitted   bool      // the batch was written to the sink (non-empty, or emitEmpty)
-	At        time.Time // source clock at the batch's snapshot
+	Emitted   bool                       // the batch was written to the sink (non-empty, or emitEmpty)
+	Removed   []capture.RemovedPartition // partitions detached or dropped on the source, written first (detach.go)
+	At        time.Time                  // source clock at the batch's snapshot
 }
 
 // Batch reads batch (from, S] where S is the snapshot of a new REPEATABLE READ transaction and
@@ -83,6 +84,9 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	out := &batchOut{sink: sink, res: &res, at: at.UTC().Format(time.RFC3339Nano), maxBatch: r.MaxBatch}
 	rd := &batchRead{pc: tx.Conn().PgConn(), out: out,
 		args: [][]byte{[]byte(strconv.FormatUint(p.Xmin, 10)), []byte(strconv.FormatUint(s.Xmax, 10)), []byte(res.To), []byte(from)}}
+	if err := rd.removedPartitions(ctx, tx, orDefault(r.CaptureSchema), tables); err != nil {
+		return res, err
+	}
 	truncated, err := rd.truncated(ctx, orDefault(r.CaptureSchema))
 	if err != nil {
 		return res, err
@@ -91,29 +95,8 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	if err != nil {
 		return res, err
 	}
-	for _, t := range tables {
-		if truncated[t.name] {
-			if err := rd.reload(ctx, t); err != nil {
-				return res, err
-			}
-		}
-	}
-	for _, t := range tables {
-		switch {
-		case truncated[t.name]:
-		case attached[t.name] != nil:
-			err = rd.reloadAttached(ctx, t, attached[t.name])
-			if err == nil {
-				err = rd.keyedChanges(ctx, t)
-			}
-		case t.keyless:
-			err = rd.keylessChanges(ctx, t)
-		default:
-			err = rd.keyedChanges(ctx, t)
-		}
-		if err != nil {
-			return res, err
-		}
+	if err := rd.changes(ctx, tables, truncated, attached); err != nil {
+		return res, err
 	}
 	if !out.began && emitEmpty {
 		if err := out.begin(); err != nil {
@@ -128,14 +111,46 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	return res, tx.Commit(ctx)
 }
 
+// changes writes the batch's records of every table: first the truncated tables' reloads, then
+// the changes of the others (with the rows of partitions attached since, for those that have).
+func (rd *batchRead) changes(ctx context.Context, tables []*captured, truncated map[string]bool, attached map[string][]attachedPart) error {
+	for _, t := range tables {
+		if truncated[t.name] {
+			if err := rd.reload(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range tables {
+		var err error
+		switch {
+		case truncated[t.name]:
+		case attached[t.name] != nil:
+			err = rd.reloadAttached(ctx, t, attached[t.name])
+			if err == nil {
+				err = rd.keyedChanges(ctx, t)
+			}
+		case t.keyless:
+			err = rd.keylessChanges(ctx, t)
+		default:
+			err = rd.keyedChanges(ctx, t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stopOnDrift returns the *capture.DriftError (exit 3) of a schema change the capture cannot
-// follow, as the batch's snapshot sees it, so the batch stops before anything is read.
+// follow, as the batch's snapshot sees it, so the batch stops before anything is read. A
+// partition detached or dropped is followed instead (removedPartitions).
 func stopOnDrift(ctx context.Context, tx pgx.Tx, captureSchema string) error {
 	drifts, err := capture.DetectDrift(ctx, tx, captureSchema)
 	if err != nil {
 		return err
 	}
-	return capture.DriftFailure(captureSchema, drifts)
+	return capture.DriftFailure(captureSchema, slices.DeleteFunc(drifts, func(d capture.Drift) bool { return d.Kind == capture.DriftDetached }))
 }
 
 // batchOut writes one batch to its sink: begin on the first record, flush points every maxBatch.
@@ -222,16 +237,7 @@ func (rd *batchRead) reload(ctx context.Context, t *captured) error {
 // keyedChanges writes, for every key changed in the batch, its current row or its absence.
 func (rd *batchRead) keyedChanges(ctx context.Context, t *captured) error {
 	nk := len(t.keyCols)
-	dk := make([]string, nk)
-	on := make([]string, nk)
-	for i, k := range t.keyCols {
-		dk[i] = "d." + ident.Quote(k)
-		on[i] = "t." + ident.Quote(k) + " = d." + ident.Quote(k)
-	}
-	sel := make([]string, len(t.cols))
-	for i, c := range t.cols {
-		sel[i] = "t." + ident.Quote(c)
-	}
+	dk, on, sel := keyJoin(t, "t")
 	q := fmt.Sprintf(`SELECT %s, t.%s IS NOT NULL, %s
 FROM (SELECT DISTINCT %s FROM %s WHERE %s) d
 LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), strings.Join(sel, ", "),
@@ -252,6 +258,21 @@ LEFT JOIN %s t ON %s`, strings.Join(dk, ", "), ident.Quote(t.keyCols[0]), string
 		return fmt.Errorf("read changes of %s: %w", t.name, err)
 	}
 	return nil
+}
+
+// keyJoin returns, for reading the rows of the keys in a delta table d from a table aliased as
+// alias, d's key columns, the join condition per key column, and alias's columns.
+func keyJoin(t *captured, alias string) (dk, on, sel []string) {
+	dk, on = make([]string, len(t.keyCols)), make([]string, len(t.keyCols))
+	for i, k := range t.keyCols {
+		dk[i] = "d." + ident.Quote(k)
+		on[i] = alias + "." + ident.Quote(k) + " = d." + ident.Quote(k)
+	}
+	sel = make([]string, len(t.cols))
+	for i, c := range t.cols {
+		sel[i] = alias + "." + ident.Quote(c)
+	}
+	return dk, on, sel
 }
 
 // registry lists captured tables with their stored columns as the batch's transaction sees them.

@@ -24,7 +24,10 @@ func (r *recorder) Delete(table string, cols []string, vals [][]byte) error { re
 func (r *recorder) Rows(table string, cols []string, vals [][]byte, n int64) error {
 	return nil
 }
-func (r *recorder) Truncate(table string) error        { return nil }
+func (r *recorder) Truncate(table string) error { return nil }
+func (r *recorder) RemovePartition(table, partition string, dropped bool) error {
+	return nil
+}
 func (r *recorder) FlushPoint() error                  { return nil }
 func (r *recorder) Commit(to string, rows int64) error { return nil }
 

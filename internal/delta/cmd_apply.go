@@ -18,17 +18,23 @@ func applyCommand() *cli.Command {
 		UsageText: `pgdelta apply --target URL < changes.jsonl`,
 		Description: `Applies each batch in one target transaction: per table, DELETE of every key of the batch, then
 INSERT of the present rows (staged with COPY), and the batch's end position is recorded in the
-same transaction. A bad line, an unknown table or column stops it with the line number and table;
+same transaction. A detach_partition or drop_partition record detaches that partition on the
+target (and drops it, unless --partition-removed keep) before the batch's rows are applied.
+A bad line, an unknown table or column stops it with the line number and table;
 nothing of that batch is committed. A batch that starts after the target's position is refused,
 and so is a stream whose begin record names this database as its source (exit 2, nothing written).
 
    pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" | pgdelta apply --target "$DST"`,
 		Flags: []cli.Flag{dbconn.Flag(dbconn.Target), stateSchemaFlag(), captureSchemaFlag(),
 			&cli.BoolFlag{Name: "no-position-check", Usage: "apply batches even if they start after the target's recorded position (may lose changes)"},
+			partitionRemovedFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			removed, err := partitionRemoved(c)
+			if err != nil {
+				return err
+			}
+			ctx := c.Context
 			conn, err := connector(c, dbconn.Target)(ctx)
 			if err != nil {
 				return err
@@ -43,6 +49,7 @@ and so is a stream whose begin record names this database as its source (exit 2,
 				return err
 			}
 			a.NoCheck = c.Bool("no-position-check")
+			a.PartitionRemoved, a.Log = removed, os.Stderr
 			warnTriggers(ctx, conn, c.String("capture-schema"), os.Stderr)
 			err = ApplyInput(ctx, a, input)
 			if errors.Is(err, ErrNoInput) { // nothing to record: no batch was seen

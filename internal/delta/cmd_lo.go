@@ -59,8 +59,7 @@ Exit codes: 0 equal (or made equal), 1 failed (--check: they differ), 2 usage or
 			if err != nil {
 				return cliutil.WithCode(cliutil.ExitUsage, err)
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			cfg, err := loConfig(ctx, c)
 			if err != nil {
 				return err

@@ -1,12 +1,13 @@
 package delta
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/pgferry/pgferry/internal/catchup"
-	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
 
@@ -30,31 +31,24 @@ An applied position on --target, when given, still wins.
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the position comes from"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
 			var pos catchup.Position
 			if !c.Bool("fork") || c.IsSet("target") {
-				dst, err := connector(c, dbconn.Target)(ctx)
+				p, err := readPosition(c, dbconn.Target, c.String("state-schema"), func(ctx context.Context, conn *pgx.Conn, schema string) (catchup.Position, error) {
+					return catchup.TargetPosition(ctx, conn, schema)
+				})
 				if err != nil {
 					return err
 				}
-				defer dst.Close(ctx)
-				if pos, err = catchup.TargetPosition(ctx, dst, c.String("state-schema")); err != nil {
-					return err
-				}
-				if c.Bool("fork") && pos.Origin != "apply" {
-					pos = catchup.Position{}
+				if !c.Bool("fork") || p.Origin == "apply" {
+					pos = p
 				}
 			}
 			if pos.Position == "" && c.Bool("fork") {
-				src, err := connector(c, dbconn.Source)(ctx)
+				p, err := readPosition(c, dbconn.Source, c.String("capture-schema"), catchup.ForkPosition)
 				if err != nil {
 					return err
 				}
-				defer src.Close(ctx)
-				if pos, err = catchup.ForkPosition(ctx, src, c.String("capture-schema")); err != nil {
-					return err
-				}
+				pos = p
 			}
 			if pos.Position == "" {
 				return noPosition(catchup.ErrNoPosition)
@@ -66,4 +60,15 @@ An applied position on --target, when given, still wins.
 			return err
 		},
 	}
+}
+
+// readPosition connects to side r and reads a position there with read.
+func readPosition(c *cli.Context, r dbconn.Role, schema string, read func(ctx context.Context, conn *pgx.Conn, schema string) (catchup.Position, error)) (catchup.Position, error) {
+	ctx := c.Context
+	conn, err := connector(c, r)(ctx)
+	if err != nil {
+		return catchup.Position{}, err
+	}
+	defer conn.Close(ctx)
+	return read(ctx, conn, schema)
 }

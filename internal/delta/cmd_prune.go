@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
 )
 
@@ -22,8 +21,7 @@ bound ('pgdelta sync' does this as it goes). It registers the target first: a ta
    pgdelta prune --source "$SRC" --target "$DST"`,
 		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), dbconn.Flag(dbconn.Target), captureSchemaFlag(), stateSchemaFlag()},
 		Action: func(c *cli.Context) error {
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			src, dst, closeConns, err := connectBoth(ctx, c)
 			if err != nil {
 				return err

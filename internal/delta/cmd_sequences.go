@@ -31,8 +31,7 @@ OWNED BY); a sequence no table owns is selected by -n/-N alone.
 			if c.Int64("margin") < 0 {
 				return cliutil.Usagef("--margin must not be negative")
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			src, dst, closeConns, err := connectBoth(ctx, c)
 			if err != nil {
 				return err

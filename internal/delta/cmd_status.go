@@ -35,8 +35,7 @@ Exit codes, so scripts can wait and still stop on a mistake:
 			&cli.BoolFlag{Name: "json", Usage: "print the status as one JSON object"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			src, dst, closeConns, err := connectBoth(ctx, c)
 			if err != nil {
 				return statusError(err)

@@ -36,7 +36,8 @@ func streamCommand() *cli.Command {
 snapshot and not in the previous one, with each key's current row (upsert) or its absence (delete).
 Without --follow it stops when caught up. The format is described in docs/delta-format.md.
 A schema change of a captured table that capture cannot follow stops it with exit 3, naming the
-table, the change and the repair, as 'pgdelta sync' does.
+table, the change and the repair, as 'pgdelta sync' does; a partition detached or dropped is
+written as a detach_partition or drop_partition record instead, for 'pgdelta apply' to follow.
 
    pgdelta stream --source "$SRC" --from "$(pgdelta position --target "$DST")" --follow | pgdelta apply --target "$DST"`,
 		Flags: append([]cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(),
@@ -46,8 +47,7 @@ table, the change and the repair, as 'pgdelta sync' does.
 			if _, err := catchup.ParseSnapshot(c.String("from")); err != nil {
 				return cliutil.Usagef("--from: %v", err)
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			connect := connector(c, dbconn.Source)
 			first, err := connect(ctx)
 			if err != nil {

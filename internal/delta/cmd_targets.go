@@ -38,8 +38,7 @@ target's pruning may remove changes its catch-up needs (its 'pgdelta sync' then 
 			&cli.BoolFlag{Name: "json", EnvVars: []string{"PGFERRY_JSON"}, Usage: "print one JSON object"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			if c.Bool("register") {
 				return registerCommand(ctx, c)
 			}

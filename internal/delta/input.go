@@ -44,6 +44,8 @@ func ApplyInput(ctx context.Context, a *Applier, r io.Reader) error {
 			err = a.SetRows(ctx, rec.Table, rec.Cols, rec.Vals, rec.Count)
 		case deltarec.OpTruncate:
 			err = a.Truncate(ctx, rec.Table)
+		case deltarec.OpDetachPartition, deltarec.OpDropPartition:
+			err = a.RemovePartition(ctx, rec.Table, rec.Partition, rec.Op == deltarec.OpDropPartition)
 		case deltarec.OpFlush:
 			err = a.FlushPoint(ctx)
 		case deltarec.OpCommit:

@@ -182,11 +182,15 @@ func syncKeyless(t *testing.T, seed uint64) {
 	opts.MaxBatch = int64(seed%2) * 300 // every other seed commits big batches in parts
 	opts.PruneEvery = -1                // keep every change, to catch up a second time from the copy's position
 	began := time.Now()
+	// Two more writes after the first catch-up, each followed to the target: following is
+	// exercised however few batches a slow machine needed for the writers' changes.
+	more := []string{`INSERT INTO public.kl_small VALUES (1, NULL, NULL, NULL, NULL, 'round 1'), (1, NULL, NULL, NULL, NULL, 'round 1')`,
+		`UPDATE public.kl_small SET t = 'round 2' WHERE ctid = (SELECT ctid FROM public.kl_small WHERE t = 'round 1' LIMIT 1)`}
 	res := followUntilCaughtUp(ctx, t, src.URL, dst.URL, opts, func() {
 		time.Sleep(2500 * time.Millisecond)
 		close(stop)
 		wg.Wait()
-	})
+	}, more...)
 	if res.Batches < 3 {
 		t.Fatalf("only %d batches: the test did not exercise following", res.Batches)
 	}
@@ -214,8 +218,11 @@ INSERT INTO public.kl_small SELECT * FROM public.kl_small WHERE a >= 10; TRUNCAT
 	t.Logf("seed %d: %d batches, %d records", seed, res.Batches, res.Rows)
 }
 
-// followUntilCaughtUp runs Sync --follow while during() runs, then until caught up.
-func followUntilCaughtUp(ctx context.Context, t *testing.T, srcURL, dstURL string, opts SyncOptions, during func()) SyncResult {
+// followUntilCaughtUp runs Sync --follow while during() runs, then until caught up; then it runs
+// each of more on the source and waits until the follower has caught up with it too. A write
+// committed after a catch-up waits in a delta table until a batch applies it, so each one
+// costs the follower (at least) one more batch.
+func followUntilCaughtUp(ctx context.Context, t *testing.T, srcURL, dstURL string, opts SyncOptions, during func(), more ...string) SyncResult {
 	t.Helper()
 	fctx, fcancel := context.WithCancel(ctx)
 	defer fcancel()
@@ -228,18 +235,25 @@ func followUntilCaughtUp(ctx context.Context, t *testing.T, srcURL, dstURL strin
 	}()
 	during()
 	srcConn, dstConn := connect(t, srcURL), connect(t, dstURL)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		st, err := ReadStatus(ctx, srcConn, dstConn, "pgferry", "pgferry")
-		if err != nil {
-			t.Fatal(err)
+	for round := 0; round <= len(more); round++ {
+		if round > 0 {
+			if _, err := srcConn.Exec(ctx, more[round-1]); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if st.CaughtUp {
-			break
-		}
-		if time.Now().After(deadline) {
-			fcancel()
-			<-done
-			t.Fatalf("follower did not catch up: %+v (sync: %v)", st, syncErr)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			st, err := ReadStatus(ctx, srcConn, dstConn, "pgferry", "pgferry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.CaughtUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				fcancel()
+				<-done
+				t.Fatalf("follower did not catch up (round %d): %+v (sync: %v)", round, st, syncErr)
+			}
 		}
 	}
 	fcancel()

@@ -60,6 +60,9 @@ func PruneTarget(ctx context.Context, src, dst *pgx.Conn, captureSchema, stateSc
 	if pos.Origin != "apply" {
 		return 0, "", nil
 	}
+	if _, err := forgetRemovedPartitions(ctx, src, dst, captureSchema, log); err != nil {
+		return 0, "", err
+	}
 	n, pruned, err = PruneFor(ctx, src, captureSchema, *reg)
 	return n, pruned, prunedError(err)
 }

@@ -76,9 +76,10 @@ func prunedError(err error) error {
 	return err
 }
 
-// confirmer returns Sync's after-batch step: every PruneEvery (confirmEvery when not pruning)
+// confirmer returns Sync's after-batch step: after a batch that removed partitions it forgets
+// them in the source's registry (detach.go); every PruneEvery (confirmEvery when not pruning)
 // it records the applied position in the registry and prunes what every target holds.
-func confirmer(ctx context.Context, o SyncOptions, src **pgx.Conn, reg *catchup.Registration, res *SyncResult) func(BatchResult) error {
+func confirmer(ctx context.Context, o SyncOptions, src, dst **pgx.Conn, reg *catchup.Registration, res *SyncResult) func(BatchResult) error {
 	every := o.PruneEvery
 	if every < 0 {
 		every = confirmEvery
@@ -92,6 +93,11 @@ func confirmer(ctx context.Context, o SyncOptions, src **pgx.Conn, reg *catchup.
 		prog.add(br)
 		res.Batches++
 		res.Rows += br.Rows
+		if len(br.Removed) > 0 {
+			if _, err := forgetRemovedPartitions(ctx, *src, *dst, o.CaptureSchema, o.Log); err != nil && o.Log != nil {
+				fmt.Fprintf(o.Log, "pgdelta: %v (will try again after the next batch)\n", err)
+			}
+		}
 		if reg == nil || time.Since(last) < every {
 			return nil
 		}

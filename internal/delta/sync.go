@@ -26,6 +26,8 @@ type SyncOptions struct {
 	// SourceURL and TargetURL are the connection strings, for messages and for the target's
 	// entry in the source's registry (without password).
 	SourceURL, TargetURL string
+	// PartitionRemoved is what a partition the source dropped becomes on the target (detach.go).
+	PartitionRemoved string
 }
 
 // SyncResult summarises a Sync run.
@@ -74,6 +76,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
+	ap.PartitionRemoved, ap.Log = o.PartitionRemoved, o.Log
 	warnTriggers(ctx, dst, o.CaptureSchema, o.Log)
 	horizon := &horizonGuard{captureSchema: o.CaptureSchema}
 	reconnect := func(ctx context.Context) error {
@@ -93,6 +96,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 			if ap, err = NewApplier(ctx, dst, o.StateSchema); err != nil {
 				return err
 			}
+			ap.PartitionRemoved, ap.Log = o.PartitionRemoved, o.Log
 		}
 		return nil
 	}
@@ -114,7 +118,7 @@ func syncLoop(ctx context.Context, o SyncOptions) (SyncResult, error) {
 		}
 		return br, err
 	}
-	after := confirmer(ctx, o, &src, reg, &res)
+	after := confirmer(ctx, o, &src, &dst, reg, &res)
 	o.Follow.Log = o.Log
 	pos, err := Loop(ctx, from, o.Follow, batch, after)
 	res.Position = pos

@@ -12,6 +12,7 @@ import (
 // "key" (delete) in line order. Its slices and values are reused by the next Scan.
 type Raw struct {
 	Op, From, To, At, Table string
+	Partition               string   // detach_partition, drop_partition: the partition
 	Cols                    []string // column names of "row" or "key", in line order
 	Vals                    [][]byte // their values; nil is SQL NULL
 	Rows                    int64    // commit: "rows"
@@ -34,7 +35,7 @@ type span struct {
 
 // Record converts r to a map-based Record (copies every value).
 func (r *Raw) Record() *Record {
-	rec := &Record{Op: r.Op, From: r.From, To: r.To, At: r.At, Table: r.Table, Source: r.Source}
+	rec := &Record{Op: r.Op, From: r.From, To: r.To, At: r.At, Table: r.Table, Source: r.Source, Partition: r.Partition}
 	if r.HasRows {
 		n := r.Rows
 		rec.Rows = &n
@@ -266,7 +267,7 @@ func (d *decoder) textField(prev string) (string, error) {
 	return string(v), nil
 }
 
-var opNames = []string{OpBegin, OpUpsert, OpDelete, OpTruncate, OpCommit, OpFlush, OpRows}
+var opNames = []string{OpBegin, OpUpsert, OpDelete, OpTruncate, OpCommit, OpFlush, OpRows, OpDetachPartition, OpDropPartition}
 
 // decode parses one JSON object line into raw (reset first). Column names are interned against
 // the previous line's.
@@ -381,6 +382,9 @@ func (d *decoder) field(k []byte, prev prevLine) (bit uint16, err error) {
 	case "source":
 		bit = 512
 		raw.Source, err = d.textField("")
+	case "partition":
+		bit = 1024
+		raw.Partition, err = d.textField("")
 	default:
 		return 0, d.fail(fmt.Sprintf("unknown field %q", k))
 	}
@@ -479,6 +483,9 @@ func ValidateRaw(r *Raw) error {
 	}
 	if r.Source != "" && r.Op != OpBegin {
 		return errors.New(`only begin takes "source"`)
+	}
+	if err := validatePartition(r.Op, r.Table, r.Partition, row || key || r.From != "" || r.To != "" || r.HasRows); err != nil || r.Partition != "" {
+		return err
 	}
 	switch r.Op {
 	case OpRows:

@@ -79,6 +79,22 @@ func (w *Writer) Truncate(table string) error {
 	return w.line(append(b, '}'))
 }
 
+// RemovePartition writes {"op":"detach_partition","table":..,"partition":..}, or drop_partition
+// when the source dropped it.
+func (w *Writer) RemovePartition(table, partition string, dropped bool) error {
+	op := OpDetachPartition
+	if dropped {
+		op = OpDropPartition
+	}
+	b := append(w.buf[:0], `{"op":`...)
+	b = AppendString(b, op)
+	b = append(b, `,"table":`...)
+	b = AppendString(b, table)
+	b = append(b, `,"partition":`...)
+	b = AppendString(b, partition)
+	return w.line(append(b, '}'))
+}
+
 // FlushPoint writes {"op":"flush"}.
 func (w *Writer) FlushPoint() error { return w.line(append(w.buf[:0], `{"op":"flush"}`...)) }
 

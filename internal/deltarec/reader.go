@@ -99,6 +99,20 @@ func (r *Reader) readLine() ([]byte, error) {
 	}
 }
 
+// validatePartition checks the fields of detach_partition and drop_partition ("table" and
+// "partition", other says another field was given), and that no other op takes "partition". A nil
+// error with a partition given means the record is valid.
+func validatePartition(op, table, partition string, other bool) error {
+	removal := op == OpDetachPartition || op == OpDropPartition
+	switch {
+	case partition != "" && !removal:
+		return errors.New(`only detach_partition and drop_partition take "partition"`)
+	case removal && (table == "" || partition == "" || other):
+		return fmt.Errorf(`%s needs "table" and "partition" only`, op)
+	}
+	return nil
+}
+
 // Validate checks that a record has the fields its op needs and no others.
 func Validate(rec *Record) error {
 	if rec.Count != nil && rec.Op != OpRows {
@@ -106,6 +120,10 @@ func Validate(rec *Record) error {
 	}
 	if rec.Source != "" && rec.Op != OpBegin {
 		return errors.New(`only begin takes "source"`)
+	}
+	other := rec.Row != nil || rec.Key != nil || rec.From != "" || rec.To != "" || rec.Rows != nil
+	if err := validatePartition(rec.Op, rec.Table, rec.Partition, other); err != nil || rec.Partition != "" {
+		return err
 	}
 	switch rec.Op {
 	case OpRows:

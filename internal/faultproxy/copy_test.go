@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgferry/pgferry/internal/capture"
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/copyin"
 	"github.com/pgferry/pgferry/internal/copyout"
@@ -43,6 +42,12 @@ func newSide(t *testing.T, name string) *side {
 		t.Skip(err)
 	}
 	t.Cleanup(c.Stop)
+	return sideOn(t, c, name)
+}
+
+// sideOn is a fresh database on cluster c with a proxy called name in front of it.
+func sideOn(t *testing.T, c *pgtest.Cluster, name string) *side {
+	t.Helper()
 	db, err := c.CreateDB(context.Background(), "netfault")
 	if err != nil {
 		t.Fatal(err)
@@ -140,14 +145,7 @@ func setup(t *testing.T) (src, dst *side) {
 	src, dst = newSide(t, "source-tcp"), newSide(t, "target-tcp")
 	src.exec(t, schema+rows)
 	dst.exec(t, schema)
-	conn, err := connect(context.Background(), src.direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := capture.Install(context.Background(), conn, capture.InstallOptions{}); err != nil {
-		t.Fatalf("install capture: %v", err)
-	}
+	installCapture(t, src)
 	return src, dst
 }
 

@@ -16,6 +16,8 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/pgferry/pgferry/internal/pgtest"
 )
 
 // Proxy is one TCP proxy in front of an upstream address.
@@ -37,11 +39,33 @@ func New(name, upstream string) (*Proxy, error) {
 		zerolog.SetGlobalLevel(zerolog.Disabled) // toxics log through the global logger
 		server = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	})
-	p := toxiproxy.NewProxy(server, name, "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		return nil, fmt.Errorf("start proxy %s: %w", name, err)
+	var err error
+	for range 20 { // another process can take the port between the probe and the start
+		addr, aerr := pgtest.FreeAddr()
+		if aerr != nil {
+			return nil, fmt.Errorf("start proxy %s: %w", name, aerr)
+		}
+		p := toxiproxy.NewProxy(server, name, addr, upstream)
+		if err = p.Start(); err == nil {
+			return &Proxy{p: p}, nil
+		}
 	}
-	return &Proxy{p: p}, nil
+	return nil, fmt.Errorf("start proxy %s: %w", name, err)
+}
+
+// restart starts the proxy again on its own port after a Stop, retrying for a while: a probe of
+// another proxy (pgtest.FreeAddr) can hold the port for an instant.
+func (p *Proxy) restart() error {
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err = p.p.Start(); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("restart proxy %s on %s: %w", p.p.Name, p.p.Listen, err)
+	}
+	return nil
 }
 
 // Addr is the proxy's listening address (host:port): point the tools there.
@@ -55,10 +79,7 @@ func (p *Proxy) Close() { p.p.Stop() }
 func (p *Proxy) ResetAll() error {
 	p.Faults.Add(1)
 	p.p.Stop()
-	if err := p.p.Start(); err != nil {
-		return fmt.Errorf("restart proxy %s: %w", p.p.Name, err)
-	}
-	return nil
+	return p.restart()
 }
 
 // ResetOnData resets (TCP RST) every connection that passes a byte in the next d, mid-frame for
@@ -107,10 +128,7 @@ func (p *Proxy) Stall(d time.Duration) error {
 	time.Sleep(d)
 	p.p.Stop() // closes every connection, then the toxics go
 	unblock()
-	if err := p.p.Start(); err != nil {
-		return fmt.Errorf("restart proxy %s: %w", p.p.Name, err)
-	}
-	return nil
+	return p.restart()
 }
 
 // Latency delays every piece of data by ms (plus up to jitter ms) for d.

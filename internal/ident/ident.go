@@ -1,10 +1,15 @@
-// Package ident quotes SQL identifiers and names tables.
+// Package ident quotes SQL identifiers and names tables, and holds the one default name of
+// pgferry's own schemas.
 package ident
 
 import (
 	"fmt"
 	"strings"
 )
+
+// DefaultSchema is the name of pgferry's capture schema on the source and of its state schema on
+// the target when no flag or option names others.
+const DefaultSchema = "pgferry"
 
 // Quote returns name as a double-quoted SQL identifier.
 func Quote(name string) string {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -100,14 +101,50 @@ func StartTCP(name string, settings ...string) (*Cluster, error) {
 	return start(name, port, append([]string{"listen_addresses='127.0.0.1'"}, settings...))
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
+// freePort picks a free TCP port on 127.0.0.1 that a restart can bind again (FreeAddr).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if addr == "127.0.0.1:0" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port, nil
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
+}
+
+// FreeAddr picks a free 127.0.0.1 port below the kernel's ephemeral range. A port in that range
+// is handed to other processes' outgoing connections and ":0" listeners, which could take it in
+// the moment a restart (a server's, a fault proxy's) leaves it unbound: it would lose the address its
+// clients know. Where the range leaves too little room below it, the kernel picks.
+func FreeAddr() (string, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	const first = 20000 // above pgtest's socket-only clusters and the usual services
+	if low-first < 1000 {
+		return "127.0.0.1:0", nil
+	}
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", first+rand.IntN(low-first))
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			l.Close()
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("no free port in 127.0.0.1:%d-%d", first, low-1)
 }
 
 // TCPAddr is the cluster's TCP address (a cluster from StartTCP).

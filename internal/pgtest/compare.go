@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/pgver"
 )
 
@@ -98,7 +99,7 @@ func UserTables(t testing.TB, url string, skip ...string) []string {
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r','p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-		AND c.relpersistence <> 't' AND NOT n.nspname = ANY($1) ORDER BY 1`, append(skip, "pgferry"))
+		AND c.relpersistence <> 't' AND NOT n.nspname = ANY($1) ORDER BY 1`, append(skip, ident.DefaultSchema))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -15,10 +16,12 @@ import (
 
 // Policy bounds retries.
 type Policy struct {
-	Attempts int           // total tries, at least 1
-	Base     time.Duration // first backoff
-	Max      time.Duration // backoff ceiling
-	OnRetry  func(attempt int, err error, wait time.Duration)
+	Attempts  int              // total tries, at least 1
+	Base      time.Duration    // first backoff
+	Max       time.Duration    // backoff ceiling
+	Jitter    float64          // each wait grows by up to this fraction of itself, at random (0: none)
+	Retryable func(error) bool // which errors are worth another try; nil: Transient
+	OnRetry   func(attempt int, err error, wait time.Duration)
 }
 
 // Default is the policy for a copy chunk or delta batch.
@@ -29,23 +32,31 @@ func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 	if p.Attempts < 1 {
 		p.Attempts = 1
 	}
+	retryable := p.Retryable
+	if retryable == nil {
+		retryable = Transient
+	}
 	wait := p.Base
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = fn(ctx)
-		if err == nil || ctx.Err() != nil || !Transient(err) || attempt >= p.Attempts {
-			if err != nil && attempt > 1 && Transient(err) && ctx.Err() == nil {
-				return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+		if err == nil || ctx.Err() != nil || !retryable(err) || attempt >= p.Attempts {
+			if err != nil && attempt > 1 && retryable(err) && ctx.Err() == nil {
+				return &GaveUpError{Attempts: attempt, Err: err}
 			}
 			return err
 		}
+		d := wait
+		if p.Jitter > 0 {
+			d += time.Duration(rand.Int64N(int64(float64(wait)*p.Jitter) + 1))
+		}
 		if p.OnRetry != nil {
-			p.OnRetry(attempt, err, wait)
+			p.OnRetry(attempt, err, d)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(d):
 		}
 		wait *= 2
 		if p.Max > 0 && wait > p.Max {
@@ -53,6 +64,17 @@ func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 		}
 	}
 }
+
+// GaveUpError is the last error of a unit that was still failing after every attempt.
+type GaveUpError struct {
+	Attempts int // tries made
+	Err      error
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("gave up after %d attempts: %v", e.Attempts, e.Err)
+}
+func (e *GaveUpError) Unwrap() error { return e.Err }
 
 // Permanent marks err as never transient, whatever it wraps or says: a unit that cannot be
 // redone (part of it already left for good) fails at once.

@@ -5,10 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/pgferry/pgferry/internal/catalog"
-	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/ident"
 	"github.com/pgferry/pgferry/internal/sqlstmt"
 )
@@ -27,56 +24,6 @@ type Options struct {
 	Validations   string          // "include" (or ""), "omit" or "only": what to write of VALIDATE CONSTRAINT
 	CaptureSchema string
 	Warn          io.Writer // notes about rewritten statements; nil discards them
-}
-
-// filterFlags are the flags shared by dump and filter.
-func filterFlags() []cli.Flag {
-	fl := []cli.Flag{
-		&cli.StringFlag{Name: "section", Value: "all", EnvVars: []string{"PGFERRY_SECTION"},
-			Usage: "part of the schema to write: " + strings.Join(SectionNames, " | ") + " (indexes = indexes and PRIMARY KEY/UNIQUE/EXCLUDE; constraints = foreign keys and separate CHECKs; triggers = triggers, rules, event triggers, ENABLE ROW LEVEL SECURITY, policies; refresh = REFRESH MATERIALIZED VIEW)"},
-		&cli.BoolFlag{Name: "not-valid", EnvVars: []string{"PGFERRY_NOT_VALID"}, Usage: "add foreign keys NOT VALID, then VALIDATE CONSTRAINT each at the end (validation does not block writes)"},
-		&cli.StringSliceFlag{Name: "exclude-type", EnvVars: []string{"PGFERRY_EXCLUDE_TYPE"}, Usage: "leave out objects of this pg_dump type, e.g. 'TRIGGER', 'FK CONSTRAINT', 'PUBLICATION' (repeatable)"},
-		&cli.StringFlag{Name: "keys", Value: "all", EnvVars: []string{"PGFERRY_KEYS"},
-			Usage: "within the indexes section: all | primary (PRIMARY KEYs only: build them before catch-up) | secondary (the other indexes and UNIQUE/EXCLUDE constraints: after the first catch-up when chunks used several snapshots)"},
-		&cli.StringFlag{Name: "validations", Value: "include", EnvVars: []string{"PGFERRY_VALIDATIONS"},
-			Usage: "VALIDATE CONSTRAINT statements: include | omit (everything else) | only (just them, one a line, without settings: run them after the downtime)"},
-		&cli.BoolFlag{Name: "no-owner", EnvVars: []string{"PGFERRY_NO_OWNER"}, Usage: "leave out ALTER ... OWNER TO"},
-		&cli.BoolFlag{Name: "no-acl", EnvVars: []string{"PGFERRY_NO_ACL"}, Usage: "leave out GRANT and REVOKE"},
-		&cli.BoolFlag{Name: "no-comments", EnvVars: []string{"PGFERRY_NO_COMMENTS"}, Usage: "leave out COMMENT ON"},
-		captureFlag(),
-	}
-	return append(fl, catalog.FilterFlags()...)
-}
-
-func captureFlag() cli.Flag {
-	return cliutil.CaptureSchemaFlag("pgferry's capture schema on the source; its objects and pgferry_* triggers are always left out")
-}
-
-func optionsFromCLI(c *cli.Context) (Options, error) {
-	f, err := catalog.FilterFromCLI(c)
-	if err != nil {
-		return Options{}, usageErr(err)
-	}
-	o := Options{
-		Section: c.String("section"), Filter: f, ExcludeTypes: c.StringSlice("exclude-type"),
-		NoOwner: c.Bool("no-owner"), NoACL: c.Bool("no-acl"), NoComments: c.Bool("no-comments"),
-		NotValid: c.Bool("not-valid"), CaptureSchema: c.String("capture-schema"), Warn: c.App.ErrWriter,
-		Keys: c.String("keys"), Validations: c.String("validations"),
-	}
-	switch o.Keys {
-	case "", "all", "primary", "secondary":
-	default:
-		return o, cliutil.Usagef("bad --keys %q: want all, primary or secondary", o.Keys)
-	}
-	switch o.Validations {
-	case "", "include", "omit", "only":
-	default:
-		return o, cliutil.Usagef("bad --validations %q: want include, omit or only", o.Validations)
-	}
-	if _, err := sectionSet(o.Section); err != nil {
-		return o, err
-	}
-	return o, nil
 }
 
 // FilterScript writes the parts of sc that o selects. Session settings and psql meta-commands
@@ -113,7 +60,7 @@ func filterBody(sc *Script, o Options) (string, int, []string, error) {
 		return "", 0, nil, err
 	}
 	if o.CaptureSchema == "" {
-		o.CaptureSchema = cliutil.DefaultSchema
+		o.CaptureSchema = ident.DefaultSchema
 	}
 	sections, err := classify(sc, o.Warn)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/sqlstmt"
 )
 
@@ -44,7 +43,7 @@ func sectionSet(name string) (map[Section]bool, error) {
 	case "all", "":
 		return map[Section]bool{PreData: true, Indexes: true, Constraints: true, Triggers: true, OtherPost: true, Refresh: true, Data: true}, nil
 	}
-	return nil, cliutil.Usagef("bad --section %q: want one of %s", name, strings.Join(SectionNames, ", "))
+	return nil, fmt.Errorf("bad --section %q: want one of %s", name, strings.Join(SectionNames, ", "))
 }
 
 func (s Section) String() string {

@@ -62,6 +62,7 @@ type Stmt struct {
 	Parent     ident.Table // ALTER TABLE <parent> ATTACH PARTITION <Table>, CREATE TABLE <Table> PARTITION OF <parent>
 	Unique     bool        // CREATE UNIQUE INDEX
 	PlainKey   bool        // CREATE INDEX over plain columns only (no expression) and without WHERE
+	Columns    []string    // key columns of CREATE INDEX or ADD PRIMARY KEY | UNIQUE (unquoted; nil when one is an expression)
 	Owner      string      // ALTER ... OWNER TO <role>: the role (unquoted)
 }
 
@@ -237,6 +238,11 @@ func (w *words) create(st *Stmt) {
 			st.Kind = KIndex
 			st.Only = w.accept("only")
 			st.Table = w.table()
+			at := w.i
+			if w.accept("using") {
+				w.name()
+			}
+			st.Columns, w.i = w.keyColumns(), at
 			st.PlainKey = w.plainKey()
 		}
 	case w.peek(0) == "trigger" || w.peek(0) == "constraint" && w.peek(1) == "trigger":
@@ -320,7 +326,14 @@ func (w *words) alterTable(st *Stmt) {
 		switch {
 		case w.accept("primary", "key"):
 			st.Kind, st.Primary = KIndexConstraint, true
-		case w.accept("unique"), w.accept("exclude"):
+			st.Columns = w.keyColumns()
+		case w.accept("unique"):
+			st.Kind = KIndexConstraint
+			if !w.accept("nulls", "not", "distinct") {
+				w.accept("nulls", "distinct")
+			}
+			st.Columns = w.keyColumns()
+		case w.accept("exclude"):
 			st.Kind = KIndexConstraint
 		case w.accept("foreign", "key"):
 			st.Kind = KForeignKey
@@ -402,6 +415,37 @@ func (w *words) plainKey() bool {
 		}
 	}
 	return true
+}
+
+// keyColumns reads the parenthesised list at the cursor, "(a, "B" DESC, c text_pattern_ops)", as
+// the first name of each element; nil when an element is an expression or there is no list.
+// The cursor is left after the list.
+func (w *words) keyColumns() []string {
+	if w.i >= len(w.t) || w.t[w.i].Kind != sqllex.TPunct || w.t[w.i].Text != "(" {
+		return nil
+	}
+	var cols []string
+	first := true
+	for w.i++; w.i < len(w.t); w.i++ {
+		tk := w.t[w.i]
+		switch {
+		case tk.Kind == sqllex.TPunct && tk.Text == ")":
+			w.i++
+			return cols
+		case tk.Kind == sqllex.TPunct && tk.Text == ",":
+			first = true
+		case tk.Kind == sqllex.TPunct && tk.Text == "(":
+			return nil // an expression, or an operator class with parameters
+		case !first:
+		case tk.Kind == sqllex.TWord:
+			cols, first = append(cols, strings.ToLower(tk.Text)), false
+		case tk.Kind == sqllex.TQuotedIdent:
+			cols, first = append(cols, unquoteIdent(tk.Text)), false
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // ownerTo marks st as ALTER ... OWNER TO when the rest of the statement is "... OWNER TO role", with the role.

@@ -1,6 +1,9 @@
 package sqlstmt
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParse(t *testing.T) {
 	cases := []struct {
@@ -79,6 +82,27 @@ func TestParseOwner(t *testing.T) {
 		st := Parse(sql)
 		if st.Owner != want || (want != "") != (st.Kind == KOwner) {
 			t.Errorf("%s: kind %s owner %q, want owner %q", sql, st.Kind, st.Owner, want)
+		}
+	}
+}
+
+// TestParseKeyColumns checks the key columns read from unique indexes and key constraints as
+// pg_dump writes them: options after a column are not columns, an expression gives none.
+func TestParseKeyColumns(t *testing.T) {
+	for sql, want := range map[string]string{
+		`CREATE UNIQUE INDEX i ON public.m USING btree (a, "B c" DESC NULLS LAST) INCLUDE (d) WITH (fillfactor='70');`: `a|B c`,
+		`CREATE UNIQUE INDEX i ON ONLY public.m USING btree (a COLLATE "C" text_pattern_ops);`:                         `a`,
+		`CREATE UNIQUE INDEX i ON public.m USING btree (lower(a));`:                                                    ``,
+		`CREATE UNIQUE INDEX i ON public.m USING btree (((a + b)));`:                                                   ``,
+		`CREATE UNIQUE INDEX i ON public.m (id) WHERE (a > 0);`:                                                        `id`,
+		`ALTER TABLE ONLY public.m ADD CONSTRAINT m_pkey PRIMARY KEY (id, "Part");`:                                    `id|Part`,
+		`ALTER TABLE ONLY public.m ADD CONSTRAINT m_u UNIQUE NULLS NOT DISTINCT (email) INCLUDE (x);`:                  `email`,
+		`ALTER TABLE ONLY public.m ADD CONSTRAINT m_u UNIQUE (email) DEFERRABLE;`:                                      `email`,
+		`ALTER TABLE ONLY public.m ADD CONSTRAINT m_x EXCLUDE USING gist (r WITH &&);`:                                 ``,
+	} {
+		st := Parse(sql)
+		if got := strings.Join(st.Columns, "|"); st.Kind != KIndex && st.Kind != KIndexConstraint || got != want {
+			t.Errorf("%s: got kind %s columns %q, want %q", sql, st.Kind, got, want)
 		}
 	}
 }

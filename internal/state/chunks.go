@@ -86,6 +86,23 @@ func DoneChunks(ctx context.Context, tx DB, schema, table string) (map[int]bool,
 	return done, nil
 }
 
+// ChunkSnapshots returns, per table, the snapshots its recorded chunks were read under.
+func ChunkSnapshots(ctx context.Context, tx DB, schema string) (map[string][]string, error) {
+	rows, err := tx.Query(ctx, "SELECT DISTINCT table_name, snapshot FROM "+q(schema)+".copy_chunks")
+	if err != nil {
+		return nil, fmt.Errorf("read the snapshots of copied chunks: %w", err)
+	}
+	out := map[string][]string{}
+	var table, snap string
+	if _, err := pgx.ForEachRow(rows, []any{&table, &snap}, func() error {
+		out[table] = append(out[table], snap)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the snapshots of copied chunks: %w", err)
+	}
+	return out, nil
+}
+
 // ChunkDone records a loaded chunk; call it in the transaction that loaded the chunk's rows.
 // It fails (unique violation) if the chunk was already recorded, which rolls that load back.
 func ChunkDone(ctx context.Context, tx DB, schema, table string, chunk int, snapshot string, rows, bytes int64) error {

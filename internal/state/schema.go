@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultSchema is the target schema holding pgferry's state.
-const DefaultSchema = "pgferry"
+const DefaultSchema = ident.DefaultSchema
 
 // ddl creates the state tables; every statement is idempotent.
 //

@@ -30,8 +30,9 @@ table at a time for at most --lock-timeout per try.
    pgtrig status  --source "$SRC"
    pgtrig fence up --source "$SRC"                 # cutover: every captured table refuses writes
    pgtrig remove  --source "$SRC"                 # at the end; also --target if it was copied there`,
-		Commands: []*cli.Command{checkCommand(), installCommand(), markCommand(), statusCommand(), fenceCommand(), removeCommand()},
+		Commands: []*cli.Command{checkCommand(), installCommand(), ignoreCommand(), markCommand(), statusCommand(), fenceCommand(), removeCommand()},
 	}
+	dbconn.AddNetTimeoutFlag(app)
 	return cliutil.RunApp(app, args)
 }
 
@@ -74,8 +75,7 @@ func onSource(c *cli.Context, fn func(ctx context.Context, conn *pgx.Conn) error
 	if c.NArg() > 0 {
 		return cliutil.Usagef("unexpected argument %q", c.Args().First())
 	}
-	ctx, cancel := cliutil.SignalContext()
-	defer cancel()
+	ctx := c.Context
 	conn, err := connect(ctx, c, dbconn.Source)
 	if err != nil {
 		return err

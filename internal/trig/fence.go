@@ -67,6 +67,19 @@ func printResult(c *cli.Context, v any, text string) {
 	}
 }
 
+// fenceStep runs op on the source; on success say logs what it did and returns the line printed
+// on stdout (with --json the result as JSON instead).
+func fenceStep[T any](c *cli.Context, op func(ctx context.Context, conn *pgx.Conn) (T, error), say func(T) string) error {
+	return onSource(c, func(ctx context.Context, conn *pgx.Conn) error {
+		v, err := op(ctx, conn)
+		if err != nil {
+			return fenceError(err)
+		}
+		printResult(c, v, say(v))
+		return nil
+	})
+}
+
 // fenceError gives the fence's typed errors their hints.
 func fenceError(err error) error {
 	var nr *capture.FenceNotReadyError
@@ -96,15 +109,12 @@ an older pgtrig: re-run 'pgtrig install'). Raising a fence that is up keeps it u
 fence position: a txid snapshot taken after the fence took effect, for 'pgtrig fence wait'.`,
 		Flags: fenceFlags(jsonFlag("the fence (schema, position, since)")),
 		Action: func(c *cli.Context) error {
-			return onSource(c, func(ctx context.Context, conn *pgx.Conn) error {
-				f, err := capture.FenceUp(ctx, conn, c.String("capture-schema"))
-				if err != nil {
-					return fenceError(err)
-				}
+			return fenceStep(c, func(ctx context.Context, conn *pgx.Conn) (*capture.Fence, error) {
+				return capture.FenceUp(ctx, conn, c.String("capture-schema"))
+			}, func(f *capture.Fence) string {
 				logf("fence up in %s since %s: every write to a captured table fails now; prove it with 'pgtrig fence wait --position %s'",
 					f.Schema, f.Since.Format(time.RFC3339), f.Position)
-				printResult(c, f, f.Position)
-				return nil
+				return f.Position
 			})
 		},
 	}
@@ -129,15 +139,12 @@ proving snapshot on stdout.`,
 			if c.Duration("timeout") < 0 {
 				return cliutil.Usagef("--timeout must not be negative")
 			}
-			return onSource(c, func(ctx context.Context, conn *pgx.Conn) error {
-				p, err := capture.FenceWait(ctx, conn, capture.FenceWaitOptions{Schema: c.String("capture-schema"),
+			return fenceStep(c, func(ctx context.Context, conn *pgx.Conn) (*capture.FenceProof, error) {
+				return capture.FenceWait(ctx, conn, capture.FenceWaitOptions{Schema: c.String("capture-schema"),
 					Position: c.String("position"), Timeout: c.Duration("timeout"), Progress: os.Stderr})
-				if err != nil {
-					return fenceError(err)
-				}
+			}, func(p *capture.FenceProof) string {
 				logf("fence proven: every transaction in progress when it went up has ended (waited %.1fs for %d transaction(s))", p.Waited, p.WaitedFor)
-				printResult(c, p, p.Proof)
-				return nil
+				return p.Proof
 			})
 		},
 	}

@@ -3,6 +3,7 @@ package trig
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/retry"
 )
 
 func installCommand() *cli.Command {
@@ -34,6 +36,11 @@ changed, a capture trigger dropped or disabled, a partition detached) is not re-
 exits 3 naming it, because changes made meanwhile were not captured. Repair it with --force -t
 TABLE, then copy it again (docs/runbook.md). When only the key changed and changes wait under the
 old key, capture keeps the old key (pgdelta still applies them) unless --force.
+
+Each install records its filters and the tables that exist, adding to what earlier installs
+recorded: a table created later that they select, not captured, stops pgdelta (exit 3) as a new
+table until it is captured and copied, or left out with 'pgtrig ignore' (whose tables install
+does not capture).
 
 Tables need a primary key or a unique index over NOT NULL columns; install refuses others
 (see 'pgtrig check') unless they are excluded. Progress goes to stderr; the capture
@@ -57,8 +64,7 @@ position (a txid snapshot; catch-up from it covers every captured table) to stdo
 			if err != nil {
 				return err
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			opt := capture.InstallOptions{Schema: c.String("capture-schema"), Filter: f, LockTimeout: lt, Retries: retries(c), Progress: os.Stderr, Force: c.Bool("force")}
 			if c.Bool("dry-run") {
 				opt.DryRun = os.Stdout
@@ -85,18 +91,25 @@ position (a txid snapshot; catch-up from it covers every captured table) to stdo
 // installReconnecting runs the install, reconnecting after a lost connection: it rolls back only
 // the table in flight and install is idempotent, so it carries on, a bounded number of times.
 func installReconnecting(ctx context.Context, c *cli.Context, opt capture.InstallOptions) (*capture.InstallResult, error) {
-	for attempt := 1; ; attempt++ {
+	var res *capture.InstallResult
+	lost := false
+	pol := retry.Policy{Attempts: 3, Base: time.Second, Max: 2 * time.Second,
+		Retryable: func(error) bool { return lost },
+		OnRetry: func(_ int, err error, _ time.Duration) {
+			logf("connection lost (%v); reconnecting and resuming the install", err)
+		}}
+	err := pol.Do(ctx, func(ctx context.Context) error {
 		conn, err := connect(ctx, c, dbconn.Source)
-		if err != nil {
-			return nil, err
+		if lost = false; err != nil {
+			return err
 		}
-		res, err := capture.Install(ctx, conn, opt)
-		lost := err != nil && conn.IsClosed() && ctx.Err() == nil
+		res, err = capture.Install(ctx, conn, opt)
+		lost = err != nil && conn.IsClosed() && ctx.Err() == nil
 		conn.Close(context.WithoutCancel(ctx))
-		if err == nil || !lost || attempt >= 3 {
-			return res, err
-		}
-		logf("connection lost (%v); reconnecting and resuming the install", err)
-		time.Sleep(time.Duration(attempt) * time.Second)
+		return err
+	})
+	if gu := (*retry.GaveUpError)(nil); errors.As(err, &gu) {
+		err = gu.Err // the install's own error says what to do
 	}
+	return res, err
 }

@@ -47,8 +47,7 @@ so run it after cutover. Removing twice is harmless.
 			if err != nil {
 				return err
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			conn, err := connect(ctx, c, role)
 			if err != nil {
 				return err

@@ -23,8 +23,9 @@ func statusCommand() *cli.Command {
 		Description: `Reads the capture registry and every delta table. The oldest waiting change is shown as its
 txid and its age in transactions. Exit 3 when a captured table's schema changed under the
 capture (dropped or re-created, columns changed, a capture trigger dropped or disabled by
-ALTER TABLE ... DISABLE TRIGGER, a partition detached): each is named on stderr with the repair
-(docs/runbook.md). Exit 1 when a partition lacks the TRUNCATE trigger, or no capture is installed.
+ALTER TABLE ... DISABLE TRIGGER, a partition detached), or when a table the installs' filters
+select was created after them and is not captured ('pgtrig ignore' leaves such a table out): each
+is named on stderr with the repair (docs/runbook.md). Exit 1 when a partition lacks the TRUNCATE trigger, or no capture is installed.
 
    pgtrig status --source "$SRC" --json | jq '.rows_waiting'`,
 		Flags: []cli.Flag{dbconn.Flag(dbconn.Source), captureSchemaFlag(), &cli.BoolFlag{Name: "json", Usage: "print the status as one JSON object"}},

@@ -67,8 +67,7 @@ func Main(args []string) int {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			report := io.Writer(os.Stdout)
 			var fix io.Writer
 			if cfg.EmitFix {
@@ -79,6 +78,7 @@ func Main(args []string) int {
 			return err
 		},
 	}
+	dbconn.AddNetTimeoutFlag(app)
 	rc := cliutil.RunApp(app, args)
 	if rc == 0 && code > 0 {
 		return code

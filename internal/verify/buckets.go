@@ -88,36 +88,6 @@ type scanJob struct {
 	ci int
 }
 
-// runJobs runs each side's jobs on that side, both sides at once, jobs workers per side.
-func runJobs(ctx context.Context, src, dst *side, lists [2][]scanJob, jobs int, fn func(ctx context.Context, s *side, si int, j scanJob) error) error {
-	g, gctx := newGroup(ctx)
-	for si, s := range []*side{src, dst} {
-		ch := make(chan scanJob)
-		g.Go(func() error {
-			defer close(ch)
-			for _, j := range lists[si] {
-				select {
-				case ch <- j:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
-		})
-		for range jobs {
-			g.Go(func() error {
-				for j := range ch {
-					if err := fn(gctx, s, si, j); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		}
-	}
-	return g.Wait()
-}
-
 // scanAll hashes every comparable table on both sides at once, jobs workers per side. Hashed
 // by the servers, a first pass sums the row hashes of each chunk without grouping them (about
 // the cost of a COPY), and only what differs is read again grouped into buckets: the chunks that
@@ -151,7 +121,7 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 		sort.SliceStable(lists[si], func(i, j int) bool { return lists[si][i].p.EstRows > lists[si][j].p.EstRows })
 	}
 	if fn == hashClient {
-		err := runJobs(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+		err := perSide(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
 			prog.begin(j.p)
 			n, err := scanChunkCopy(ctx, s, j.p, masks[j.p], j.c, res[j.p][si])
 			if err == nil {
@@ -162,7 +132,7 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 		return res, masks, err
 	}
 	// Pass 1: one total per chunk and side (each slot written by one worker only).
-	err := runJobs(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+	err := perSide(ctx, src, dst, lists, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
 		prog.begin(j.p)
 		a, err := scanChunkTotal(ctx, s, j.p, fn, j.c)
 		plans[j.p].totals[si][j.ci] = a
@@ -185,7 +155,7 @@ func scanAll(ctx context.Context, src, dst *side, pairs []*pair, fn string, chun
 		}
 	}
 	// Pass 2: what differs, grouped into buckets on both sides.
-	err = runJobs(ctx, src, dst, again, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
+	err = perSide(ctx, src, dst, again, jobs, func(ctx context.Context, s *side, si int, j scanJob) error {
 		return scanChunk(ctx, s, j.p, fn, masks[j.p], j.c, res[j.p][si])
 	})
 	return res, masks, err

@@ -334,7 +334,8 @@ func seqChecks(src, dst []ownedSeq) []Check {
 			c.Target = fmt.Sprint(*t.issued)
 		}
 		if !c.OK {
-			c.Note = "the target's sequence is behind the source's: run pgdelta sequences"
+			c.Note = "the target's sequence is behind the source's: run pgdelta sequences; if it was just run (the cutover), " +
+				"a session the freeze did not end is still calling nextval on the source: end it (pg_stat_activity, pg_terminate_backend), then run it again"
 		}
 		out = append(out, c)
 	}

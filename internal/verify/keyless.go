@@ -273,12 +273,7 @@ func recountKeyless(ctx context.Context, p *pair, ds []Diff, runSrc, runDst txRu
 	for i, d := range ds {
 		rts[i] = d.rt
 	}
-	var got [2][]int64
-	err := inBoth(ctx, runSrc, runDst, func(ctx context.Context, i int, tx pgx.Tx) error {
-		var err error
-		got[i], err = countRows(ctx, tx, p, rts)
-		return err
-	})
+	got, err := inBoth(ctx, runSrc, runDst, func(ctx context.Context, tx pgx.Tx) ([]int64, error) { return countRows(ctx, tx, p, rts) })
 	if err != nil {
 		return nil, fmt.Errorf("count differing rows of %s: %w", p.Name, err)
 	}

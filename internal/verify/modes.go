@@ -12,32 +12,7 @@ import (
 
 // forBoth runs fn for every pair on both sides at once, jobs workers per side.
 func forBoth(ctx context.Context, src, dst *side, pairs []*pair, jobs int, fn func(ctx context.Context, s *side, si int, p *pair) error) error {
-	g, gctx := newGroup(ctx)
-	for si, s := range []*side{src, dst} {
-		ch := make(chan *pair)
-		g.Go(func() error {
-			defer close(ch)
-			for _, p := range pairs {
-				select {
-				case ch <- p:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
-		})
-		for range jobs {
-			g.Go(func() error {
-				for p := range ch {
-					if err := fn(gctx, s, si, p); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		}
-	}
-	return g.Wait()
+	return perSide(ctx, src, dst, [2][]*pair{pairs, pairs}, jobs, fn)
 }
 
 // countable lists the pairs present on both sides; the others get a not-comparable result.
@@ -51,41 +26,61 @@ func countable(pairs []*pair) []*pair {
 	return out
 }
 
-// runCount compares exact row counts, each side in its snapshot.
-func runCount(ctx context.Context, src, dst *side, pairs []*pair, jobs int) ([]*Result, error) {
+// readBoth reads one value of each pair present on both sides, on each side in its snapshot;
+// what names the reading in its errors ("count public.t on source: ...").
+func readBoth[T any](ctx context.Context, src, dst *side, pairs []*pair, jobs int, what string,
+	read func(ctx context.Context, tx pgx.Tx, p *pair, si int) (T, error)) (map[*pair]*[2]T, error) {
 	ps := countable(pairs)
-	counts := make(map[*pair]*[2]int64, len(ps))
+	vals := make(map[*pair]*[2]T, len(ps))
 	for _, p := range ps {
-		counts[p] = &[2]int64{}
+		vals[p] = &[2]T{}
 	}
 	err := forBoth(ctx, src, dst, ps, jobs, func(ctx context.Context, s *side, si int, p *pair) error {
 		return s.inSnapshot(ctx, func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+p.from()).Scan(&counts[p][si]); err != nil {
-				return fmt.Errorf("count %s on %s: %w", p.Name, s.role, err)
+			v, err := read(ctx, tx, p, si)
+			if err != nil {
+				return fmt.Errorf("%s %s on %s: %w", what, p.Name, s.role, err)
 			}
+			vals[p][si] = v
 			return nil
 		})
+	})
+	return vals, err
+}
+
+// runCount compares exact row counts, each side in its snapshot.
+func runCount(ctx context.Context, src, dst *side, pairs []*pair, jobs int) ([]*Result, error) {
+	counts, err := readBoth(ctx, src, dst, pairs, jobs, "count", func(ctx context.Context, tx pgx.Tx, p *pair, _ int) (n int64, err error) {
+		err = tx.QueryRow(ctx, "SELECT count(*) FROM "+p.from()).Scan(&n)
+		return n, err
 	})
 	if err != nil {
 		return nil, err
 	}
+	return resultsOf(pairs, "count", counts, func(r *Result, _ *pair, c *[2]int64) {
+		r.SourceRows, r.TargetRows = &c[0], &c[1]
+		r.Status = StatusSame
+		if c[0] != c[1] {
+			r.Status = StatusDiffer
+			r.Reason = "row counts differ"
+		}
+	}), nil
+}
+
+// resultsOf makes one result of mode per pair: not comparable where vals has none (the table is
+// missing on a side), else what fill makes of the pair's two values.
+func resultsOf[T any](pairs []*pair, mode string, vals map[*pair]*[2]T, fill func(r *Result, p *pair, v *[2]T)) []*Result {
 	var out []*Result
 	for _, p := range pairs {
-		r := &Result{Table: p.Name, Mode: "count", pair: p}
-		c, ok := counts[p]
-		if !ok {
-			r.Status, r.Reason = StatusNotComparable, p.Reason
+		r := &Result{Table: p.Name, Mode: mode, pair: p}
+		if v, ok := vals[p]; ok {
+			fill(r, p, v)
 		} else {
-			r.SourceRows, r.TargetRows = &c[0], &c[1]
-			r.Status = StatusSame
-			if c[0] != c[1] {
-				r.Status = StatusDiffer
-				r.Reason = "row counts differ"
-			}
+			r.Status, r.Reason = StatusNotComparable, p.Reason
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out
 }
 
 // quickFacts are the hand checks of one table on one side.
@@ -139,79 +134,58 @@ func readQuick(ctx context.Context, tx pgx.Tx, p *pair, si int) (quickFacts, err
 
 // runQuick runs the checks people do by hand. They are labelled: none of them proves the rows are the same.
 func runQuick(ctx context.Context, src, dst *side, pairs []*pair, jobs int) ([]*Result, error) {
-	ps := countable(pairs)
-	facts := make(map[*pair]*[2]quickFacts, len(ps))
-	for _, p := range ps {
-		facts[p] = &[2]quickFacts{}
-	}
-	err := forBoth(ctx, src, dst, ps, jobs, func(ctx context.Context, s *side, si int, p *pair) error {
-		return s.inSnapshot(ctx, func(tx pgx.Tx) error {
-			f, err := readQuick(ctx, tx, p, si)
-			if err != nil {
-				return fmt.Errorf("quick checks of %s on %s: %w", p.Name, s.role, err)
-			}
-			facts[p][si] = f
-			return nil
-		})
-	})
+	facts, err := readBoth(ctx, src, dst, pairs, jobs, "quick checks of", readQuick)
 	if err != nil {
 		return nil, err
 	}
+	return resultsOf(pairs, "quick", facts, quickResult), nil
+}
+
+// quickResult fills in the checks of one table from its facts on both sides.
+func quickResult(r *Result, p *pair, fs *[2]quickFacts) {
 	str := func(p *string) string {
 		if p == nil {
 			return "(none)"
 		}
 		return *p
 	}
-	var out []*Result
-	for _, p := range pairs {
-		r := &Result{Table: p.Name, Mode: "quick", pair: p}
-		fs, ok := facts[p]
-		if !ok {
-			r.Status, r.Reason = StatusNotComparable, p.Reason
-			out = append(out, r)
-			continue
-		}
-		a, b := fs[0], fs[1]
-		r.SourceRows, r.TargetRows = &a.count, &b.count
+	a, b := fs[0], fs[1]
+	r.SourceRows, r.TargetRows = &a.count, &b.count
+	r.Checks = append(r.Checks,
+		Check{Name: "estimated rows", Source: strconv.FormatInt(a.est, 10), Target: strconv.FormatInt(b.est, 10), OK: true, Note: "pg_class.reltuples, informational only"},
+		Check{Name: "exact count", Source: strconv.FormatInt(a.count, 10), Target: strconv.FormatInt(b.count, 10), OK: a.count == b.count})
+	if len(p.Src.KeyColumns) > 0 {
+		note := "first key column " + p.Src.KeyColumns[0]
 		r.Checks = append(r.Checks,
-			Check{Name: "estimated rows", Source: strconv.FormatInt(a.est, 10), Target: strconv.FormatInt(b.est, 10), OK: true, Note: "pg_class.reltuples, informational only"},
-			Check{Name: "exact count", Source: strconv.FormatInt(a.count, 10), Target: strconv.FormatInt(b.count, 10), OK: a.count == b.count})
-		if len(p.Src.KeyColumns) > 0 {
-			note := "first key column " + p.Src.KeyColumns[0]
-			r.Checks = append(r.Checks,
-				Check{Name: "min of key", Source: str(a.min), Target: str(b.min), OK: str(a.min) == str(b.min), Note: note + "; order of text keys depends on collation"},
-				Check{Name: "max of key", Source: str(a.max), Target: str(b.max), OK: str(a.max) == str(b.max), Note: note + "; order of text keys depends on collation"})
-		}
-		for col, t := range b.seqs {
-			c := Check{Name: "sequence " + t.name + " vs max(" + col + ")", OK: true}
-			if s, ok := a.seqs[col]; ok && s.issued != nil {
-				c.Source = strconv.FormatInt(*s.issued, 10)
-			}
-			c.Target = "(never called)"
-			if t.issued != nil {
-				c.Target = strconv.FormatInt(*t.issued, 10)
-			}
-			if t.colMax != nil {
-				m, err := strconv.ParseInt(*t.colMax, 10, 64)
-				if err == nil && (t.issued == nil || *t.issued < m) {
-					c.OK = false
-					c.Note = fmt.Sprintf("target sequence is behind max(%s) = %d on the target: nextval would collide (run pgdelta sequences)", col, m)
-				}
-			}
-			r.Checks = append(r.Checks, c)
-		}
-		r.Status = StatusSame
-		for _, c := range r.Checks {
-			if !c.OK {
-				r.Status = StatusDiffer
-				r.Reason = "quick check failed: " + c.Name
-				break
-			}
-		}
-		out = append(out, r)
+			Check{Name: "min of key", Source: str(a.min), Target: str(b.min), OK: str(a.min) == str(b.min), Note: note + "; order of text keys depends on collation"},
+			Check{Name: "max of key", Source: str(a.max), Target: str(b.max), OK: str(a.max) == str(b.max), Note: note + "; order of text keys depends on collation"})
 	}
-	return out, nil
+	for col, t := range b.seqs {
+		c := Check{Name: "sequence " + t.name + " vs max(" + col + ")", OK: true}
+		if s, ok := a.seqs[col]; ok && s.issued != nil {
+			c.Source = strconv.FormatInt(*s.issued, 10)
+		}
+		c.Target = "(never called)"
+		if t.issued != nil {
+			c.Target = strconv.FormatInt(*t.issued, 10)
+		}
+		if t.colMax != nil {
+			m, err := strconv.ParseInt(*t.colMax, 10, 64)
+			if err == nil && (t.issued == nil || *t.issued < m) {
+				c.OK = false
+				c.Note = fmt.Sprintf("target sequence is behind max(%s) = %d on the target: nextval would collide (run pgdelta sequences)", col, m)
+			}
+		}
+		r.Checks = append(r.Checks, c)
+	}
+	r.Status = StatusSame
+	for _, c := range r.Checks {
+		if !c.OK {
+			r.Status = StatusDiffer
+			r.Reason = "quick check failed: " + c.Name
+			break
+		}
+	}
 }
 
 // ownedSeq is a sequence owned by a column, with its last issued value (nil: never called).

@@ -207,11 +207,8 @@ func classify(ctx context.Context, p *pair, keys [][]string, runSrc, runDst txRu
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	var got [2]map[string]fetched
-	err := inBoth(ctx, runSrc, runDst, func(ctx context.Context, i int, tx pgx.Tx) error {
-		var err error
-		got[i], err = fetchRows(ctx, tx, p, keys)
-		return err
+	got, err := inBoth(ctx, runSrc, runDst, func(ctx context.Context, tx pgx.Tx) (map[string]fetched, error) {
+		return fetchRows(ctx, tx, p, keys)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read differing rows of %s: %w", p.Name, err)

@@ -9,13 +9,14 @@ import (
 
 	"github.com/pgferry/pgferry/internal/cliutil"
 	"github.com/pgferry/pgferry/internal/dbconn"
+	"github.com/pgferry/pgferry/internal/ident"
 )
 
 // Run verifies the selected tables, writes the report to report (and with EmitFix the repair
 // records to fix), and returns the exit code; err is set for errors that stop the whole run.
 func Run(ctx context.Context, cfg Config, report, fix, diag io.Writer) (int, error) {
 	if cfg.StateSchema == "" {
-		cfg.StateSchema = cliutil.DefaultSchema
+		cfg.StateSchema = ident.DefaultSchema
 	}
 	if cfg.ChunkRows <= 0 {
 		cfg.ChunkRows = 250000

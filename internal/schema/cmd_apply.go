@@ -62,8 +62,7 @@ Example:
 				fmt.Fprintf(c.App.ErrWriter, "%s: note: the script has transaction control statements (BEGIN, COMMIT, ...): running it on one connection\n", tool)
 				jobs = 1
 			}
-			ctx, cancel := cliutil.SignalContext()
-			defer cancel()
+			ctx := c.Context
 			url := dbconn.Resolve(c.String("target"), dbconn.Target)
 			if err := plan.Configure(ctx, url, jobs, c.String("parallel-workers"), c.String("maintenance-work-mem"), c.App.ErrWriter); err != nil {
 				return err

@@ -2,14 +2,19 @@
 package schema
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/pgferry/pgferry/internal/catalog"
 	"github.com/pgferry/pgferry/internal/cliutil"
+	"github.com/pgferry/pgferry/internal/dbconn"
 )
 
 const tool = "pgschema"
@@ -49,12 +54,14 @@ Example (one migration):
 			rolesCommand(),
 			diffCommand(),
 			ownersCommand(),
+			preflightCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {
 		action := cmd.Action
 		cmd.Action = func(c *cli.Context) error { return present(action(c)) }
 	}
+	dbconn.AddNetTimeoutFlag(app)
 	return app
 }
 
@@ -83,6 +90,18 @@ func present(err error) error {
 	return err
 }
 
+// connectFlag connects to the server of the --source or --target flag (r), with its fallbacks.
+func connectFlag(c *cli.Context, r dbconn.Role) (*pgx.Conn, error) {
+	return dbconn.Connect(c.Context, dbconn.Resolve(c.String(string(r)), r), r, dbconn.Options{AppName: "pgferry-" + tool})
+}
+
+// writeJSON writes v as one indented JSON document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // usageErr marks err as a usage error (exit 2).
 func usageErr(err error) error { return cliutil.WithCode(cliutil.ExitUsage, err) }
 
@@ -104,29 +123,52 @@ func readAll(c *cli.Context) ([]byte, error) {
 	return io.ReadAll(c.App.Reader)
 }
 
-func filterCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "filter",
-		Usage:     "filter a plain-format pg_dump --schema-only script from stdin",
-		UsageText: "pgschema filter [--section S] [--not-valid] [filters] < dump.sql > out.sql",
-		Description: `Applies the same selection as 'pgschema dump' to a dump made elsewhere. SET statements and
-psql meta-commands (\restrict, \connect) are always kept. Bad input (an unterminated quote or
-comment, binary data, empty input) is an error naming the line.
-
-Example:
-   pg_dump --schema-only app > app.sql
-   pgschema filter --section indexes --exclude-table 'audit_*' < app.sql > indexes.sql`,
-		Flags: filterFlags(),
-		Action: func(c *cli.Context) error {
-			o, err := optionsFromCLI(c)
-			if err != nil {
-				return err
-			}
-			sc, err := readScript(c)
-			if err != nil {
-				return err
-			}
-			return FilterScript(sc, o, c.App.Writer)
-		},
+// filterFlags are the flags shared by dump and filter.
+func filterFlags() []cli.Flag {
+	fl := []cli.Flag{
+		&cli.StringFlag{Name: "section", Value: "all", EnvVars: []string{"PGFERRY_SECTION"},
+			Usage: "part of the schema to write: " + strings.Join(SectionNames, " | ") + " (indexes = indexes and PRIMARY KEY/UNIQUE/EXCLUDE; constraints = foreign keys and separate CHECKs; triggers = triggers, rules, event triggers, ENABLE ROW LEVEL SECURITY, policies; refresh = REFRESH MATERIALIZED VIEW)"},
+		&cli.BoolFlag{Name: "not-valid", EnvVars: []string{"PGFERRY_NOT_VALID"}, Usage: "add foreign keys NOT VALID, then VALIDATE CONSTRAINT each at the end (validation does not block writes)"},
+		&cli.StringSliceFlag{Name: "exclude-type", EnvVars: []string{"PGFERRY_EXCLUDE_TYPE"}, Usage: "leave out objects of this pg_dump type, e.g. 'TRIGGER', 'FK CONSTRAINT', 'PUBLICATION' (repeatable)"},
+		&cli.StringFlag{Name: "keys", Value: "all", EnvVars: []string{"PGFERRY_KEYS"},
+			Usage: "within the indexes section: all | primary (PRIMARY KEYs only: build them before catch-up) | secondary (the other indexes and UNIQUE/EXCLUDE constraints: after the first catch-up when chunks used several snapshots)"},
+		&cli.StringFlag{Name: "validations", Value: "include", EnvVars: []string{"PGFERRY_VALIDATIONS"},
+			Usage: "VALIDATE CONSTRAINT statements: include | omit (everything else) | only (just them, one a line, without settings: run them after the downtime)"},
+		&cli.BoolFlag{Name: "no-owner", EnvVars: []string{"PGFERRY_NO_OWNER"}, Usage: "leave out ALTER ... OWNER TO"},
+		&cli.BoolFlag{Name: "no-acl", EnvVars: []string{"PGFERRY_NO_ACL"}, Usage: "leave out GRANT and REVOKE"},
+		&cli.BoolFlag{Name: "no-comments", EnvVars: []string{"PGFERRY_NO_COMMENTS"}, Usage: "leave out COMMENT ON"},
+		captureFlag(),
 	}
+	return append(fl, catalog.FilterFlags()...)
+}
+
+func captureFlag() cli.Flag {
+	return cliutil.CaptureSchemaFlag("pgferry's capture schema on the source; its objects and pgferry_* triggers are always left out")
+}
+
+func optionsFromCLI(c *cli.Context) (Options, error) {
+	f, err := catalog.FilterFromCLI(c)
+	if err != nil {
+		return Options{}, usageErr(err)
+	}
+	o := Options{
+		Section: c.String("section"), Filter: f, ExcludeTypes: c.StringSlice("exclude-type"),
+		NoOwner: c.Bool("no-owner"), NoACL: c.Bool("no-acl"), NoComments: c.Bool("no-comments"),
+		NotValid: c.Bool("not-valid"), CaptureSchema: c.String("capture-schema"), Warn: c.App.ErrWriter,
+		Keys: c.String("keys"), Validations: c.String("validations"),
+	}
+	switch o.Keys {
+	case "", "all", "primary", "secondary":
+	default:
+		return o, cliutil.Usagef("bad --keys %q: want all, primary or secondary", o.Keys)
+	}
+	switch o.Validations {
+	case "", "include", "omit", "only":
+	default:
+		return o, cliutil.Usagef("bad --validations %q: want include, omit or only", o.Validations)
+	}
+	if _, err := sectionSet(o.Section); err != nil {
+		return o, usageErr(err)
+	}
+	return o, nil
 }
