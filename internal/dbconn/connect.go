@@ -3,6 +3,7 @@ package dbconn
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,21 +183,23 @@ func Connect(ctx context.Context, connString string, r Role, opt Options) (*pgx.
 
 // dropTLSRefusal removes, from a connection error that lists several attempts, the attempts that
 // failed only because the server refused TLS (sslmode=prefer tries TLS first, then plain): the
-// plain attempt's error (a wrong password, a missing database) is what the operator must read.
+// plain attempt's error (a wrong password, a missing database) is what the operator must read;
+// and an attempt's line said again word for word (a refused port, tried with and without TLS).
 func dropTLSRefusal(err error) error {
 	msg := err.Error()
-	if !strings.Contains(msg, "\n") || !strings.Contains(msg, "server refused TLS connection") {
+	if !strings.Contains(msg, "\n") {
 		return err
 	}
 	lines := strings.Split(msg, "\n")
 	kept := lines[:1]
 	for _, l := range lines[1:] {
-		if !strings.Contains(l, "tls error: server refused TLS connection") {
+		// sslmode=prefer tries an address twice (TLS, then plain): a refused port says it twice
+		if !strings.Contains(l, "tls error: server refused TLS connection") && !slices.Contains(kept[1:], l) {
 			kept = append(kept, l)
 		}
 	}
-	if len(kept) == 1 {
-		return err // nothing but refusals: say so
+	if len(kept) == 1 || len(kept) == len(lines) {
+		return err // nothing but refusals (say so), or nothing to drop
 	}
 	if len(kept) == 2 {
 		return &redacted{msg: kept[0] + " " + strings.TrimSpace(kept[1]), err: err}

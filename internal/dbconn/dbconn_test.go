@@ -146,6 +146,10 @@ func TestDropTLSRefusal(t *testing.T) {
 	if !errors.Is(dropTLSRefusal(err), err) {
 		t.Error("the original error must stay in the chain")
 	}
+	twice := errors.New("failed to connect to `user=x database=db`:\n\t127.0.0.1:1 (127.0.0.1): dial error: dial tcp 127.0.0.1:1: connect: connection refused\n\t127.0.0.1:1 (127.0.0.1): dial error: dial tcp 127.0.0.1:1: connect: connection refused")
+	if got, want := dropTLSRefusal(twice).Error(), "failed to connect to `user=x database=db`: 127.0.0.1:1 (127.0.0.1): dial error: dial tcp 127.0.0.1:1: connect: connection refused"; got != want {
+		t.Errorf("a refused port said twice (sslmode=prefer):\ngot  %q\nwant %q", got, want)
+	}
 }
 
 // TestConnectSurvivesIdleSessionTimeout: when the server's first ReadyForQuery reaches pgferry
