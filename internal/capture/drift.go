@@ -113,10 +113,13 @@ func columnsSQL(rel string) string {
 }
 
 // partitionTreeSQL is the partitions below rel (leaf and intermediate), one row each: relid and
-// the text row(pc, pn) makes of the pg_class and pg_namespace rows (index look-ups by oid).
+// the text row(pc, pn) makes of the pg_class and pg_namespace rows (index look-ups by oid). A
+// partition whose DETACH ... CONCURRENTLY is pending (14+) is out of the tree, as RemovedPartitions
+// counts it: a snapshot that sees the pending mark no longer reads its rows through the parent.
 func partitionTreeSQL(rel, row string) string {
-	return `(WITH RECURSIVE p(relid) AS (SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = ` + rel + `
-    UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN p ON i.inhparent = p.relid)
+	const attached = `NOT coalesce((to_jsonb(i) ->> 'inhdetachpending')::boolean, false)`
+	return `(WITH RECURSIVE p(relid) AS (SELECT inhrelid FROM pg_catalog.pg_inherits i WHERE inhparent = ` + rel + ` AND ` + attached + `
+    UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN p ON i.inhparent = p.relid WHERE ` + attached + `)
   SELECT coalesce(array_agg(x ORDER BY relid), '{}') FROM (SELECT p.relid, (SELECT ` + row + `
     FROM pg_catalog.pg_class pc JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
     WHERE pc.oid = p.relid AND pc.relispartition) x FROM p) s WHERE x IS NOT NULL)`

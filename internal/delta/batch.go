@@ -74,7 +74,8 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	if s.Equal(p) {
 		return res, nil
 	}
-	if err := stopOnDrift(ctx, tx, orDefault(r.CaptureSchema)); err != nil {
+	removed, err := stopOnDrift(ctx, tx, orDefault(r.CaptureSchema))
+	if err != nil {
 		return res, err
 	}
 	tables, err := r.registry(ctx, tx)
@@ -84,8 +85,10 @@ func (r *Reader) Batch(ctx context.Context, from string, sink Sink, emitEmpty bo
 	out := &batchOut{sink: sink, res: &res, at: at.UTC().Format(time.RFC3339Nano), maxBatch: r.MaxBatch}
 	rd := &batchRead{pc: tx.Conn().PgConn(), out: out,
 		args: [][]byte{[]byte(strconv.FormatUint(p.Xmin, 10)), []byte(strconv.FormatUint(s.Xmax, 10)), []byte(res.To), []byte(from)}}
-	if err := rd.removedPartitions(ctx, tx, orDefault(r.CaptureSchema), tables); err != nil {
-		return res, err
+	if removed {
+		if err := rd.removedPartitions(ctx, tx, orDefault(r.CaptureSchema), tables); err != nil {
+			return res, err
+		}
 	}
 	truncated, err := rd.truncated(ctx, orDefault(r.CaptureSchema))
 	if err != nil {
@@ -144,13 +147,16 @@ func (rd *batchRead) changes(ctx context.Context, tables []*captured, truncated 
 
 // stopOnDrift returns the *capture.DriftError (exit 3) of a schema change the capture cannot
 // follow, as the batch's snapshot sees it, so the batch stops before anything is read. A
-// partition detached or dropped is followed instead (removedPartitions).
-func stopOnDrift(ctx context.Context, tx pgx.Tx, captureSchema string) error {
+// partition detached or dropped is followed instead: removed says there is one (a partition
+// missing by name, which covers every one missing by oid), and removedPartitions reads which.
+func stopOnDrift(ctx context.Context, tx pgx.Tx, captureSchema string) (removed bool, err error) {
 	drifts, err := capture.DetectDrift(ctx, tx, captureSchema)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return capture.DriftFailure(captureSchema, slices.DeleteFunc(drifts, func(d capture.Drift) bool { return d.Kind == capture.DriftDetached }))
+	n := len(drifts)
+	drifts = slices.DeleteFunc(drifts, func(d capture.Drift) bool { return d.Kind == capture.DriftDetached })
+	return len(drifts) < n, capture.DriftFailure(captureSchema, drifts)
 }
 
 // batchOut writes one batch to its sink: begin on the first record, flush points every maxBatch.

@@ -204,62 +204,31 @@ func syncModel(t *testing.T, seed uint64) {
 		PruneEvery: 200 * time.Millisecond,
 		Follow:     FollowOptions{Follow: true, MaxInterval: 100 * time.Millisecond},
 	}
-	fctx, fcancel := context.WithCancel(ctx)
-	var syncErr error
-	var res SyncResult
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		res, syncErr = Sync(fctx, opts)
-	}()
-	time.Sleep(1500 * time.Millisecond)
-	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
-	if _, err := longTx.Exec(lctx, `UPDATE "App Data"."Accts" SET note = 'late2' WHERE id = 9999`); err != nil {
-		rows, _ := connect(t, src.URL).Query(ctx, "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid)::text, left(query, 100) FROM pg_stat_activity WHERE datname = current_database()")
-		for rows.Next() {
-			v, _ := rows.Values()
-			t.Log(v...)
-		}
-		t.Fatal(err)
-	}
-	lcancel()
-	time.Sleep(1000 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if err := longTx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// The follower must catch up by itself; then, so that following is exercised however few
 	// batches a slow machine needed so far, two more writes are each followed to the target.
-	srcConn, dstConn := connect(t, src.URL), connect(t, dst.URL)
-	for round := 0; round < 3; round++ {
-		if round > 0 {
-			if _, err := srcConn.Exec(ctx, fmt.Sprintf(`UPDATE "App Data"."Accts" SET note = 'round %d' WHERE id = 9999`, round)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			st, err := ReadStatus(ctx, srcConn, dstConn, "pgferry", "pgferry")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.CaughtUp {
-				break
-			}
-			if time.Now().After(deadline) {
-				fcancel()
-				<-done
-				t.Fatalf("follower did not catch up: %+v (sync: %v)", st, syncErr)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	round := func(n int) string {
+		return fmt.Sprintf(`UPDATE "App Data"."Accts" SET note = 'round %d' WHERE id = 9999`, n)
 	}
-	fcancel()
-	<-done
-	if syncErr != context.Canceled {
-		t.Fatalf("sync ended with %v", syncErr)
-	}
+	res := followUntilCaughtUp(ctx, t, src.URL, dst.URL, opts, func() {
+		time.Sleep(1500 * time.Millisecond)
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer lcancel()
+		if _, err := longTx.Exec(lctx, `UPDATE "App Data"."Accts" SET note = 'late2' WHERE id = 9999`); err != nil {
+			rows, _ := connect(t, src.URL).Query(ctx, "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid)::text, left(query, 100) FROM pg_stat_activity WHERE datname = current_database()")
+			for rows.Next() {
+				v, _ := rows.Values()
+				t.Log(v...)
+			}
+			t.Fatal(err)
+		}
+		lcancel()
+		time.Sleep(1000 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if err := longTx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}, round(1), round(2))
 	if res.Batches < 3 {
 		t.Fatalf("only %d batches: the test did not exercise following", res.Batches)
 	}
